@@ -1,0 +1,181 @@
+//! Engine configuration. Defaults follow Linux where Linux has a knob, so a
+//! benchmark against the kernel compares like with like.
+
+use std::time::Duration;
+
+use crate::tcp::congestion::CongestionAlgorithm;
+use crate::tcp::rto::RtoConfig;
+use crate::wire::MacAddr;
+
+/// Keepalive settings (SO_KEEPALIVE with TCP_KEEPIDLE / TCP_KEEPINTVL /
+/// TCP_KEEPCNT). RFC 1122 §4.2.3.6: off by default, idle ≥ 2 hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepaliveConfig {
+    /// Idle time before the first probe (TCP_KEEPIDLE, Linux 7200 s).
+    pub idle: Duration,
+    /// Time between unanswered probes (TCP_KEEPINTVL, Linux 75 s).
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped (TCP_KEEPCNT, Linux 9).
+    pub count: u32,
+}
+
+impl Default for KeepaliveConfig {
+    fn default() -> Self {
+        KeepaliveConfig {
+            idle: Duration::from_secs(7200),
+            interval: Duration::from_secs(75),
+            count: 9,
+        }
+    }
+}
+
+/// Per-connection TCP behaviour. Copied into each connection at creation so
+/// a listener or a `connect` can override it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpConfig {
+    /// Link MTU; our MSS is `mtu - 40` unless `mss` overrides it.
+    pub mtu: usize,
+    /// Explicit MSS to announce (TCP_MAXSEG).
+    pub mss: Option<u16>,
+    /// Send buffer bytes (SO_SNDBUF).
+    pub send_buffer: usize,
+    /// Receive buffer bytes (SO_RCVBUF); also bounds the reassembly window.
+    pub recv_buffer: usize,
+    /// Offer window scaling (RFC 7323 §2).
+    pub window_scaling: bool,
+    /// Offer SACK-permitted (RFC 2018). Negotiated now, used by SACK recovery.
+    pub sack: bool,
+    /// Offer timestamps (RFC 7323 §3).
+    pub timestamps: bool,
+    /// Nagle's algorithm (RFC 9293 §3.7.4); `false` is TCP_NODELAY.
+    pub nagle: bool,
+    pub rto: RtoConfig,
+    /// Consecutive RTOs on data before ETIMEDOUT (Linux tcp_retries2 = 15).
+    pub max_retransmits: u32,
+    /// SYN retransmissions before ETIMEDOUT (Linux tcp_syn_retries = 6).
+    pub syn_retries: u32,
+    /// SYN-ACK retransmissions before the embryonic connection is dropped
+    /// (Linux tcp_synack_retries = 5: 1, 2, 4, 8, 16 s, gone after ~63 s).
+    pub synack_retries: u32,
+    /// Initial RTO for SYN and SYN-ACK (RFC 6298 §2.1: 1 s).
+    pub syn_rto: Duration,
+    /// Maximum segment lifetime; TIME-WAIT lasts 2·MSL (RFC 9293 §3.4.2).
+    pub msl: Duration,
+    /// How long an orphaned connection may sit in FIN-WAIT-2 (Linux tcp_fin_timeout).
+    pub fin_wait2_timeout: Duration,
+    pub keepalive: Option<KeepaliveConfig>,
+    pub congestion: CongestionAlgorithm,
+    /// Initial congestion window in segments (RFC 6928: 10).
+    pub initial_window_segments: usize,
+    /// IPv4 TTL of emitted segments.
+    pub ttl: u8,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mtu: 1500,
+            mss: None,
+            send_buffer: 256 * 1024,
+            recv_buffer: 256 * 1024,
+            window_scaling: true,
+            sack: true,
+            timestamps: true,
+            nagle: true,
+            rto: RtoConfig::default(),
+            max_retransmits: 15,
+            syn_retries: 6,
+            synack_retries: 5,
+            syn_rto: Duration::from_secs(1),
+            msl: Duration::from_secs(30),
+            fin_wait2_timeout: Duration::from_secs(60),
+            keepalive: None,
+            congestion: CongestionAlgorithm::default(),
+            initial_window_segments: 10,
+            ttl: 64,
+        }
+    }
+}
+
+impl TcpConfig {
+    /// The MSS we announce: RFC 9293 §3.7.1, MTU minus fixed IP and TCP headers.
+    pub fn local_mss(&self) -> u16 {
+        let derived = self.mtu.saturating_sub(40).clamp(88, u16::MAX as usize) as u16;
+        self.mss.map_or(derived, |m| m.min(derived))
+    }
+
+    /// Checks values that would make the engine misbehave; the message says what to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.mtu < 128 || self.mtu > 65535 {
+            return Err(format!("mtu {} out of range 128..=65535", self.mtu));
+        }
+        if self.send_buffer < 1024 || self.recv_buffer < 1024 {
+            return Err("send_buffer and recv_buffer must be at least 1024 bytes".into());
+        }
+        // RFC 7323 §2.3: the largest scaled window is 2^30 bytes.
+        if self.recv_buffer > (1 << 30) || self.send_buffer > (1 << 30) {
+            return Err("buffers above 1 GiB cannot be advertised (RFC 7323 §2.3)".into());
+        }
+        if !self.window_scaling && self.recv_buffer > 65535 {
+            return Err(
+                "recv_buffer above 65535 needs window_scaling; enable it or shrink the buffer"
+                    .into(),
+            );
+        }
+        if self.rto.min > self.rto.max || self.rto.min.is_zero() {
+            return Err("rto.min must be non-zero and not above rto.max".into());
+        }
+        if self.initial_window_segments == 0 {
+            return Err("initial_window_segments must be at least 1".into());
+        }
+        if let Some(k) = self.keepalive {
+            if k.count == 0 || k.interval.is_zero() || k.idle.is_zero() {
+                return Err("keepalive idle, interval and count must be non-zero".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Receive window scale to announce: the smallest shift that lets the
+    /// whole receive buffer be advertised, at most 14 (RFC 7323 §2.3).
+    pub fn local_window_scale(&self) -> u8 {
+        let mut shift = 0u8;
+        while shift < 14 && (self.recv_buffer >> shift) > 65535 {
+            shift += 1;
+        }
+        shift
+    }
+}
+
+/// Configuration of one per-core [`Stack`](crate::tcp::Stack).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackConfig {
+    /// Our interface's MAC address (source of every frame we emit).
+    pub mac: MacAddr,
+    pub tcp: TcpConfig,
+    /// Connections this stack will hold at most (including TIME-WAIT).
+    pub max_connections: usize,
+    /// Verify IPv4 and TCP checksums on receive. Off only where the NIC
+    /// verified them (checksum offload).
+    pub verify_checksums: bool,
+    /// RFC 5961 §7: challenge ACKs sent per second at most, stack-wide.
+    pub challenge_ack_limit: u32,
+    /// Ephemeral ports for `connect` with port 0 (Linux ip_local_port_range).
+    pub ephemeral_ports: (u16, u16),
+    /// Pending RST / control replies kept between polls; more are dropped and counted.
+    pub control_queue: usize,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig {
+            mac: MacAddr([0x02, 0, 0, 0, 0, 1]),
+            tcp: TcpConfig::default(),
+            max_connections: 65536,
+            verify_checksums: true,
+            challenge_ack_limit: 1000,
+            ephemeral_ports: (32768, 60999),
+            control_queue: 1024,
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! Segment arrival: RFC 9293 §3.10.7.3 (SYN-SENT) and §3.10.7.4 (the
+//! synchronized states), with the RFC 5961 hardening of RST, SYN and ACK
+//! processing. LISTEN and CLOSED arrivals are the stack's (no TCB).
+
+use super::{Connection, ControlSegment, Effects};
+use crate::tcp::congestion::CongestionControl;
+use crate::tcp::event::CloseReason;
+use crate::tcp::state::State;
+use crate::tcp::Instant;
+use crate::wire::{SeqNum, TcpFlags, TcpRepr};
+
+impl Connection {
+    /// Processes one arriving segment for this connection.
+    pub fn on_segment(&mut self, now: Instant, tcp: &TcpRepr, payload: &[u8], fx: &mut Effects) {
+        self.stats.segs_in += 1;
+        self.last_rx = now;
+        match self.state {
+            State::Closed | State::Listen => {}
+            State::SynSent => self.on_segment_syn_sent(now, tcp, payload, fx),
+            _ => self.on_segment_synchronized(now, tcp, payload, fx),
+        }
+    }
+
+    /// A reply RST for an unacceptable segment: `<SEQ=SEG.ACK><CTL=RST>`.
+    fn reply_rst(&self, tcp: &TcpRepr) -> ControlSegment {
+        ControlSegment {
+            tuple: self.tuple,
+            remote_mac: self.remote_mac,
+            seq: tcp.ack,
+            ack: SeqNum(0),
+            flags: TcpFlags::RST,
+        }
+    }
+
+    /// RFC 9293 §3.10.7.3, SYN-SENT.
+    fn on_segment_syn_sent(
+        &mut self,
+        now: Instant,
+        tcp: &TcpRepr,
+        payload: &[u8],
+        fx: &mut Effects,
+    ) {
+        let flags = tcp.flags;
+        let mut ack_ok = false;
+        // First: the ACK bit.
+        if flags.ack() {
+            if tcp.ack <= self.iss || tcp.ack > self.snd_max {
+                if !flags.rst() {
+                    fx.rst = Some(self.reply_rst(tcp));
+                }
+                return;
+            }
+            ack_ok = self.snd_una < tcp.ack;
+        }
+        // Second: the RST bit. RFC 5961 §3.2: in SYN-SENT a RST is
+        // acceptable only if its ACK acknowledges our SYN.
+        if flags.rst() {
+            if ack_ok {
+                self.enter_closed(CloseReason::Refused, fx);
+            }
+            return;
+        }
+        // Fourth: the SYN bit.
+        if !flags.syn() {
+            return;
+        }
+        self.irs = tcp.seq;
+        self.rcv_nxt = tcp.seq + 1;
+        self.rcv_adv = self.rcv_nxt;
+        self.negotiate_options(&tcp.options, false);
+        self.update_ts_recent(&tcp.options, tcp.seq);
+        // RFC 7323 §2.2: the window in a <SYN,ACK> is not scaled.
+        self.snd_wnd = tcp.window as usize;
+        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+        self.snd_wl1 = tcp.seq;
+        self.snd_wl2 = tcp.ack;
+        if ack_ok {
+            self.snd_una = tcp.ack;
+            self.take_rtt_sample(now, tcp.ack);
+        }
+        if self.snd_una > self.iss {
+            self.state = State::Established;
+            self.handshake_complete(now);
+            self.ack_pending = true;
+            fx.output = true;
+            fx.connected = true;
+            if !payload.is_empty() || flags.fin() {
+                // Data on a SYN-ACK: continue with the text and FIN steps.
+                self.process_text_and_fin(now, tcp, payload, fx);
+            }
+        } else {
+            // Simultaneous open (RFC 9293 §3.5, Figure 8).
+            self.state = State::SynReceived;
+            self.syn_pending = true;
+            self.retries = 0;
+            self.rto_deadline = None;
+            fx.output = true;
+        }
+    }
+
+    /// Common bookkeeping when the handshake finishes.
+    fn handshake_complete(&mut self, now: Instant) {
+        self.retries = 0;
+        self.rto.reset_backoff();
+        self.rto_deadline = None;
+        self.syn_pending = false;
+        self.recover = self.snd_una;
+        self.restart_keepalive(now);
+        if self.fin_queued && self.state == State::Established {
+            // A shutdown requested during SYN-SENT takes effect now.
+            self.state = State::FinWait1;
+        }
+    }
+
+    /// The acceptability test of RFC 9293 §3.10.7.4, first step.
+    fn acceptable(&self, seq: SeqNum, seg_len: usize) -> bool {
+        let wnd = self.rcv_adv.since(self.rcv_nxt);
+        match (seg_len, wnd) {
+            (0, 0) => seq == self.rcv_nxt,
+            (0, _) => seq.in_window(self.rcv_nxt, wnd),
+            (_, 0) => false,
+            (_, _) => {
+                seq.in_window(self.rcv_nxt, wnd) || (seq + (seg_len - 1)).in_window(self.rcv_nxt, wnd)
+            }
+        }
+    }
+
+    fn on_segment_synchronized(
+        &mut self,
+        now: Instant,
+        tcp: &TcpRepr,
+        payload: &[u8],
+        fx: &mut Effects,
+    ) {
+        let flags = tcp.flags;
+        let seg_len = payload.len() + flags.syn() as usize + flags.fin() as usize;
+
+        // First: sequence number check.
+        if !self.acceptable(tcp.seq, seg_len) {
+            // RFC 9293 §3.10.7.4: "special allowance should be made to
+            // accept valid ACKs, URGs, and RSTs" with a zero window: a
+            // segment exactly at RCV.NXT is processed with its text dropped.
+            let zero_window_at_edge = tcp.seq == self.rcv_nxt && !flags.syn();
+            if !zero_window_at_edge {
+                self.stats.out_of_window += 1;
+                if self.state == State::SynReceived
+                    && flags.syn()
+                    && !flags.ack()
+                    && tcp.seq == self.irs
+                {
+                    // The peer retransmitted its SYN: our SYN-ACK was lost.
+                    self.syn_pending = true;
+                    fx.output = true;
+                    return;
+                }
+                if self.state == State::TimeWait && flags.fin() {
+                    // A retransmitted FIN: our ACK was lost; restart 2·MSL.
+                    self.close_deadline = Some(now + self.config.msl * 2);
+                }
+                // "If an incoming segment is not acceptable, an
+                // acknowledgment should be sent in reply (unless the RST bit is set)".
+                if !flags.rst() {
+                    self.ack_pending = true;
+                    fx.output = true;
+                }
+                return;
+            }
+        }
+
+        // Second: the RST bit (RFC 5961 §3.2).
+        if flags.rst() {
+            if tcp.seq != self.rcv_nxt {
+                // In the window but not exact: challenge ACK, drop.
+                fx.challenge_ack = true;
+                return;
+            }
+            match self.state {
+                State::SynReceived if self.listener.is_some() => {
+                    // Passive open returns to LISTEN; the user never knew.
+                    fx.drop_silently = true;
+                    self.state = State::Closed;
+                }
+                State::SynReceived => self.enter_closed(CloseReason::Refused, fx),
+                State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                    self.enter_closed(CloseReason::Reset, fx)
+                }
+                _ => {
+                    // CLOSING, LAST-ACK, TIME-WAIT: close and delete.
+                    self.enter_closed(CloseReason::Normal, fx)
+                }
+            }
+            return;
+        }
+
+        // Fourth: the SYN bit. RFC 5961 §4.2 / RFC 9293 §3.10.7.4: a SYN in
+        // a synchronized state gets a challenge ACK; a passively opened
+        // SYN-RECEIVED connection returns to LISTEN.
+        if flags.syn() {
+            if self.state == State::SynReceived && self.listener.is_some() {
+                fx.drop_silently = true;
+                self.state = State::Closed;
+            } else {
+                fx.challenge_ack = true;
+            }
+            return;
+        }
+
+        // Fifth: the ACK field.
+        if !flags.ack() {
+            return;
+        }
+        if self.timestamps {
+            self.update_ts_recent(&tcp.options, tcp.seq);
+        }
+        if self.state == State::SynReceived {
+            if self.snd_una < tcp.ack && tcp.ack <= self.snd_max {
+                self.snd_una = tcp.ack;
+                self.take_rtt_sample(now, tcp.ack);
+                let passive = self.listener.is_some();
+                self.state = if self.fin_queued {
+                    State::FinWait1
+                } else {
+                    State::Established
+                };
+                self.handshake_complete(now);
+                // Not a SYN: the window is scaled from here on (RFC 7323 §2.2).
+                self.snd_wnd = (tcp.window as usize) << self.snd_wscale;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = tcp.seq;
+                self.snd_wl2 = tcp.ack;
+                if passive {
+                    fx.accepted = true;
+                } else {
+                    fx.connected = true;
+                }
+                fx.output = true;
+            } else {
+                fx.rst = Some(self.reply_rst(tcp));
+                return;
+            }
+        }
+        if !self.process_ack(now, tcp, payload, fx) {
+            return;
+        }
+        if self.state == State::Closed {
+            return;
+        }
+        self.process_text_and_fin(now, tcp, payload, fx);
+    }
+
+    /// RFC 9293 §3.10.7.4 fifth step for the synchronized states. Returns
+    /// false when the segment must be dropped.
+    fn process_ack(&mut self, now: Instant, tcp: &TcpRepr, payload: &[u8], fx: &mut Effects) -> bool {
+        let ack = tcp.ack;
+        // RFC 5961 §5.2: acceptable iff SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT
+        // (SND.NXT here is the highest sent, `snd_max`, as go-back-N may
+        // have pulled snd_nxt back).
+        if ack > self.snd_max {
+            self.ack_pending = true;
+            fx.output = true;
+            return false;
+        }
+        let oldest = self.snd_una - self.max_snd_wnd.max(1);
+        if ack < oldest {
+            fx.challenge_ack = true;
+            return false;
+        }
+        // Any ACK proves the peer is alive: persist and keepalive probing reset.
+        self.keepalive_probes = 0;
+        self.restart_keepalive(now);
+
+        let window = (tcp.window as usize) << self.snd_wscale;
+        if ack > self.snd_una {
+            self.on_new_ack(now, ack, fx);
+        } else if ack == self.snd_una
+            && payload.is_empty()
+            && !tcp.flags.fin()
+            && window == self.snd_wnd
+            && self.snd_max > self.snd_una
+        {
+            // RFC 5681 §2 definition of a duplicate acknowledgment.
+            self.on_duplicate_ack(now, fx);
+        }
+
+        // Window update (RFC 9293 §3.10.7.4): only from a segment newer
+        // than the one that last set it.
+        if self.snd_wl1 < tcp.seq || (self.snd_wl1 == tcp.seq && self.snd_wl2 <= ack) {
+            let opened = self.snd_wnd == 0 && window > 0;
+            self.snd_wnd = window;
+            self.max_snd_wnd = self.max_snd_wnd.max(window);
+            self.snd_wl1 = tcp.seq;
+            self.snd_wl2 = ack;
+            if window > 0 {
+                self.persist_deadline = None;
+                self.persist_backoff = 0;
+            }
+            if opened || window > 0 {
+                fx.output = true;
+            }
+        }
+
+        let fin_acked = self.fin_seq.is_some_and(|f| self.snd_una > f);
+        match self.state {
+            State::FinWait1 if fin_acked => {
+                self.state = State::FinWait2;
+                if !self.user_owned {
+                    // Orphan FIN-WAIT-2 timeout (Linux tcp_fin_timeout).
+                    self.close_deadline = Some(now + self.config.fin_wait2_timeout);
+                }
+            }
+            State::Closing if fin_acked => self.enter_time_wait(now, fx),
+            State::LastAck if fin_acked => {
+                self.enter_closed(CloseReason::Normal, fx);
+                return false;
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// SND.UNA < SEG.ACK <= SND.MAX: new data acknowledged.
+    fn on_new_ack(&mut self, now: Instant, ack: SeqNum, fx: &mut Effects) {
+        let acked = ack.since(self.snd_una);
+        let data_acked = acked.min(self.send_buf.len());
+        self.send_buf.consume(data_acked);
+        self.snd_una = ack;
+        if self.snd_nxt < ack {
+            self.snd_nxt = ack;
+        }
+        self.stats.bytes_acked += data_acked as u64;
+        let rtt = self.take_rtt_sample(now, ack);
+        self.retries = 0;
+        self.dup_acks = 0;
+
+        if self.in_recovery {
+            if ack >= self.recover {
+                // RFC 6582 §3.2 step 3 (full acknowledgment): leave recovery.
+                self.in_recovery = false;
+                self.cc.on_exit_recovery(self.flight_size());
+            } else {
+                // Partial acknowledgment: retransmit the next hole, deflate
+                // the window, and reset the timer (RFC 6582 §3.2 step 3).
+                self.retransmit_pending = true;
+                self.cc.on_partial_ack(data_acked);
+                self.rto_deadline = Some(now + self.rto.rto());
+            }
+        } else {
+            self.cc.on_ack(now, data_acked, rtt);
+        }
+
+        // RFC 6298 §5.2 / §5.3.
+        if self.snd_una == self.snd_max {
+            self.rto_deadline = None;
+        } else if !self.in_recovery {
+            self.rto_deadline = Some(now + self.rto.rto());
+        }
+        if self.want_writable && self.send_buf.free() > 0 && data_acked > 0 {
+            self.want_writable = false;
+            fx.writable = true;
+        }
+        fx.output = true;
+    }
+
+    fn on_duplicate_ack(&mut self, now: Instant, fx: &mut Effects) {
+        self.stats.dup_acks_received += 1;
+        self.dup_acks += 1;
+        if self.in_recovery {
+            // RFC 5681 §3.2 step 4: inflate; new data may go out.
+            self.cc.on_recovery_dup_ack();
+            fx.output = true;
+        } else if self.dup_acks == 3 && self.snd_una > self.recover {
+            // RFC 5681 §3.2 step 2 with RFC 6582 §3.2 step 2's check that
+            // this ACK covers more than `recover` (no repeated reductions
+            // for losses from one window).
+            self.recover = self.snd_max;
+            self.in_recovery = true;
+            self.cc.on_enter_recovery(now, self.flight_size());
+            self.retransmit_pending = true;
+            self.rtt_probe = None;
+            self.stats.fast_retransmits += 1;
+            fx.output = true;
+        }
+    }
+
+    /// Karn's algorithm (RFC 6298 §3): only segments never retransmitted
+    /// are timed; `rtt_probe` is cleared on every retransmission.
+    fn take_rtt_sample(&mut self, now: Instant, ack: SeqNum) -> Option<std::time::Duration> {
+        let (end, sent) = self.rtt_probe?;
+        if ack >= end {
+            self.rtt_probe = None;
+            let rtt = now.saturating_since(sent);
+            self.rto.on_rtt_sample(rtt);
+            return Some(rtt);
+        }
+        None
+    }
+
+    /// RFC 9293 §3.10.7.4 seventh (segment text) and eighth (FIN).
+    fn process_text_and_fin(&mut self, now: Instant, tcp: &TcpRepr, payload: &[u8], fx: &mut Effects) {
+        let text_seq = tcp.seq + tcp.flags.syn() as usize;
+        let seg_end = text_seq + payload.len();
+        if !payload.is_empty() {
+            if self.read_closed && seg_end > self.rcv_nxt {
+                // New data for a connection the user closed: nobody will
+                // read it, so reset (RFC 9293 §3.10.4; Linux TCPAbortOnData).
+                fx.rst = Some(self.own_rst());
+                self.enter_closed(CloseReason::Aborted, fx);
+                return;
+            }
+            if self.state.accepts_data() {
+                self.receive_text(text_seq, payload, fx);
+            } else if self.ack_pending {
+                self.dup_acks_owed = self.dup_acks_owed.saturating_add(1);
+            }
+            // Immediate ACK policy: every data segment, in order, out of
+            // order (RFC 5681 §4.2 requires it there) or duplicate, is
+            // acknowledged at the next flush. The delayed-ACK policy plugs in here.
+            self.ack_pending = true;
+            fx.output = true;
+        }
+
+        if tcp.flags.fin() {
+            // The FIN counts only if it lies inside the window we accepted.
+            let fin_seq = seg_end;
+            let wnd_end = self.rcv_nxt + self.recv_buf.window();
+            if fin_seq >= self.rcv_nxt && fin_seq <= wnd_end && self.peer_fin.is_none() {
+                self.peer_fin = Some(fin_seq);
+            }
+            self.ack_pending = true;
+            fx.output = true;
+        }
+        if let Some(fin_seq) = self.peer_fin {
+            if !self.fin_received && self.rcv_nxt == fin_seq {
+                self.consume_fin(now, fx);
+            }
+        }
+    }
+
+    /// Stores segment text (trimmed to RCV.NXT and the window) and
+    /// advances RCV.NXT over whatever became contiguous.
+    fn receive_text(&mut self, text_seq: SeqNum, payload: &[u8], fx: &mut Effects) {
+        let mut data = payload;
+        let mut seq = text_seq;
+        if seq < self.rcv_nxt {
+            let skip = self.rcv_nxt.since(seq);
+            if skip >= data.len() {
+                return; // entirely a duplicate
+            }
+            data = &data[skip..];
+            seq = self.rcv_nxt;
+        }
+        let offset = seq.since(self.rcv_nxt);
+        if offset > 0 {
+            self.stats.out_of_order += 1;
+            if self.ack_pending {
+                self.dup_acks_owed = self.dup_acks_owed.saturating_add(1);
+            }
+        }
+        let advanced = self.recv_buf.write_at(offset, data);
+        if advanced > 0 {
+            self.rcv_nxt += advanced;
+            self.stats.bytes_received += advanced as u64;
+            if !self.readable_signalled {
+                self.readable_signalled = true;
+                fx.readable = true;
+            }
+        }
+    }
+
+    /// The peer's FIN is next in sequence: consume it (eighth step).
+    fn consume_fin(&mut self, now: Instant, fx: &mut Effects) {
+        self.rcv_nxt += 1;
+        self.fin_received = true;
+        self.ack_pending = true;
+        fx.output = true;
+        fx.readable = true;
+        self.readable_signalled = true;
+        let fin_acked = self.fin_seq.is_some_and(|f| self.snd_una > f);
+        match self.state {
+            State::SynReceived | State::Established => {
+                self.state = State::CloseWait;
+                self.keepalive_deadline = None;
+                self.restart_keepalive(now);
+            }
+            State::FinWait1 if fin_acked => self.enter_time_wait(now, fx),
+            State::FinWait1 => self.state = State::Closing,
+            State::FinWait2 => self.enter_time_wait(now, fx),
+            State::TimeWait => self.close_deadline = Some(now + self.config.msl * 2),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,679 @@
+//! One connection's transmission control block and its user operations.
+//!
+//! The connection never does I/O: arrivals come in through
+//! [`Connection::on_segment`], timers through [`Connection::on_timer`], and
+//! segments go out through [`Connection::poll_output`] into a
+//! [`Transmit`](crate::tcp::Transmit). What the stack must do as a result
+//! (events, RSTs, freeing the slot) is reported in [`Effects`].
+
+mod input;
+mod output;
+pub use output::OutputEnv;
+mod timers;
+
+use std::sync::Arc;
+
+use crate::tcp::congestion::{Congestion, CongestionControl};
+use crate::tcp::config::{KeepaliveConfig, TcpConfig};
+use crate::tcp::error::TcpError;
+use crate::tcp::event::{CloseReason, ListenerId};
+use crate::tcp::flow_table::FourTuple;
+use crate::tcp::recv_buffer::ReceiveBuffer;
+use crate::tcp::rto::RtoEstimator;
+use crate::tcp::send_buffer::SendBuffer;
+use crate::tcp::state::State;
+use crate::tcp::timer_wheel::TimerId;
+use crate::tcp::Instant;
+use crate::wire::{MacAddr, SeqNum, TcpFlags, TcpOptions};
+
+/// RFC 9293 §3.7.1: the MSS assumed when the peer sends none.
+pub const DEFAULT_PEER_MSS: u16 = 536;
+
+/// Bytes the timestamp option takes in every segment (RFC 7323 §3.2, with 2 NOPs).
+const TIMESTAMP_OPTION_LEN: usize = 12;
+
+/// A segment the stack must send on the connection's behalf without going
+/// through the connection's output (RSTs, mostly): it may outlive the TCB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlSegment {
+    pub tuple: FourTuple,
+    pub remote_mac: MacAddr,
+    pub seq: SeqNum,
+    pub ack: SeqNum,
+    pub flags: TcpFlags,
+}
+
+/// What processing an arrival, a timer or a user call asks the stack to do.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Effects {
+    /// The connection has segments to send: put it on the ready list.
+    pub output: bool,
+    pub readable: bool,
+    pub writable: bool,
+    /// Active open (or simultaneous open) reached ESTABLISHED.
+    pub connected: bool,
+    /// Passive open reached ESTABLISHED: move to the accept queue.
+    pub accepted: bool,
+    /// RFC 5961 challenge ACK wanted; the stack applies the rate limit.
+    pub challenge_ack: bool,
+    /// A RST to send (reply to a segment, or our own abort).
+    pub rst: Option<ControlSegment>,
+    /// The connection reached CLOSED for this reason.
+    pub closed: Option<CloseReason>,
+    /// Delete the TCB without telling the user (RFC 9293 §3.10.7.4: a
+    /// passive SYN-RECEIVED connection "returns to LISTEN").
+    pub drop_silently: bool,
+}
+
+/// Counters and gauges of one connection: what `tcp_info` reports on Linux.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct ConnStats {
+    pub segs_in: u64,
+    pub segs_out: u64,
+    pub bytes_received: u64,
+    pub bytes_acked: u64,
+    /// Segments sent again (RTO, fast retransmit or go-back-N resend).
+    pub retransmits: u64,
+    pub fast_retransmits: u64,
+    pub rto_timeouts: u64,
+    pub dup_acks_received: u64,
+    /// Arriving segments that failed the acceptability test.
+    pub out_of_window: u64,
+    /// Arriving out-of-order data segments.
+    pub out_of_order: u64,
+    pub zero_window_probes: u64,
+    pub keepalive_probes: u64,
+    pub acks_sent: u64,
+}
+
+/// A snapshot for users, like Linux's `struct tcp_info`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TcpInfo {
+    pub state: State,
+    pub snd_mss: usize,
+    pub rcv_mss: usize,
+    pub cwnd: usize,
+    pub ssthresh: usize,
+    pub srtt: Option<std::time::Duration>,
+    pub rttvar: Option<std::time::Duration>,
+    pub rto: std::time::Duration,
+    pub snd_wnd: usize,
+    pub rcv_wnd: usize,
+    pub bytes_in_flight: usize,
+    pub send_buffered: usize,
+    pub recv_buffered: usize,
+    pub sack_permitted: bool,
+    pub timestamps: bool,
+    pub snd_wscale: u8,
+    pub rcv_wscale: u8,
+    pub stats: ConnStats,
+}
+
+/// The transmission control block (RFC 9293 §3.3.1).
+pub struct Connection {
+    pub(crate) generation: u32,
+    pub(crate) state: State,
+    pub(crate) tuple: FourTuple,
+    pub(crate) remote_mac: MacAddr,
+    pub(crate) config: Arc<TcpConfig>,
+    /// The listener that created this connection (passive open).
+    pub(crate) listener: Option<ListenerId>,
+    /// The user holds a handle (active open, or accepted).
+    pub(crate) user_owned: bool,
+    /// Waiting in a listener's accept queue.
+    pub(crate) in_accept_queue: bool,
+    /// Counted in the listener's SYN backlog (passive, not yet established).
+    pub(crate) in_syn_backlog: bool,
+    /// On the stack's ready list.
+    pub(crate) in_ready: bool,
+    /// Timer-wheel entry and the deadline it was armed for.
+    pub(crate) timer: Option<(TimerId, Instant)>,
+
+    // Send sequence space (RFC 9293 §3.3.1, Figure 4).
+    pub(crate) iss: SeqNum,
+    pub(crate) snd_una: SeqNum,
+    pub(crate) snd_nxt: SeqNum,
+    /// Highest sequence number sent plus one; `snd_nxt` falls back to
+    /// `snd_una` after an RTO (go-back-N) while this stays.
+    pub(crate) snd_max: SeqNum,
+    pub(crate) snd_wnd: usize,
+    pub(crate) max_snd_wnd: usize,
+    pub(crate) snd_wl1: SeqNum,
+    pub(crate) snd_wl2: SeqNum,
+    pub(crate) snd_wscale: u8,
+    pub(crate) send_buf: SendBuffer,
+    /// The application shut down its write side: a FIN follows the data.
+    pub(crate) fin_queued: bool,
+    /// Sequence number of our FIN once it has been sent.
+    pub(crate) fin_seq: Option<SeqNum>,
+
+    // Receive sequence space.
+    pub(crate) irs: SeqNum,
+    pub(crate) rcv_nxt: SeqNum,
+    /// Right edge of the window last advertised; never moves left (§3.8.6).
+    pub(crate) rcv_adv: SeqNum,
+    pub(crate) rcv_wscale: u8,
+    pub(crate) recv_buf: ReceiveBuffer,
+    /// Sequence number of the peer's FIN, once seen (possibly out of order).
+    pub(crate) peer_fin: Option<SeqNum>,
+    /// The peer's FIN has been consumed: RCV.NXT is past it.
+    pub(crate) fin_received: bool,
+    /// The user called `close`: no more reads; new data is answered with RST.
+    pub(crate) read_closed: bool,
+
+    // Negotiated options.
+    pub(crate) snd_mss: usize,
+    pub(crate) local_mss: u16,
+    pub(crate) sack_permitted: bool,
+    pub(crate) timestamps: bool,
+    pub(crate) ts_offset: u32,
+    pub(crate) ts_recent: u32,
+    pub(crate) last_ack_sent: SeqNum,
+
+    // Retransmission, congestion and probing.
+    pub(crate) rto: RtoEstimator,
+    pub(crate) rto_deadline: Option<Instant>,
+    /// Consecutive timeouts without progress (SYN retries in the handshake).
+    pub(crate) retries: u32,
+    /// Segment being timed for an RTT sample: (end sequence, send time).
+    pub(crate) rtt_probe: Option<(SeqNum, Instant)>,
+    pub(crate) cc: Congestion,
+    pub(crate) dup_acks: u32,
+    pub(crate) in_recovery: bool,
+    /// RFC 6582 `recover`: highest sequence sent when recovery began.
+    pub(crate) recover: SeqNum,
+    pub(crate) persist_deadline: Option<Instant>,
+    pub(crate) persist_backoff: u32,
+    pub(crate) keepalive: Option<KeepaliveConfig>,
+    pub(crate) keepalive_deadline: Option<Instant>,
+    pub(crate) keepalive_probes: u32,
+    /// TIME-WAIT expiry or the orphan FIN-WAIT-2 timeout.
+    pub(crate) close_deadline: Option<Instant>,
+    pub(crate) nagle: bool,
+
+    // Things the next poll_output must send.
+    pub(crate) syn_pending: bool,
+    pub(crate) ack_pending: bool,
+    /// Duplicate ACKs owed for out-of-order arrivals, beyond the one
+    /// `ack_pending` sends: RFC 5681 §4.2 wants one per such segment, and
+    /// the sender's fast retransmit counts them, so the per-flush ACK
+    /// coalescing must not merge them (SACK will make one ACK enough).
+    pub(crate) dup_acks_owed: u16,
+    pub(crate) retransmit_pending: bool,
+    /// A probe (zero-window or keepalive) with this sequence number.
+    pub(crate) probe_pending: Option<SeqNum>,
+    /// Persist-timer override of sender SWS avoidance (RFC 9293 §3.8.6.2.1).
+    pub(crate) force_send: bool,
+
+    // What the user is told.
+    pub(crate) pending_error: Option<TcpError>,
+    /// Reset or timed out: writes fail with EPIPE, reads return 0.
+    pub(crate) failed: bool,
+    pub(crate) close_reported: bool,
+    pub(crate) want_writable: bool,
+    pub(crate) readable_signalled: bool,
+    pub(crate) last_rx: Instant,
+    pub(crate) stats: ConnStats,
+}
+
+/// Parameters of a new connection that come from the stack.
+pub struct NewConnection {
+    pub generation: u32,
+    pub tuple: FourTuple,
+    pub remote_mac: MacAddr,
+    pub config: Arc<TcpConfig>,
+    pub iss: SeqNum,
+    pub ts_offset: u32,
+}
+
+impl Connection {
+    fn new(now: Instant, p: NewConnection, state: State) -> Connection {
+        let cfg = p.config.clone();
+        let local_mss = cfg.local_mss();
+        Connection {
+            generation: p.generation,
+            state,
+            tuple: p.tuple,
+            remote_mac: p.remote_mac,
+            listener: None,
+            user_owned: false,
+            in_accept_queue: false,
+            in_syn_backlog: false,
+            in_ready: false,
+            timer: None,
+            iss: p.iss,
+            snd_una: p.iss,
+            snd_nxt: p.iss,
+            snd_max: p.iss,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: SeqNum(0),
+            snd_wl2: p.iss,
+            snd_wscale: 0,
+            send_buf: SendBuffer::with_capacity(cfg.send_buffer),
+            fin_queued: false,
+            fin_seq: None,
+            irs: SeqNum(0),
+            rcv_nxt: SeqNum(0),
+            rcv_adv: SeqNum(0),
+            rcv_wscale: 0,
+            recv_buf: ReceiveBuffer::with_capacity(cfg.recv_buffer),
+            peer_fin: None,
+            fin_received: false,
+            read_closed: false,
+            snd_mss: DEFAULT_PEER_MSS as usize,
+            local_mss,
+            sack_permitted: false,
+            timestamps: false,
+            ts_offset: p.ts_offset,
+            ts_recent: 0,
+            last_ack_sent: SeqNum(0),
+            rto: RtoEstimator::new(cfg.rto),
+            rto_deadline: None,
+            retries: 0,
+            rtt_probe: None,
+            cc: Congestion::new(
+                cfg.congestion,
+                DEFAULT_PEER_MSS as usize,
+                cfg.initial_window_segments,
+            ),
+            dup_acks: 0,
+            in_recovery: false,
+            recover: p.iss,
+            persist_deadline: None,
+            persist_backoff: 0,
+            keepalive: cfg.keepalive,
+            keepalive_deadline: None,
+            keepalive_probes: 0,
+            close_deadline: None,
+            nagle: cfg.nagle,
+            syn_pending: false,
+            ack_pending: false,
+            dup_acks_owed: 0,
+            retransmit_pending: false,
+            probe_pending: None,
+            force_send: false,
+            pending_error: None,
+            failed: false,
+            close_reported: false,
+            want_writable: false,
+            readable_signalled: false,
+            last_rx: now,
+            stats: ConnStats::default(),
+            config: cfg,
+        }
+    }
+
+    /// Active open (RFC 9293 §3.10.1, OPEN call in CLOSED): SYN-SENT with a SYN to send.
+    pub fn new_active(now: Instant, p: NewConnection) -> Connection {
+        let mut c = Connection::new(now, p, State::SynSent);
+        c.user_owned = true;
+        c.syn_pending = true;
+        c
+    }
+
+    /// Passive open: a listener received an acceptable SYN (RFC 9293
+    /// §3.10.7.2, third check). The connection enters SYN-RECEIVED with a
+    /// SYN-ACK to send.
+    pub fn new_passive(
+        now: Instant,
+        p: NewConnection,
+        listener: ListenerId,
+        syn_seq: SeqNum,
+        syn_window: u16,
+        options: &TcpOptions,
+    ) -> Connection {
+        let mut c = Connection::new(now, p, State::SynReceived);
+        c.listener = Some(listener);
+        c.in_syn_backlog = true;
+        c.irs = syn_seq;
+        c.rcv_nxt = syn_seq + 1;
+        c.rcv_adv = c.rcv_nxt;
+        c.negotiate_options(options, true);
+        c.update_ts_recent(options, syn_seq);
+        // RFC 7323 §2.2: the window of a SYN is never scaled.
+        c.snd_wnd = syn_window as usize;
+        c.max_snd_wnd = c.snd_wnd;
+        c.snd_wl1 = syn_seq;
+        c.snd_wl2 = c.iss;
+        c.syn_pending = true;
+        c
+    }
+
+    /// Applies the options of the peer's SYN. Options are only used when
+    /// both sides offered them (RFC 7323 §1.3, RFC 2018 §2). `we_reply`:
+    /// the peer's SYN came first, so our SYN-ACK mirrors what it offered.
+    pub(crate) fn negotiate_options(&mut self, options: &TcpOptions, _we_reply: bool) {
+        let cfg = &self.config;
+        let peer_mss = options.mss.unwrap_or(DEFAULT_PEER_MSS).max(64);
+        self.timestamps = cfg.timestamps && options.timestamps.is_some();
+        self.sack_permitted = cfg.sack && options.sack_permitted;
+        match (cfg.window_scaling, options.window_scale) {
+            (true, Some(shift)) => {
+                // RFC 7323 §2.3: a shift above 14 is logged and treated as 14.
+                self.snd_wscale = shift.min(14);
+                self.rcv_wscale = cfg.local_window_scale();
+            }
+            _ => {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+            }
+        }
+        // RFC 9293 §3.7.1: Eff.snd.MSS = min(SendMSS, our MTU) minus option bytes.
+        let mss = (peer_mss.min(self.local_mss)) as usize;
+        let overhead = if self.timestamps {
+            TIMESTAMP_OPTION_LEN
+        } else {
+            0
+        };
+        self.snd_mss = mss.saturating_sub(overhead).max(32);
+        self.cc.set_mss(self.snd_mss);
+    }
+
+    /// RFC 7323 §4.3 (2): remember TSval when the segment covers
+    /// Last.ACK.sent, so TSecr echoes the right value.
+    pub(crate) fn update_ts_recent(&mut self, options: &TcpOptions, seq: SeqNum) {
+        if let Some(ts) = options.timestamps {
+            if seq <= self.last_ack_sent || self.state == State::SynReceived {
+                let newer = ts.tsval.wrapping_sub(self.ts_recent) as i32 >= 0;
+                if newer || self.ts_recent == 0 {
+                    self.ts_recent = ts.tsval;
+                }
+            }
+        }
+    }
+
+    /// Our TSval clock: 1 ms ticks plus the per-connection offset (RFC 7323 §5.4).
+    pub(crate) fn ts_now(&self, now: Instant) -> u32 {
+        (now.total_millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn tuple(&self) -> FourTuple {
+        self.tuple
+    }
+
+    /// Bytes sent and not yet acknowledged (the NewReno "FlightSize").
+    pub(crate) fn flight_size(&self) -> usize {
+        self.snd_nxt.since(self.snd_una)
+    }
+
+    pub fn info(&self) -> TcpInfo {
+        TcpInfo {
+            state: self.state,
+            snd_mss: self.snd_mss,
+            rcv_mss: self.local_mss as usize,
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+            srtt: self.rto.srtt(),
+            rttvar: self.rto.rttvar(),
+            rto: self.rto.rto(),
+            snd_wnd: self.snd_wnd,
+            rcv_wnd: self.rcv_adv.since(self.rcv_nxt),
+            bytes_in_flight: self.snd_max.since(self.snd_una),
+            send_buffered: self.send_buf.len(),
+            recv_buffered: self.recv_buf.len(),
+            sack_permitted: self.sack_permitted,
+            timestamps: self.timestamps,
+            snd_wscale: self.snd_wscale,
+            rcv_wscale: self.rcv_wscale,
+            stats: self.stats,
+        }
+    }
+
+    // ---- user operations (the socket calls) ----
+
+    /// Queues data for sending (RFC 9293 §3.10.2 SEND). Returns how much
+    /// was taken; `WouldBlock` when nothing fit.
+    pub fn send(&mut self, data: &[u8], fx: &mut Effects) -> Result<usize, TcpError> {
+        if let Some(e) = self.take_error() {
+            return Err(e);
+        }
+        if self.failed || !self.state.can_send() || self.fin_queued {
+            // Linux: EPIPE after shutdown(SHUT_WR), after a reset, or once closed.
+            return Err(TcpError::BrokenPipe);
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = self.send_buf.write(data);
+        if n < data.len() {
+            self.want_writable = true;
+        }
+        if n == 0 {
+            return Err(TcpError::WouldBlock);
+        }
+        if self.state.is_synchronized() {
+            fx.output = true;
+        }
+        Ok(n)
+    }
+
+    /// Reads in-order data (RFC 9293 §3.10.3 RECEIVE). `Ok(0)` is end of
+    /// stream (the peer's FIN, or a connection that already failed and
+    /// reported its error).
+    pub fn recv(&mut self, out: &mut [u8], fx: &mut Effects) -> Result<usize, TcpError> {
+        self.recv_with(fx, |a, b| {
+            let n = a.len().min(out.len());
+            out[..n].copy_from_slice(&a[..n]);
+            let m = b.len().min(out.len() - n);
+            out[n..n + m].copy_from_slice(&b[..m]);
+            n + m
+        })
+    }
+
+    /// Zero-copy read: `f` sees the readable bytes as up to two slices and
+    /// returns how many it consumed.
+    pub fn recv_with(
+        &mut self,
+        fx: &mut Effects,
+        f: impl FnOnce(&[u8], &[u8]) -> usize,
+    ) -> Result<usize, TcpError> {
+        self.readable_signalled = false;
+        if self.read_closed {
+            return Err(TcpError::NotConnected);
+        }
+        if !self.recv_buf.is_empty() {
+            let (a, b) = self.recv_buf.peek();
+            let n = f(a, b).min(a.len() + b.len());
+            self.recv_buf.consume(n);
+            self.maybe_window_update(fx);
+            return Ok(n);
+        }
+        if let Some(e) = self.take_error() {
+            return Err(e);
+        }
+        if self.fin_received || self.failed || self.state == State::Closed {
+            return Ok(0);
+        }
+        match self.state {
+            State::SynSent | State::SynReceived => Err(TcpError::WouldBlock),
+            _ => Err(TcpError::WouldBlock),
+        }
+    }
+
+    /// RFC 1122 §4.2.3.3 / RFC 9293 §3.8.6.2.2: after the application
+    /// reads, announce the larger window once it has grown by at least
+    /// min(buffer/2, MSS); a window reopening from zero always qualifies.
+    fn maybe_window_update(&mut self, fx: &mut Effects) {
+        if !self.state.is_synchronized() || self.fin_received {
+            return;
+        }
+        let current = self.rcv_adv.since(self.rcv_nxt);
+        let free = self.recv_buf.window();
+        let threshold = (self.recv_buf.capacity() / 2).min(self.local_mss as usize);
+        if free >= current + threshold {
+            self.ack_pending = true;
+            fx.output = true;
+        }
+    }
+
+    fn take_error(&mut self) -> Option<TcpError> {
+        self.pending_error.take()
+    }
+
+    /// Shuts down the write side (RFC 9293 §3.10.4 CLOSE as half-close):
+    /// a FIN follows the queued data; reads continue until the peer's FIN.
+    pub fn shutdown_write(&mut self, fx: &mut Effects) -> Result<(), TcpError> {
+        if self.failed {
+            return Err(TcpError::NotConnected);
+        }
+        if self.fin_queued {
+            return Ok(());
+        }
+        match self.state {
+            State::SynSent => {
+                // Queued until ESTABLISHED; nothing was sent yet but the SYN.
+                self.fin_queued = true;
+            }
+            State::SynReceived | State::Established => {
+                self.fin_queued = true;
+                self.state = State::FinWait1;
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.state = State::LastAck;
+            }
+            State::Closed => return Err(TcpError::NotConnected),
+            _ => return Ok(()),
+        }
+        fx.output = true;
+        Ok(())
+    }
+
+    /// The user's close. Unread data (now or arriving later) makes it an
+    /// abort with RST (RFC 2525 §2.17, RFC 9293 §3.10.4 note; Linux does
+    /// the same). Otherwise a graceful close that continues as an orphan.
+    /// Returns true when the TCB can be freed right away.
+    pub fn close(&mut self, now: Instant, fx: &mut Effects) -> bool {
+        self.user_owned = false;
+        self.read_closed = true;
+        match self.state {
+            State::Closed => return true,
+            State::SynSent => {
+                // RFC 9293 §3.10.4: SYN-SENT close deletes the TCB.
+                self.state = State::Closed;
+                return true;
+            }
+            _ => {}
+        }
+        if !self.recv_buf.is_empty() || (self.peer_fin.is_some() && !self.fin_received) {
+            self.abort(fx);
+            return true;
+        }
+        let _ = self.shutdown_write(fx);
+        if self.state == State::FinWait2 {
+            self.close_deadline = Some(now + self.config.fin_wait2_timeout);
+        }
+        self.state == State::Closed
+    }
+
+    /// ABORT (RFC 9293 §3.10.5): RST in the synchronized states (and
+    /// SYN-RECEIVED), buffers discarded, CLOSED.
+    pub fn abort(&mut self, fx: &mut Effects) {
+        if matches!(
+            self.state,
+            State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+        ) {
+            fx.rst = Some(self.own_rst());
+        }
+        self.send_buf.clear();
+        self.recv_buf.clear();
+        self.enter_closed(CloseReason::Aborted, fx);
+    }
+
+    /// A RST from us carrying our current sequence numbers.
+    pub(crate) fn own_rst(&self) -> ControlSegment {
+        ControlSegment {
+            tuple: self.tuple,
+            remote_mac: self.remote_mac,
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            flags: TcpFlags::RST | TcpFlags::ACK,
+        }
+    }
+
+    /// Moves to CLOSED, stops every timer and reports why.
+    pub(crate) fn enter_closed(&mut self, reason: CloseReason, fx: &mut Effects) {
+        self.state = State::Closed;
+        self.rto_deadline = None;
+        self.persist_deadline = None;
+        self.keepalive_deadline = None;
+        self.close_deadline = None;
+        self.syn_pending = false;
+        self.ack_pending = false;
+        self.retransmit_pending = false;
+        self.probe_pending = None;
+        match reason {
+            CloseReason::Reset => {
+                self.pending_error = Some(TcpError::ConnectionReset);
+                self.failed = true;
+            }
+            CloseReason::Refused => {
+                self.pending_error = Some(TcpError::ConnectionRefused);
+                self.failed = true;
+            }
+            CloseReason::TimedOut => {
+                self.pending_error = Some(TcpError::TimedOut);
+                self.failed = true;
+            }
+            CloseReason::Aborted => self.failed = true,
+            CloseReason::Normal => {}
+        }
+        if matches!(
+            reason,
+            CloseReason::Reset | CloseReason::Refused | CloseReason::TimedOut
+        ) {
+            // Buffers go with the connection; the error is what remains.
+            self.send_buf.clear();
+            self.recv_buf.clear();
+            fx.readable = true;
+            fx.writable = true;
+        }
+        fx.closed = Some(reason);
+    }
+
+    /// Enters TIME-WAIT for 2·MSL (RFC 9293 §3.10.7.4, eighth).
+    pub(crate) fn enter_time_wait(&mut self, now: Instant, fx: &mut Effects) {
+        self.state = State::TimeWait;
+        self.rto_deadline = None;
+        self.persist_deadline = None;
+        self.keepalive_deadline = None;
+        self.retransmit_pending = false;
+        self.close_deadline = Some(now + self.config.msl * 2);
+        if !self.close_reported {
+            // From the user's side the connection is finished.
+            fx.closed = Some(CloseReason::Normal);
+        }
+    }
+
+    pub fn set_nodelay(&mut self, nodelay: bool, fx: &mut Effects) {
+        self.nagle = !nodelay;
+        if nodelay {
+            fx.output = true;
+        }
+    }
+
+    pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<KeepaliveConfig>) {
+        self.keepalive = keepalive;
+        self.keepalive_probes = 0;
+        self.keepalive_deadline = None;
+        self.restart_keepalive(now);
+    }
+
+    /// Arms keepalive from the last arrival (RFC 1122 §4.2.3.6).
+    pub(crate) fn restart_keepalive(&mut self, now: Instant) {
+        if let Some(k) = self.keepalive {
+            if matches!(self.state, State::Established | State::CloseWait) {
+                self.keepalive_deadline = Some(now + k.idle);
+            }
+        }
+    }
+}

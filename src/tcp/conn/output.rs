@@ -1,0 +1,365 @@
+//! Segment output: SYN / SYN-ACK, data with sender SWS avoidance and
+//! Nagle, FIN, retransmissions, probes and pure ACKs.
+
+use super::Connection;
+use crate::tcp::congestion::CongestionControl;
+use crate::tcp::state::State;
+use crate::tcp::{Instant, Transmit};
+use crate::wire::{
+    emit_tcp_frame, tcp_frame_len, EtherType, EthernetRepr, Ipv4Repr, MacAddr, SeqNum, TcpFlags,
+    TcpOptions, TcpRepr, Timestamps, IP_PROTO_TCP,
+};
+
+/// Stack-wide facts the connection needs to build frames.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputEnv {
+    pub mac: MacAddr,
+}
+
+/// One segment to build: data is `data_len` bytes at `data_off` in the send buffer.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    seq: SeqNum,
+    flags: TcpFlags,
+    data_off: usize,
+    data_len: usize,
+}
+
+impl Connection {
+    /// Sends whatever is due. Returns false when `tx` ran out of room; the
+    /// caller polls again later and nothing is lost.
+    pub fn poll_output<T: Transmit>(&mut self, now: Instant, env: &OutputEnv, tx: &mut T) -> bool {
+        match self.state {
+            State::Closed | State::Listen => return true,
+            State::SynSent | State::SynReceived => return self.output_handshake(now, env, tx),
+            _ => {}
+        }
+        if self.retransmit_pending {
+            if !self.output_retransmit(now, env, tx) {
+                return false;
+            }
+            self.retransmit_pending = false;
+        }
+        if let Some(seq) = self.probe_pending {
+            let seg = Segment {
+                seq,
+                flags: TcpFlags::ACK,
+                data_off: 0,
+                data_len: 0,
+            };
+            if !self.transmit(now, env, tx, seg) {
+                return false;
+            }
+            self.probe_pending = None;
+        }
+        if !self.output_data(now, env, tx) {
+            return false;
+        }
+        let ack = Segment {
+            seq: self.snd_nxt,
+            flags: TcpFlags::ACK,
+            data_off: 0,
+            data_len: 0,
+        };
+        if self.ack_pending {
+            if !self.transmit(now, env, tx, ack) {
+                return false;
+            }
+        }
+        while self.dup_acks_owed > 0 {
+            if !self.transmit(now, env, tx, ack) {
+                return false;
+            }
+            self.dup_acks_owed -= 1;
+        }
+        true
+    }
+
+    fn output_handshake<T: Transmit>(&mut self, now: Instant, env: &OutputEnv, tx: &mut T) -> bool {
+        if !self.syn_pending {
+            return true;
+        }
+        let flags = if self.state == State::SynSent {
+            TcpFlags::SYN
+        } else {
+            TcpFlags::SYN | TcpFlags::ACK
+        };
+        let seg = Segment {
+            seq: self.iss,
+            flags,
+            data_off: 0,
+            data_len: 0,
+        };
+        if !self.transmit(now, env, tx, seg) {
+            return false;
+        }
+        self.syn_pending = false;
+        if self.snd_nxt == self.iss {
+            self.snd_nxt = self.iss + 1;
+            self.snd_max = self.snd_nxt;
+        }
+        if self.retries == 0 {
+            // Karn: only a SYN sent once can be timed.
+            self.rtt_probe = Some((self.iss + 1, now));
+        } else {
+            self.rtt_probe = None;
+        }
+        if self.rto_deadline.is_none() {
+            // RFC 6298 §2.1 / §5.5: 1 s initial, doubled per retry
+            // (Linux: 1, 2, 4, 8, 16, 32 s).
+            let backoff = self.config.syn_rto * (1u32 << self.retries.min(16));
+            self.rto_deadline = Some(now + backoff.min(self.config.rto.max));
+        }
+        true
+    }
+
+    /// One segment from SND.UNA: fast retransmit, or the next hole after a
+    /// partial ACK (RFC 6582 §3.2).
+    fn output_retransmit<T: Transmit>(&mut self, now: Instant, env: &OutputEnv, tx: &mut T) -> bool {
+        let len = self.send_buf.len().min(self.snd_mss);
+        let fin = self.fin_queued && len == self.send_buf.len() && self.fin_seq.is_some();
+        if len == 0 && !fin {
+            return true;
+        }
+        let mut flags = TcpFlags::ACK;
+        if fin {
+            flags.insert(TcpFlags::FIN);
+        }
+        let seg = Segment {
+            seq: self.snd_una,
+            flags,
+            data_off: 0,
+            data_len: len,
+        };
+        if !self.transmit(now, env, tx, seg) {
+            return false;
+        }
+        self.stats.retransmits += 1;
+        self.rtt_probe = None;
+        let end = self.snd_una + len + fin as usize;
+        if self.snd_nxt < end {
+            self.snd_nxt = end;
+        }
+        if self.rto_deadline.is_none() {
+            self.rto_deadline = Some(now + self.rto.rto());
+        }
+        true
+    }
+
+    /// New data (and retransmission after go-back-N), then the FIN.
+    fn output_data<T: Transmit>(&mut self, now: Instant, env: &OutputEnv, tx: &mut T) -> bool {
+        if !matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+        ) {
+            return true;
+        }
+        loop {
+            let sent = self.snd_nxt.since(self.snd_una);
+            let buffered = self.send_buf.len();
+            if sent > buffered {
+                return true; // the FIN is out; nothing follows it
+            }
+            let unsent = buffered - sent;
+            let fin_due = self.fin_queued;
+            if unsent == 0 {
+                if fin_due {
+                    // A bare FIN; it needs no window (RFC 9293 §3.8.6.1 counts data only).
+                    let seg = Segment {
+                        seq: self.snd_nxt,
+                        flags: TcpFlags::ACK | TcpFlags::FIN,
+                        data_off: sent,
+                        data_len: 0,
+                    };
+                    if !self.transmit(now, env, tx, seg) {
+                        return false;
+                    }
+                    self.after_send(now, seg);
+                }
+                return true;
+            }
+            let window = self.snd_wnd.min(self.cc.cwnd());
+            let usable = window.saturating_sub(sent);
+            let len = unsent.min(usable).min(self.snd_mss);
+            let unacked = self.snd_max > self.snd_una;
+            if len == 0 {
+                // Window closed: the persist timer probes it (RFC 9293 §3.8.6.1).
+                self.arm_persist(now, unacked);
+                return true;
+            }
+            let is_last = len == unsent;
+            let nagle_ok = !self.nagle || !unacked;
+            // RFC 9293 §3.8.6.2.1 sender SWS avoidance with Nagle (§3.7.4):
+            // send a full segment, or everything queued when Nagle allows,
+            // or at least half the largest window the peer offered, or on
+            // the persist-timer override.
+            // Retransmissions after go-back-N are not new data: Nagle and
+            // SWS avoidance do not hold them back.
+            let retransmitting = self.snd_nxt < self.snd_max;
+            let send_now = retransmitting
+                || len == self.snd_mss
+                || (is_last && nagle_ok)
+                || (nagle_ok && len >= self.max_snd_wnd / 2)
+                || self.force_send;
+            if !send_now {
+                if !unacked {
+                    self.arm_persist(now, unacked);
+                }
+                return true;
+            }
+            let mut flags = TcpFlags::ACK;
+            if is_last {
+                flags.insert(TcpFlags::PSH);
+                if fin_due {
+                    flags.insert(TcpFlags::FIN);
+                }
+            }
+            let seg = Segment {
+                seq: self.snd_nxt,
+                flags,
+                data_off: sent,
+                data_len: len,
+            };
+            if !self.transmit(now, env, tx, seg) {
+                return false;
+            }
+            self.force_send = false;
+            self.after_send(now, seg);
+        }
+    }
+
+    /// Sequence-space bookkeeping after a data or FIN segment left.
+    fn after_send(&mut self, now: Instant, seg: Segment) {
+        let fin = seg.flags.fin() as usize;
+        let retransmission = seg.seq < self.snd_max;
+        if retransmission {
+            self.stats.retransmits += 1;
+        } else if self.rtt_probe.is_none() && seg.data_len > 0 {
+            self.rtt_probe = Some((seg.seq + seg.data_len, now));
+        }
+        if seg.flags.fin() {
+            self.fin_seq = Some(seg.seq + seg.data_len);
+        }
+        self.snd_nxt = seg.seq + seg.data_len + fin;
+        if self.snd_nxt > self.snd_max {
+            self.snd_max = self.snd_nxt;
+        }
+        // RFC 6298 §5.1: start the timer if it is not running.
+        if self.rto_deadline.is_none() {
+            self.rto_deadline = Some(now + self.rto.rto());
+        }
+        self.persist_deadline = None;
+    }
+
+    /// Starts the persist timer when nothing is in flight to elicit the
+    /// ACK that would reopen the window (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17).
+    fn arm_persist(&mut self, now: Instant, unacked: bool) {
+        if unacked || self.persist_deadline.is_some() {
+            return;
+        }
+        let base = self.rto.rto();
+        let backoff = base
+            .checked_mul(1u32 << self.persist_backoff.min(16))
+            .unwrap_or(self.config.rto.max);
+        self.persist_deadline = Some(now + backoff.min(self.config.rto.max));
+    }
+
+    /// The window to put in a segment, honouring receiver SWS avoidance
+    /// (RFC 9293 §3.8.6.2.2) and never moving the right edge left (§3.8.6).
+    /// Returns (header field, bytes advertised).
+    fn window_to_advertise(&self, syn: bool) -> (u16, usize) {
+        let free = self.recv_buf.window();
+        if syn {
+            // RFC 7323 §2.2: SYN windows are unscaled.
+            let w = free.min(u16::MAX as usize);
+            return (w as u16, w);
+        }
+        let current = self.rcv_adv.since(self.rcv_nxt);
+        let threshold = (self.recv_buf.capacity() / 2).min(self.local_mss as usize);
+        let mut wnd = free;
+        if wnd > current && wnd - current < threshold {
+            wnd = current;
+        }
+        wnd = wnd.max(current);
+        let scale = self.rcv_wscale;
+        let mut field = wnd >> scale;
+        if (field << scale) < current {
+            field += 1;
+        }
+        let field = field.min(u16::MAX as usize);
+        (field as u16, field << scale)
+    }
+
+    fn segment_options(&self, now: Instant, syn: bool) -> TcpOptions {
+        let mut options = TcpOptions::default();
+        let cfg = &self.config;
+        if syn {
+            options.mss = Some(self.local_mss);
+            let offering = self.state == State::SynSent;
+            // On a SYN-ACK, only what the peer offered (RFC 7323 §1.3, RFC 2018 §2).
+            if cfg.window_scaling && (offering || self.rcv_wscale > 0 || self.snd_wscale > 0) {
+                options.window_scale = Some(cfg.local_window_scale());
+            }
+            if cfg.sack && (offering || self.sack_permitted) {
+                options.sack_permitted = true;
+            }
+            if cfg.timestamps && (offering || self.timestamps) {
+                options.timestamps = Some(Timestamps {
+                    tsval: self.ts_now(now),
+                    tsecr: if offering { 0 } else { self.ts_recent },
+                });
+            }
+        } else if self.timestamps {
+            options.timestamps = Some(Timestamps {
+                tsval: self.ts_now(now),
+                tsecr: self.ts_recent,
+            });
+        }
+        options
+    }
+
+    /// Builds and hands one segment to `tx`; updates what the peer now knows.
+    fn transmit<T: Transmit>(&mut self, now: Instant, env: &OutputEnv, tx: &mut T, seg: Segment) -> bool {
+        let syn = seg.flags.syn();
+        let (window, advertised) = self.window_to_advertise(syn);
+        let repr = TcpRepr {
+            src_port: self.tuple.local.port(),
+            dst_port: self.tuple.remote.port(),
+            seq: seg.seq,
+            ack: if seg.flags.ack() { self.rcv_nxt } else { SeqNum(0) },
+            flags: seg.flags,
+            window,
+            urgent: 0,
+            options: self.segment_options(now, syn),
+        };
+        let eth = EthernetRepr {
+            src_addr: env.mac,
+            dst_addr: self.remote_mac,
+            ethertype: EtherType::Ipv4,
+        };
+        let ip = Ipv4Repr {
+            src_addr: *self.tuple.local.ip(),
+            dst_addr: *self.tuple.remote.ip(),
+            protocol: IP_PROTO_TCP,
+            payload_len: 0,
+            ttl: self.config.ttl,
+            dscp_ecn: 0,
+            ident: 0,
+        };
+        let (a, b) = self.send_buf.slices_at(seg.data_off, seg.data_len);
+        let len = tcp_frame_len(&repr, a.len() + b.len());
+        if !tx.transmit(len, |buf| emit_tcp_frame(buf, &eth, &ip, &repr, a, b)) {
+            return false;
+        }
+        self.stats.segs_out += 1;
+        if seg.flags.ack() {
+            self.rcv_adv = self.rcv_nxt + advertised;
+            self.last_ack_sent = self.rcv_nxt;
+            self.ack_pending = false;
+            if seg.data_len == 0 && !seg.flags.fin() && !syn {
+                self.stats.acks_sent += 1;
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,179 @@
+//! Timer expiry: retransmission (RFC 6298 §5), persist (RFC 9293
+//! §3.8.6.1), keepalive (RFC 1122 §4.2.3.6), TIME-WAIT and the orphan
+//! FIN-WAIT-2 timeout.
+
+use super::{Connection, Effects};
+use crate::tcp::congestion::CongestionControl;
+use crate::tcp::event::CloseReason;
+use crate::tcp::state::State;
+use crate::tcp::Instant;
+
+fn due(deadline: Option<Instant>, now: Instant) -> bool {
+    deadline.is_some_and(|d| d <= now)
+}
+
+impl Connection {
+    /// The earliest time `on_timer` has work to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.rto_deadline,
+            self.persist_deadline,
+            self.keepalive_deadline,
+            self.close_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs every timer that is due at `now`.
+    pub fn on_timer(&mut self, now: Instant, fx: &mut Effects) {
+        if due(self.close_deadline, now) {
+            self.close_deadline = None;
+            match self.state {
+                State::TimeWait => {
+                    self.state = State::Closed;
+                    if !self.close_reported {
+                        fx.closed = Some(CloseReason::Normal);
+                    } else {
+                        fx.closed = Some(CloseReason::Normal);
+                    }
+                    return;
+                }
+                State::FinWait2 if !self.user_owned => {
+                    // Linux (tcp_fin_timeout ≤ TIME-WAIT length): reset and drop.
+                    fx.rst = Some(self.own_rst());
+                    self.enter_closed(CloseReason::Aborted, fx);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        if due(self.rto_deadline, now) {
+            self.rto_deadline = None;
+            self.on_retransmission_timeout(now, fx);
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if due(self.persist_deadline, now) {
+            self.persist_deadline = None;
+            self.on_persist_timeout(now, fx);
+        }
+        if due(self.keepalive_deadline, now) {
+            self.keepalive_deadline = None;
+            self.on_keepalive_timeout(now, fx);
+        }
+    }
+
+    fn on_retransmission_timeout(&mut self, now: Instant, fx: &mut Effects) {
+        self.rtt_probe = None; // Karn
+        match self.state {
+            State::SynSent => {
+                if self.retries >= self.config.syn_retries {
+                    self.enter_closed(CloseReason::TimedOut, fx);
+                    return;
+                }
+                self.retries += 1;
+                self.stats.rto_timeouts += 1;
+                self.stats.retransmits += 1;
+                self.syn_pending = true;
+                fx.output = true;
+            }
+            State::SynReceived => {
+                if self.retries >= self.config.synack_retries {
+                    if self.listener.is_some() {
+                        // Linux drops the request silently; the client times out.
+                        fx.drop_silently = true;
+                        self.state = State::Closed;
+                    } else {
+                        self.enter_closed(CloseReason::TimedOut, fx);
+                    }
+                    return;
+                }
+                self.retries += 1;
+                self.stats.rto_timeouts += 1;
+                self.stats.retransmits += 1;
+                self.syn_pending = true;
+                fx.output = true;
+            }
+            State::TimeWait | State::Closed | State::Listen => {}
+            _ => {
+                if self.snd_una == self.snd_max {
+                    return; // everything was acknowledged meanwhile
+                }
+                if self.retries >= self.config.max_retransmits {
+                    self.enter_closed(CloseReason::TimedOut, fx);
+                    return;
+                }
+                self.retries += 1;
+                self.stats.rto_timeouts += 1;
+                // RFC 5681 §3.1 eq. 4 and the loss window; RFC 6582 §4:
+                // after a timeout, `recover` is the highest sequence sent.
+                self.cc.on_rto(now, self.snd_max.since(self.snd_una));
+                self.in_recovery = false;
+                self.dup_acks = 0;
+                self.recover = self.snd_max;
+                // RFC 6298 §5.5 back off, §5.4 retransmit the earliest
+                // unacknowledged segment: go back to SND.UNA.
+                self.rto.backoff();
+                self.snd_nxt = self.snd_una;
+                self.rto_deadline = Some(now + self.rto.rto());
+                fx.output = true;
+            }
+        }
+    }
+
+    fn on_persist_timeout(&mut self, now: Instant, fx: &mut Effects) {
+        let unsent = self.send_buf.len() > self.snd_nxt.since(self.snd_una)
+            || (self.fin_queued && self.fin_seq.is_none());
+        let nothing_in_flight = self.snd_max == self.snd_una;
+        if !unsent || !nothing_in_flight || !self.state.is_synchronized() {
+            return;
+        }
+        if self.snd_wnd == 0 {
+            // Zero-window probe: an old sequence number with no data
+            // elicits an ACK carrying the current window (RFC 1122
+            // §4.2.2.17; the Linux form, which every receiver answers per
+            // RFC 9293 §3.10.7.4 "unacceptable segment → ACK").
+            if self.persist_backoff >= self.config.max_retransmits + 16 {
+                // RFC 1122 allows waiting indefinitely while the peer
+                // answers; this bound only catches a peer that went silent.
+                self.enter_closed(CloseReason::TimedOut, fx);
+                return;
+            }
+            self.probe_pending = Some(self.snd_una - 1);
+            self.stats.zero_window_probes += 1;
+        } else {
+            // Sender SWS override timeout (RFC 9293 §3.8.6.2.1).
+            self.force_send = true;
+        }
+        self.persist_backoff += 1;
+        fx.output = true;
+        let _ = now;
+    }
+
+    fn on_keepalive_timeout(&mut self, now: Instant, fx: &mut Effects) {
+        let Some(k) = self.keepalive else { return };
+        if !matches!(self.state, State::Established | State::CloseWait) {
+            return;
+        }
+        if self.snd_max != self.snd_una || self.send_buf.len() > 0 {
+            // Data in flight: the retransmission timer watches the peer.
+            self.keepalive_deadline = Some(now + k.idle);
+            return;
+        }
+        if self.keepalive_probes >= k.count {
+            // Linux resets a connection whose keepalives went unanswered.
+            fx.rst = Some(self.own_rst());
+            self.enter_closed(CloseReason::TimedOut, fx);
+            return;
+        }
+        self.keepalive_probes += 1;
+        self.stats.keepalive_probes += 1;
+        // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT-1 with no data.
+        self.probe_pending = Some(self.snd_nxt - 1);
+        self.keepalive_deadline = Some(now + k.interval);
+        fx.output = true;
+    }
+}

@@ -1,0 +1,84 @@
+//! The per-core flow table: 4-tuple → connection slot, O(1) expected.
+//!
+//! Keyed with a secret (aHash seeded from the stack's entropy) so a peer
+//! cannot choose 4-tuples that collide and turn lookups linear.
+
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+
+use ahash::RandomState;
+
+/// A connection's identity as seen from our side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FourTuple {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+}
+
+/// Maps a [`FourTuple`] to the slab index of its connection.
+pub struct FlowTable {
+    map: HashMap<FourTuple, u32, RandomState>,
+}
+
+impl FlowTable {
+    /// Pre-sizes for `capacity` flows so steady state never rehashes.
+    pub fn with_capacity(capacity: usize, seeds: [u64; 4]) -> Self {
+        let state = RandomState::with_seeds(seeds[0], seeds[1], seeds[2], seeds[3]);
+        FlowTable {
+            map: HashMap::with_capacity_and_hasher(capacity, state),
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, tuple: &FourTuple) -> Option<u32> {
+        self.map.get(tuple).copied()
+    }
+
+    /// Inserts; returns false (and changes nothing) if the tuple is taken.
+    pub fn insert(&mut self, tuple: FourTuple, slot: u32) -> bool {
+        match self.map.entry(tuple) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(slot);
+                true
+            }
+        }
+    }
+
+    pub fn remove(&mut self, tuple: &FourTuple) -> Option<u32> {
+        self.map.remove(tuple)
+    }
+
+    pub fn contains(&self, tuple: &FourTuple) -> bool {
+        self.map.contains_key(tuple)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn insert_lookup_remove() {
+        let mut t = FlowTable::with_capacity(16, [1, 2, 3, 4]);
+        let a = FourTuple {
+            local: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 80),
+            remote: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 1234),
+        };
+        assert!(t.insert(a, 7));
+        assert!(!t.insert(a, 8));
+        assert_eq!(t.get(&a), Some(7));
+        assert_eq!(t.remove(&a), Some(7));
+        assert_eq!(t.get(&a), None);
+        assert!(t.is_empty());
+    }
+}

@@ -1,0 +1,844 @@
+//! The per-core engine: many connections, listeners, a flow table, a
+//! timer wheel, a ready list of connections with output, and an event queue.
+//!
+//! Nothing here scans all connections: arrivals are looked up in the flow
+//! table, timers fire from the wheel, and only connections on the ready
+//! list are polled for output.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+
+use slab::Slab;
+
+use crate::tcp::config::{KeepaliveConfig, StackConfig, TcpConfig};
+use crate::tcp::conn::{Connection, ControlSegment, Effects, NewConnection, OutputEnv, TcpInfo};
+use crate::tcp::error::TcpError;
+use crate::tcp::event::{ConnId, Event, ListenerId};
+use crate::tcp::flow_table::{FlowTable, FourTuple};
+use crate::tcp::isn::IsnGenerator;
+use crate::tcp::state::State;
+use crate::tcp::timer_wheel::TimerWheel;
+use crate::tcp::{Instant, Transmit};
+use crate::wire::{
+    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EtherType, EthernetRepr, Ipv4Repr, MacAddr,
+    SeqNum, TcpFlags, TcpOptions, TcpRepr, WireError, IP_PROTO_TCP,
+};
+
+/// Stack-wide counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StackStats {
+    pub rx_frames: u64,
+    /// Frames that failed to parse (truncated, malformed options, ...).
+    pub rx_malformed: u64,
+    pub rx_bad_checksum: u64,
+    /// Not IPv4/TCP (ARP, IPv6, UDP, ...): not ours to handle.
+    pub rx_not_tcp: u64,
+    pub rx_fragments: u64,
+    /// Unicast frames for another MAC address.
+    pub rx_wrong_mac: u64,
+    /// Segments for no connection and no listener (answered with RST).
+    pub rx_no_connection: u64,
+    pub tx_frames: u64,
+    pub tx_rst: u64,
+    /// SYNs dropped because a backlog or the connection table was full.
+    pub listen_drops: u64,
+    pub challenge_acks: u64,
+    pub challenge_acks_suppressed: u64,
+    /// Control replies dropped because the control queue was full.
+    pub control_drops: u64,
+    pub active_opens: u64,
+    pub passive_opens: u64,
+    pub connections_closed: u64,
+    /// TIME-WAIT connections replaced by a new SYN (RFC 6191).
+    pub time_wait_recycled: u64,
+}
+
+struct Listener {
+    generation: u32,
+    addr: SocketAddrV4,
+    backlog: usize,
+    syn_backlog: usize,
+    accept_queue: VecDeque<u32>,
+    config: Arc<TcpConfig>,
+}
+
+/// One worker's TCP engine. See the module docs for the contract.
+pub struct Stack {
+    config: StackConfig,
+    tcp_config: Arc<TcpConfig>,
+    conns: Slab<Connection>,
+    flows: FlowTable,
+    listeners: Slab<Listener>,
+    listen_addrs: HashMap<SocketAddrV4, u32>,
+    timers: TimerWheel,
+    ready: VecDeque<u32>,
+    control: VecDeque<ControlSegment>,
+    events: VecDeque<Event>,
+    isn: IsnGenerator,
+    stats: StackStats,
+    next_generation: u32,
+    fired: Vec<u64>,
+    challenge_window: (Instant, u32),
+    next_ephemeral: u16,
+    now: Instant,
+}
+
+fn timer_key(slot: u32, generation: u32) -> u64 {
+    ((generation as u64) << 32) | slot as u64
+}
+
+impl Stack {
+    /// Creates a stack. `entropy` seeds the ISN key and the flow-table hash
+    /// (RFC 6528 wants a secret the peer cannot guess: pass real randomness).
+    pub fn new(config: StackConfig, entropy: [u8; 32], now: Instant) -> Result<Stack, String> {
+        config.tcp.validate()?;
+        if config.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
+        if config.ephemeral_ports.0 == 0 || config.ephemeral_ports.0 > config.ephemeral_ports.1 {
+            return Err("ephemeral_ports must be a non-empty range of non-zero ports".into());
+        }
+        let mut isn_key = [0u8; 16];
+        isn_key.copy_from_slice(&entropy[..16]);
+        let word = |i: usize| u64::from_le_bytes(entropy[16 + 8 * (i % 2)..24 + 8 * (i % 2)].try_into().unwrap_or([0; 8])) ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let seeds = [word(0), word(1), word(2), word(3)];
+        let capacity = config.max_connections.min(1 << 20);
+        let span = (config.ephemeral_ports.1 - config.ephemeral_ports.0) as u64 + 1;
+        let first_port = config.ephemeral_ports.0 + (seeds[0] % span) as u16;
+        Ok(Stack {
+            tcp_config: Arc::new(config.tcp.clone()),
+            conns: Slab::with_capacity(capacity),
+            flows: FlowTable::with_capacity(capacity, seeds),
+            listeners: Slab::new(),
+            listen_addrs: HashMap::new(),
+            timers: TimerWheel::new(now, Duration::from_millis(1), capacity),
+            ready: VecDeque::with_capacity(capacity.min(65536)),
+            control: VecDeque::with_capacity(config.control_queue),
+            events: VecDeque::with_capacity(1024),
+            isn: IsnGenerator::new(isn_key),
+            stats: StackStats::default(),
+            next_generation: 1,
+            fired: Vec::with_capacity(1024),
+            challenge_window: (now, 0),
+            next_ephemeral: first_port,
+            now,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &StackConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &StackStats {
+        &self.stats
+    }
+
+    /// Live connections, including TIME-WAIT and embryonic ones.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn generation(&mut self) -> u32 {
+        let g = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        g
+    }
+
+    // ---------------------------------------------------------------
+    // Arrivals
+    // ---------------------------------------------------------------
+
+    /// Parses one Ethernet frame and processes the TCP segment in it.
+    /// Anything malformed is dropped and counted; nothing here panics.
+    pub fn receive(&mut self, now: Instant, frame: &[u8]) {
+        self.now = now;
+        self.stats.rx_frames += 1;
+        let parsed = match parse_tcp_frame(frame, self.config.verify_checksums) {
+            Ok(p) => p,
+            Err(e) => {
+                match e {
+                    WireError::BadChecksum => self.stats.rx_bad_checksum += 1,
+                    WireError::Unsupported => self.stats.rx_not_tcp += 1,
+                    WireError::Fragmented => self.stats.rx_fragments += 1,
+                    WireError::Truncated | WireError::Malformed => self.stats.rx_malformed += 1,
+                }
+                return;
+            }
+        };
+        let dst = parsed.eth.dst_addr;
+        if dst != self.config.mac && !dst.is_broadcast() {
+            self.stats.rx_wrong_mac += 1;
+            return;
+        }
+        if dst.is_broadcast() || parsed.ip.dst_addr.is_broadcast() || parsed.ip.dst_addr.is_multicast() {
+            // RFC 9293 §3.10.7.1: never answer a broadcast/multicast segment.
+            self.stats.rx_malformed += 1;
+            return;
+        }
+        let tcp = parsed.tcp;
+        let tuple = FourTuple {
+            local: SocketAddrV4::new(parsed.ip.dst_addr, tcp.dst_port),
+            remote: SocketAddrV4::new(parsed.ip.src_addr, tcp.src_port),
+        };
+        let remote_mac = parsed.eth.src_addr;
+        if let Some(slot) = self.flows.get(&tuple) {
+            if self.try_recycle_time_wait(slot, &tcp) {
+                self.on_listen_segment(now, tuple, remote_mac, &tcp);
+                return;
+            }
+            let mut fx = Effects::default();
+            // The reply MAC was fixed when the connection was created: the
+            // Ethernet header carries no checksum we could trust here.
+            let conn = &mut self.conns[slot as usize];
+            conn.on_segment(now, &tcp, parsed.payload, &mut fx);
+            self.apply(slot, fx);
+            return;
+        }
+        self.on_listen_segment(now, tuple, remote_mac, &tcp);
+    }
+
+    /// RFC 9293 §3.10.7.4 note / RFC 6191: a new SYN with a higher sequence
+    /// number may reopen a TIME-WAIT connection when a listener exists.
+    fn try_recycle_time_wait(&mut self, slot: u32, tcp: &TcpRepr) -> bool {
+        let conn = &self.conns[slot as usize];
+        if conn.state != State::TimeWait || !tcp.flags.syn() || tcp.flags.ack() || tcp.flags.rst() {
+            return false;
+        }
+        if tcp.seq <= conn.rcv_nxt || self.find_listener(conn.tuple.local).is_none() {
+            return false;
+        }
+        self.stats.time_wait_recycled += 1;
+        self.free(slot);
+        true
+    }
+
+    fn find_listener(&self, local: SocketAddrV4) -> Option<u32> {
+        self.listen_addrs
+            .get(&local)
+            .or_else(|| {
+                self.listen_addrs
+                    .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port()))
+            })
+            .copied()
+    }
+
+    /// LISTEN (RFC 9293 §3.10.7.2) or CLOSED (§3.10.7.1) processing.
+    fn on_listen_segment(&mut self, now: Instant, tuple: FourTuple, mac: MacAddr, tcp: &TcpRepr) {
+        let flags = tcp.flags;
+        let Some(lslot) = self.find_listener(tuple.local) else {
+            self.stats.rx_no_connection += 1;
+            self.reset_for_no_connection(tuple, mac, tcp, 0);
+            return;
+        };
+        if flags.rst() {
+            return; // first: an incoming RST is ignored
+        }
+        if flags.ack() {
+            // Second: any ACK in LISTEN is bad: <SEQ=SEG.ACK><CTL=RST>.
+            self.push_control(ControlSegment {
+                tuple,
+                remote_mac: mac,
+                seq: tcp.ack,
+                ack: SeqNum(0),
+                flags: TcpFlags::RST,
+            });
+            return;
+        }
+        if !flags.syn() {
+            return; // fourth: other text or control, drop
+        }
+        let listener = &self.listeners[lslot as usize];
+        if listener.syn_backlog >= listener.backlog
+            || listener.accept_queue.len() >= listener.backlog
+            || self.conns.len() >= self.config.max_connections
+        {
+            // Like Linux: drop the SYN, the client retries.
+            self.stats.listen_drops += 1;
+            return;
+        }
+        let lid = ListenerId {
+            slot: lslot,
+            generation: listener.generation,
+        };
+        let config = listener.config.clone();
+        let generation = self.generation();
+        let params = NewConnection {
+            generation,
+            tuple,
+            remote_mac: mac,
+            iss: self.isn.isn(now, tuple.local, tuple.remote),
+            ts_offset: self.isn.timestamp_offset(tuple.local, tuple.remote),
+            config,
+        };
+        let conn = Connection::new_passive(now, params, lid, tcp.seq, tcp.window, &tcp.options);
+        let slot = self.conns.insert(conn) as u32;
+        self.flows.insert(tuple, slot);
+        self.listeners[lslot as usize].syn_backlog += 1;
+        self.stats.passive_opens += 1;
+        let fx = Effects {
+            output: true,
+            ..Effects::default()
+        };
+        self.apply(slot, fx);
+    }
+
+    /// RFC 9293 §3.10.7.1: a RST for a segment that matches nothing.
+    fn reset_for_no_connection(&mut self, tuple: FourTuple, mac: MacAddr, tcp: &TcpRepr, payload_len: usize) {
+        if tcp.flags.rst() {
+            return; // a RST is never answered
+        }
+        let segment = if tcp.flags.ack() {
+            ControlSegment {
+                tuple,
+                remote_mac: mac,
+                seq: tcp.ack,
+                ack: SeqNum(0),
+                flags: TcpFlags::RST,
+            }
+        } else {
+            let seg_len = payload_len + tcp.flags.syn() as usize + tcp.flags.fin() as usize;
+            ControlSegment {
+                tuple,
+                remote_mac: mac,
+                seq: SeqNum(0),
+                ack: tcp.seq + seg_len,
+                flags: TcpFlags::RST | TcpFlags::ACK,
+            }
+        };
+        self.push_control(segment);
+    }
+
+    fn push_control(&mut self, segment: ControlSegment) {
+        if self.control.len() >= self.config.control_queue {
+            self.stats.control_drops += 1;
+            return;
+        }
+        self.control.push_back(segment);
+    }
+
+    /// Carries out what a connection asked for, then re-arms its timer.
+    fn apply(&mut self, slot: u32, mut fx: Effects) {
+        if let Some(rst) = fx.rst.take() {
+            self.push_control(rst);
+        }
+        if fx.challenge_ack {
+            // RFC 5961 §7: rate-limit challenge ACKs stack-wide.
+            let (start, count) = self.challenge_window;
+            if self.now.saturating_since(start) >= Duration::from_secs(1) {
+                self.challenge_window = (self.now, 0);
+            }
+            if self.challenge_window.1 < self.config.challenge_ack_limit {
+                self.challenge_window.1 += 1;
+                self.stats.challenge_acks += 1;
+                self.conns[slot as usize].ack_pending = true;
+                fx.output = true;
+            } else {
+                self.stats.challenge_acks_suppressed += 1;
+            }
+            let _ = count;
+        }
+        let (generation, listener, user_owned) = {
+            let c = &self.conns[slot as usize];
+            (c.generation, c.listener, c.user_owned)
+        };
+        let id = ConnId { slot, generation };
+        if fx.drop_silently {
+            self.free(slot);
+            return;
+        }
+        if fx.accepted {
+            if let Some(l) = listener {
+                let conn = &mut self.conns[slot as usize];
+                conn.in_syn_backlog = false;
+                conn.in_accept_queue = true;
+                if let Some(listener) = self.listeners.get_mut(l.slot as usize) {
+                    listener.syn_backlog = listener.syn_backlog.saturating_sub(1);
+                    listener.accept_queue.push_back(slot);
+                }
+                self.events.push_back(Event::Accepted { listener: l, conn: id });
+            }
+        }
+        if fx.connected {
+            self.events.push_back(Event::Connected(id));
+        }
+        let visible = user_owned || self.conns[slot as usize].in_accept_queue;
+        if visible && fx.readable {
+            self.events.push_back(Event::Readable(id));
+        }
+        if visible && fx.writable {
+            self.events.push_back(Event::Writable(id));
+        }
+        if let Some(reason) = fx.closed {
+            let conn = &mut self.conns[slot as usize];
+            if visible && !conn.close_reported {
+                conn.close_reported = true;
+                self.events.push_back(Event::Closed { conn: id, reason });
+            }
+            if conn.state == State::Closed && !visible {
+                self.free(slot);
+                return;
+            }
+        }
+        if fx.output {
+            self.mark_ready(slot);
+        }
+        self.rearm(slot);
+    }
+
+    fn mark_ready(&mut self, slot: u32) {
+        let conn = &mut self.conns[slot as usize];
+        if !conn.in_ready {
+            conn.in_ready = true;
+            self.ready.push_back(slot);
+        }
+    }
+
+    /// Keeps one wheel entry per connection at (or before) its earliest
+    /// deadline. A later deadline leaves the earlier entry in place: it
+    /// fires, finds nothing due and re-arms — cheaper than a cancel per ACK.
+    fn rearm(&mut self, slot: u32) {
+        let conn = &mut self.conns[slot as usize];
+        let Some(deadline) = conn.next_deadline() else {
+            return;
+        };
+        if let Some((id, armed)) = conn.timer {
+            if armed <= deadline {
+                return;
+            }
+            self.timers.cancel(id);
+        }
+        let id = self.timers.insert(deadline, timer_key(slot, conn.generation));
+        conn.timer = Some((id, deadline));
+    }
+
+    /// Removes a connection entirely: flow entry, timer, backlog slot.
+    fn free(&mut self, slot: u32) {
+        if !self.conns.contains(slot as usize) {
+            return;
+        }
+        let conn = self.conns.remove(slot as usize);
+        self.flows.remove(&conn.tuple);
+        if let Some((id, _)) = conn.timer {
+            self.timers.cancel(id);
+        }
+        if let Some(l) = conn.listener {
+            if let Some(listener) = self.listeners.get_mut(l.slot as usize) {
+                if listener.generation == l.generation {
+                    if conn.in_syn_backlog {
+                        listener.syn_backlog = listener.syn_backlog.saturating_sub(1);
+                    }
+                    if conn.in_accept_queue {
+                        listener.accept_queue.retain(|&s| s != slot);
+                    }
+                }
+            }
+        }
+        self.stats.connections_closed += 1;
+        // A stale slot on the ready list is skipped by generation/flag check.
+    }
+
+    // ---------------------------------------------------------------
+    // Output and timers
+    // ---------------------------------------------------------------
+
+    /// Runs due timers and sends everything pending, until `tx` is full.
+    pub fn poll<T: Transmit>(&mut self, now: Instant, tx: &mut T) {
+        self.now = now;
+        let mut fired = std::mem::take(&mut self.fired);
+        fired.clear();
+        self.timers.advance(now, &mut |key| fired.push(key));
+        for &key in &fired {
+            let slot = key as u32;
+            let generation = (key >> 32) as u32;
+            let Some(conn) = self.conns.get_mut(slot as usize) else {
+                continue;
+            };
+            if conn.generation != generation {
+                continue;
+            }
+            conn.timer = None;
+            let mut fx = Effects::default();
+            conn.on_timer(now, &mut fx);
+            self.apply(slot, fx);
+        }
+        self.fired = fired;
+
+        while let Some(seg) = self.control.front().copied() {
+            if !self.emit_control(tx, &seg) {
+                return;
+            }
+            self.control.pop_front();
+        }
+
+        let env = OutputEnv {
+            mac: self.config.mac,
+        };
+        while let Some(slot) = self.ready.pop_front() {
+            let Some(conn) = self.conns.get_mut(slot as usize) else {
+                continue;
+            };
+            if !conn.in_ready {
+                continue;
+            }
+            conn.in_ready = false;
+            let before = conn.stats.segs_out;
+            let complete = conn.poll_output(now, &env, tx);
+            let sent = conn.stats.segs_out - before;
+            self.stats.tx_frames += sent;
+            if !complete {
+                conn.in_ready = true;
+                self.ready.push_front(slot);
+                self.rearm(slot);
+                return;
+            }
+            self.rearm(slot);
+        }
+    }
+
+    fn emit_control<T: Transmit>(&mut self, tx: &mut T, seg: &ControlSegment) -> bool {
+        let repr = TcpRepr {
+            src_port: seg.tuple.local.port(),
+            dst_port: seg.tuple.remote.port(),
+            seq: seg.seq,
+            ack: seg.ack,
+            flags: seg.flags,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+        };
+        let eth = EthernetRepr {
+            src_addr: self.config.mac,
+            dst_addr: seg.remote_mac,
+            ethertype: EtherType::Ipv4,
+        };
+        let ip = Ipv4Repr {
+            src_addr: *seg.tuple.local.ip(),
+            dst_addr: *seg.tuple.remote.ip(),
+            protocol: IP_PROTO_TCP,
+            payload_len: 0,
+            ttl: self.config.tcp.ttl,
+            dscp_ecn: 0,
+            ident: 0,
+        };
+        let len = tcp_frame_len(&repr, 0);
+        if !tx.transmit(len, |buf| emit_tcp_frame(buf, &eth, &ip, &repr, &[], &[])) {
+            return false;
+        }
+        self.stats.tx_frames += 1;
+        if seg.flags.rst() {
+            self.stats.tx_rst += 1;
+        }
+        true
+    }
+
+    /// When `poll` must be called next: now if output is pending, else
+    /// the timer wheel's next expiry (a lower bound), or `None` when idle.
+    pub fn poll_at(&self) -> Option<Instant> {
+        if !self.ready.is_empty() || !self.control.is_empty() {
+            return Some(self.now);
+        }
+        self.timers.next_expiry()
+    }
+
+    /// Takes the next event, oldest first.
+    pub fn next_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---------------------------------------------------------------
+    // User operations
+    // ---------------------------------------------------------------
+
+    /// Opens a listener on `addr` (0.0.0.0 listens on every address) with
+    /// `backlog` bounding both the SYN backlog and the accept queue.
+    pub fn listen(&mut self, addr: SocketAddrV4, backlog: usize) -> Result<ListenerId, TcpError> {
+        self.listen_with(addr, backlog, self.tcp_config.as_ref().clone())
+    }
+
+    /// As [`listen`](Self::listen), with per-listener TCP settings.
+    pub fn listen_with(&mut self, addr: SocketAddrV4, backlog: usize, config: TcpConfig) -> Result<ListenerId, TcpError> {
+        if addr.port() == 0 {
+            return Err(TcpError::InvalidInput("cannot listen on port 0"));
+        }
+        if backlog == 0 {
+            return Err(TcpError::InvalidInput("backlog must be at least 1"));
+        }
+        if config.validate().is_err() {
+            return Err(TcpError::InvalidInput("invalid TCP configuration"));
+        }
+        if self.listen_addrs.contains_key(&addr) {
+            return Err(TcpError::AddrInUse);
+        }
+        let generation = self.generation();
+        let slot = self.listeners.insert(Listener {
+            generation,
+            addr,
+            backlog,
+            syn_backlog: 0,
+            accept_queue: VecDeque::with_capacity(backlog.min(4096)),
+            config: Arc::new(config),
+        }) as u32;
+        self.listen_addrs.insert(addr, slot);
+        Ok(ListenerId { slot, generation })
+    }
+
+    fn listener_slot(&self, id: ListenerId) -> Result<u32, TcpError> {
+        match self.listeners.get(id.slot as usize) {
+            Some(l) if l.generation == id.generation => Ok(id.slot),
+            _ => Err(TcpError::InvalidHandle),
+        }
+    }
+
+    /// Takes the oldest established connection from the accept queue.
+    pub fn accept(&mut self, id: ListenerId) -> Result<ConnId, TcpError> {
+        let lslot = self.listener_slot(id)?;
+        let slot = self.listeners[lslot as usize]
+            .accept_queue
+            .pop_front()
+            .ok_or(TcpError::WouldBlock)?;
+        let conn = &mut self.conns[slot as usize];
+        conn.in_accept_queue = false;
+        conn.user_owned = true;
+        Ok(ConnId {
+            slot,
+            generation: conn.generation,
+        })
+    }
+
+    /// Closes a listener; connections still in its queues are reset.
+    pub fn close_listener(&mut self, id: ListenerId) -> Result<(), TcpError> {
+        let lslot = self.listener_slot(id)?;
+        let listener = self.listeners.remove(lslot as usize);
+        self.listen_addrs.remove(&listener.addr);
+        let orphans: Vec<u32> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.listener == Some(id) && !c.user_owned)
+            .map(|(s, _)| s as u32)
+            .collect();
+        for slot in orphans {
+            let mut fx = Effects::default();
+            self.conns[slot as usize].abort(&mut fx);
+            if let Some(rst) = fx.rst {
+                self.push_control(rst);
+            }
+            self.free(slot);
+        }
+        Ok(())
+    }
+
+    /// Active open (RFC 9293 §3.10.1). A local port of 0 picks an
+    /// ephemeral port. `next_hop` is the MAC the SYN goes to.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        next_hop: MacAddr,
+    ) -> Result<ConnId, TcpError> {
+        self.connect_with(now, local, remote, next_hop, self.tcp_config.clone())
+    }
+
+    /// As [`connect`](Self::connect), with per-connection TCP settings.
+    pub fn connect_with(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        next_hop: MacAddr,
+        config: Arc<TcpConfig>,
+    ) -> Result<ConnId, TcpError> {
+        self.now = now;
+        if remote.port() == 0 || remote.ip().is_unspecified() || local.ip().is_unspecified() {
+            return Err(TcpError::InvalidInput("connect needs a remote port and concrete addresses"));
+        }
+        if self.conns.len() >= self.config.max_connections {
+            return Err(TcpError::TooManyConnections);
+        }
+        let local = if local.port() == 0 {
+            self.pick_ephemeral(*local.ip(), remote)?
+        } else {
+            local
+        };
+        let tuple = FourTuple { local, remote };
+        if self.flows.contains(&tuple) {
+            return Err(TcpError::AddrInUse);
+        }
+        let generation = self.generation();
+        let params = NewConnection {
+            generation,
+            tuple,
+            remote_mac: next_hop,
+            iss: self.isn.isn(now, local, remote),
+            ts_offset: self.isn.timestamp_offset(local, remote),
+            config,
+        };
+        let conn = Connection::new_active(now, params);
+        let slot = self.conns.insert(conn) as u32;
+        self.flows.insert(tuple, slot);
+        self.stats.active_opens += 1;
+        self.mark_ready(slot);
+        Ok(ConnId { slot, generation })
+    }
+
+    fn pick_ephemeral(&mut self, ip: Ipv4Addr, remote: SocketAddrV4) -> Result<SocketAddrV4, TcpError> {
+        let (lo, hi) = self.config.ephemeral_ports;
+        let span = (hi - lo) as u32 + 1;
+        for _ in 0..span {
+            let port = self.next_ephemeral;
+            self.next_ephemeral = if port >= hi { lo } else { port + 1 };
+            let local = SocketAddrV4::new(ip, port);
+            if !self.flows.contains(&FourTuple { local, remote }) && !self.listen_addrs.contains_key(&local) {
+                return Ok(local);
+            }
+        }
+        Err(TcpError::AddrNotAvailable)
+    }
+
+    fn slot_of(&self, id: ConnId) -> Result<u32, TcpError> {
+        match self.conns.get(id.slot as usize) {
+            Some(c) if c.generation == id.generation && c.user_owned => Ok(id.slot),
+            _ => Err(TcpError::InvalidHandle),
+        }
+    }
+
+    /// Runs a user operation on a connection and applies its effects.
+    fn with_conn<R>(&mut self, id: ConnId, f: impl FnOnce(&mut Connection, &mut Effects) -> R) -> Result<R, TcpError> {
+        let slot = self.slot_of(id)?;
+        let mut fx = Effects::default();
+        let r = f(&mut self.conns[slot as usize], &mut fx);
+        self.apply(slot, fx);
+        Ok(r)
+    }
+
+    /// Queues bytes to send; see [`Connection::send`].
+    pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<usize, TcpError> {
+        self.with_conn(id, |c, fx| c.send(data, fx))?
+    }
+
+    /// Reads bytes; `Ok(0)` is end of stream. See [`Connection::recv`].
+    pub fn recv(&mut self, id: ConnId, out: &mut [u8]) -> Result<usize, TcpError> {
+        self.with_conn(id, |c, fx| c.recv(out, fx))?
+    }
+
+    /// Zero-copy read: `f` gets the readable bytes as two slices and
+    /// returns how many it consumed.
+    pub fn recv_with(&mut self, id: ConnId, f: impl FnOnce(&[u8], &[u8]) -> usize) -> Result<usize, TcpError> {
+        self.with_conn(id, |c, fx| c.recv_with(fx, f))?
+    }
+
+    /// shutdown(SHUT_WR): FIN after the queued data; reads continue.
+    pub fn shutdown_write(&mut self, id: ConnId) -> Result<(), TcpError> {
+        self.with_conn(id, |c, fx| c.shutdown_write(fx))?
+    }
+
+    /// close(): graceful, or RST when unread data is discarded. The handle
+    /// is invalid afterwards; the connection finishes on its own.
+    pub fn close(&mut self, id: ConnId) -> Result<(), TcpError> {
+        let slot = self.slot_of(id)?;
+        let now = self.now;
+        let mut fx = Effects::default();
+        let done = self.conns[slot as usize].close(now, &mut fx);
+        fx.closed = None; // the user is gone: no Closed event for this handle
+        if done {
+            if let Some(rst) = fx.rst.take() {
+                self.push_control(rst);
+            }
+            self.free(slot);
+            return Ok(());
+        }
+        self.apply(slot, fx);
+        Ok(())
+    }
+
+    /// abort(): RST now, discard both buffers, free the connection.
+    pub fn abort(&mut self, id: ConnId) -> Result<(), TcpError> {
+        let slot = self.slot_of(id)?;
+        let mut fx = Effects::default();
+        self.conns[slot as usize].abort(&mut fx);
+        if let Some(rst) = fx.rst {
+            self.push_control(rst);
+        }
+        self.free(slot);
+        Ok(())
+    }
+
+    pub fn state(&self, id: ConnId) -> Result<State, TcpError> {
+        Ok(self.conns[self.slot_of(id)? as usize].state)
+    }
+
+    pub fn info(&self, id: ConnId) -> Result<TcpInfo, TcpError> {
+        Ok(self.conns[self.slot_of(id)? as usize].info())
+    }
+
+    pub fn local_addr(&self, id: ConnId) -> Result<SocketAddrV4, TcpError> {
+        Ok(self.conns[self.slot_of(id)? as usize].tuple.local)
+    }
+
+    pub fn remote_addr(&self, id: ConnId) -> Result<SocketAddrV4, TcpError> {
+        Ok(self.conns[self.slot_of(id)? as usize].tuple.remote)
+    }
+
+    /// TCP_NODELAY.
+    pub fn set_nodelay(&mut self, id: ConnId, nodelay: bool) -> Result<(), TcpError> {
+        self.with_conn(id, |c, fx| c.set_nodelay(nodelay, fx))
+    }
+
+    /// SO_KEEPALIVE with its idle / interval / count.
+    pub fn set_keepalive(&mut self, id: ConnId, keepalive: Option<KeepaliveConfig>) -> Result<(), TcpError> {
+        let now = self.now;
+        self.with_conn(id, |c, _| c.set_keepalive(now, keepalive))
+    }
+
+    /// Bytes that can be written without blocking.
+    pub fn send_capacity(&self, id: ConnId) -> Result<usize, TcpError> {
+        Ok(self.conns[self.slot_of(id)? as usize].send_buf.free())
+    }
+
+    /// The state of whatever connection holds `tuple`, for tests and
+    /// diagnostics (it sees orphaned and TIME-WAIT connections too).
+    pub fn state_of_tuple(&self, tuple: &FourTuple) -> Option<State> {
+        self.flows.get(tuple).map(|s| self.conns[s as usize].state)
+    }
+
+    /// Ends all connections without sending anything, e.g. at shutdown
+    /// after the graceful period; returns how many were dropped.
+    pub fn reset_all(&mut self) -> usize {
+        let slots: Vec<u32> = self.conns.iter().map(|(s, _)| s as u32).collect();
+        let n = slots.len();
+        for slot in slots {
+            let mut fx = Effects::default();
+            self.conns[slot as usize].abort(&mut fx);
+            if let Some(rst) = fx.rst {
+                self.push_control(rst);
+            }
+            self.free(slot);
+        }
+        n
+    }
+}
+
+/// Used by tests and the simulator: each frame into its own `Vec`.
+impl Transmit for Vec<Vec<u8>> {
+    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, len: usize, fill: F) -> bool {
+        let mut buf = vec![0u8; len];
+        let n = fill(&mut buf);
+        buf.truncate(n);
+        self.push(buf);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_can_move_to_a_worker_thread() {
+        fn is_send<T: Send>() {}
+        is_send::<Stack>();
+    }
+}
