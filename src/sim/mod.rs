@@ -1,1 +1,2 @@
 //! Deterministic network simulator.
+pub mod link;

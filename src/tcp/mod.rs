@@ -2,3 +2,5 @@
 //! randomness of its own. Time and entropy are passed in.
 pub mod time;
 pub use time::Instant;
+pub mod congestion;
+pub mod rto;
