@@ -4,6 +4,7 @@
 //! See `docs/ARCHITECTURE.md`.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod sim;
 pub mod tcp;
 pub mod wire;

@@ -1,1 +1,6 @@
-fn main(){}
+//! The `xdp-tcp` command.
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    xdp_tcp::cli::main()
+}

@@ -117,6 +117,7 @@ fn add(a: &mut ConnStats, b: &ConnStats) {
     a.out_of_window += b.out_of_window;
     a.out_of_order += b.out_of_order;
     a.zero_window_probes += b.zero_window_probes;
+    a.zero_windows_received += b.zero_windows_received;
     a.keepalive_probes += b.keepalive_probes;
     a.acks_sent += b.acks_sent;
 }

@@ -286,6 +286,9 @@ impl Connection {
         // than the one that last set it.
         if self.snd_wl1 < tcp.seq || (self.snd_wl1 == tcp.seq && self.snd_wl2 <= ack) {
             let opened = self.snd_wnd == 0 && window > 0;
+            if window == 0 && self.snd_wnd != 0 {
+                self.stats.zero_windows_received += 1;
+            }
             self.snd_wnd = window;
             self.max_snd_wnd = self.max_snd_wnd.max(window);
             self.snd_wl1 = tcp.seq;

@@ -82,6 +82,8 @@ pub struct ConnStats {
     /// Arriving out-of-order data segments.
     pub out_of_order: u64,
     pub zero_window_probes: u64,
+    /// Times the peer's advertised window dropped to zero.
+    pub zero_windows_received: u64,
     pub keepalive_probes: u64,
     pub acks_sent: u64,
 }

@@ -1,0 +1,73 @@
+//! The `xdp-tcp` command line (clap). Every bad flag exits non-zero with a
+//! message that says what to fix.
+
+mod sim;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "xdp-tcp", version, about = "A userspace TCP stack on an AF_XDP fast path")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a bulk transfer through the TCP engine in the deterministic
+    /// network simulator and print what happened.
+    Sim(sim::SimArgs),
+}
+
+/// Parses arguments and runs the chosen command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sim(args) => sim::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("xdp-tcp: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses sizes like `1500`, `64K`, `10M`, `1G` (powers of 1000; `Ki`,
+/// `Mi`, `Gi` for powers of 1024).
+pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size: use digits with an optional K, M, G, Ki, Mi or Gi"))?;
+    let mult: usize = match unit {
+        "" => 1,
+        "K" | "k" => 1_000,
+        "M" | "m" => 1_000_000,
+        "G" | "g" => 1_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use K, M, G, Ki, Mi or Gi)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("1500"), Ok(1500));
+        assert_eq!(parse_size("10M"), Ok(10_000_000));
+        assert_eq!(parse_size("64Ki"), Ok(65536));
+        assert!(parse_size("10X").is_err());
+        assert!(parse_size("M").is_err());
+    }
+}
