@@ -67,8 +67,11 @@ impl Connection {
         self.irs = tcp.seq;
         self.rcv_nxt = tcp.seq + 1;
         self.rcv_adv = self.rcv_nxt;
-        self.negotiate_options(&tcp.options, false);
-        self.update_ts_recent(&tcp.options, tcp.seq);
+        self.negotiate_options(&tcp.options);
+        if let Some(ts) = tcp.options.timestamps {
+            // RFC 7323 §4.3: TS.Recent starts from the SYN's TSval.
+            self.ts_recent = ts.tsval;
+        }
         // RFC 7323 §2.2: the window in a <SYN,ACK> is not scaled.
         self.snd_wnd = tcp.window as usize;
         self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
@@ -267,6 +270,7 @@ impl Connection {
         }
         // Any ACK proves the peer is alive: persist and keepalive probing reset.
         self.keepalive_probes = 0;
+        self.probes_unanswered = 0;
         self.restart_keepalive(now);
 
         let window = (tcp.window as usize) << self.snd_wscale;

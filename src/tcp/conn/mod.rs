@@ -186,6 +186,8 @@ pub struct Connection {
     pub(crate) recover: SeqNum,
     pub(crate) persist_deadline: Option<Instant>,
     pub(crate) persist_backoff: u32,
+    /// Zero-window probes sent since the peer last acknowledged anything.
+    pub(crate) probes_unanswered: u32,
     pub(crate) keepalive: Option<KeepaliveConfig>,
     pub(crate) keepalive_deadline: Option<Instant>,
     pub(crate) keepalive_probes: u32,
@@ -284,6 +286,7 @@ impl Connection {
             recover: p.iss,
             persist_deadline: None,
             persist_backoff: 0,
+            probes_unanswered: 0,
             keepalive: cfg.keepalive,
             keepalive_deadline: None,
             keepalive_probes: 0,
@@ -331,7 +334,7 @@ impl Connection {
         c.irs = syn_seq;
         c.rcv_nxt = syn_seq + 1;
         c.rcv_adv = c.rcv_nxt;
-        c.negotiate_options(options, true);
+        c.negotiate_options(options);
         c.update_ts_recent(options, syn_seq);
         // RFC 7323 §2.2: the window of a SYN is never scaled.
         c.snd_wnd = syn_window as usize;
@@ -342,10 +345,10 @@ impl Connection {
         c
     }
 
-    /// Applies the options of the peer's SYN. Options are only used when
-    /// both sides offered them (RFC 7323 §1.3, RFC 2018 §2). `we_reply`:
-    /// the peer's SYN came first, so our SYN-ACK mirrors what it offered.
-    pub(crate) fn negotiate_options(&mut self, options: &TcpOptions, _we_reply: bool) {
+    /// Applies the options of the peer's SYN or SYN-ACK. Options are only
+    /// used when both sides offered them (RFC 7323 §1.3, RFC 2018 §2); a
+    /// SYN-ACK of ours only carries what the peer's SYN offered.
+    pub(crate) fn negotiate_options(&mut self, options: &TcpOptions) {
         let cfg = &self.config;
         let peer_mss = options.mss.unwrap_or(DEFAULT_PEER_MSS).max(64);
         self.timestamps = cfg.timestamps && options.timestamps.is_some();

@@ -32,12 +32,9 @@ impl Connection {
             self.close_deadline = None;
             match self.state {
                 State::TimeWait => {
+                    // 2·MSL passed (RFC 9293 §3.10.8): delete the TCB.
                     self.state = State::Closed;
-                    if !self.close_reported {
-                        fx.closed = Some(CloseReason::Normal);
-                    } else {
-                        fx.closed = Some(CloseReason::Normal);
-                    }
+                    fx.closed = Some(CloseReason::Normal);
                     return;
                 }
                 State::FinWait2 if !self.user_owned => {
@@ -58,7 +55,7 @@ impl Connection {
         }
         if due(self.persist_deadline, now) {
             self.persist_deadline = None;
-            self.on_persist_timeout(now, fx);
+            self.on_persist_timeout(fx);
         }
         if due(self.keepalive_deadline, now) {
             self.keepalive_deadline = None;
@@ -124,7 +121,7 @@ impl Connection {
         }
     }
 
-    fn on_persist_timeout(&mut self, now: Instant, fx: &mut Effects) {
+    fn on_persist_timeout(&mut self, fx: &mut Effects) {
         let unsent = self.send_buf.len() > self.snd_nxt.since(self.snd_una)
             || (self.fin_queued && self.fin_seq.is_none());
         let nothing_in_flight = self.snd_max == self.snd_una;
@@ -136,12 +133,13 @@ impl Connection {
             // elicits an ACK carrying the current window (RFC 1122
             // §4.2.2.17; the Linux form, which every receiver answers per
             // RFC 9293 §3.10.7.4 "unacceptable segment → ACK").
-            if self.persist_backoff >= self.config.max_retransmits + 16 {
-                // RFC 1122 allows waiting indefinitely while the peer
-                // answers; this bound only catches a peer that went silent.
+            // RFC 1122 §4.2.2.17: keep probing as long as the peer answers;
+            // only a peer that stopped answering altogether times out.
+            if self.probes_unanswered >= self.config.max_retransmits {
                 self.enter_closed(CloseReason::TimedOut, fx);
                 return;
             }
+            self.probes_unanswered += 1;
             self.probe_pending = Some(self.snd_una - 1);
             self.stats.zero_window_probes += 1;
         } else {
@@ -150,7 +148,6 @@ impl Connection {
         }
         self.persist_backoff += 1;
         fx.output = true;
-        let _ = now;
     }
 
     fn on_keepalive_timeout(&mut self, now: Instant, fx: &mut Effects) {
