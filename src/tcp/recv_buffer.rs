@@ -1,0 +1,455 @@
+//! The receive buffer: in-order bytes the application has not read yet,
+//! plus out-of-order bytes already stored at their final place.
+//!
+//! Layout of the fixed-capacity ring, starting at the read position:
+//!
+//! ```text
+//! | contiguous (readable) | gap | ooo | gap | ooo | ... free ... |
+//! ^ head                  ^ contiguous end = RCV.NXT (offset 0 of write_at)
+//! ```
+//!
+//! Out-of-order segments are copied once, straight to where they belong,
+//! and tracked by an [`Assembler`]. When the gap in front of them fills, the
+//! contiguous end just moves over them: reassembly needs no second copy and
+//! no per-segment allocation. Everything is addressed by offsets from the
+//! contiguous end; the connection owns the sequence numbers.
+
+use core::fmt;
+
+use super::assembler::Assembler;
+
+/// Fixed-capacity reassembly ring. See the module docs.
+pub struct ReceiveBuffer {
+    buf: Box<[u8]>,
+    /// Ring index of the first unread byte. `< capacity`, or 0 when the
+    /// capacity is 0.
+    head: usize,
+    /// Contiguous readable bytes from `head`.
+    len: usize,
+    /// Out-of-order ranges, as offsets from the contiguous end. Invariant:
+    /// every range ends at or below `window()`, and none starts at 0 (it
+    /// would have been merged into the contiguous part).
+    ooo: Assembler,
+}
+
+impl ReceiveBuffer {
+    /// A buffer of `capacity` bytes; this is its only allocation.
+    pub fn with_capacity(capacity: usize) -> Self {
+        ReceiveBuffer {
+            buf: vec![0; capacity].into_boxed_slice(),
+            head: 0,
+            len: 0,
+            ooo: Assembler::new(),
+        }
+    }
+
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Contiguous bytes ready for the application.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `capacity - len`: how far beyond the contiguous end data may be
+    /// stored. This is the receive window to advertise, before window
+    /// scaling and silly-window-syndrome avoidance are applied.
+    #[inline]
+    pub fn window(&self) -> usize {
+        self.capacity() - self.len
+    }
+
+    /// Stores `data` whose first byte is `offset` bytes past the contiguous
+    /// end (offset 0 = RCV.NXT).
+    ///
+    /// Bytes at or beyond [`ReceiveBuffer::window`] are dropped. Returns how
+    /// many bytes the contiguous end advanced, i.e. how far RCV.NXT moves:
+    /// the in-order bytes plus any out-of-order data they joined up with.
+    /// Out-of-order data (`offset > 0`) therefore returns 0.
+    ///
+    /// If out-of-order data would need more ranges than the [`Assembler`]
+    /// tracks, it is not stored at all (returns 0, nothing changes); the
+    /// peer will retransmit it. Overlapping bytes (retransmissions) are
+    /// written again: a conforming peer sends the same bytes, and either
+    /// copy is the peer's data.
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
+        let window = self.window();
+        if offset >= window || data.is_empty() {
+            return 0;
+        }
+        let data = &data[..data.len().min(window - offset)];
+        if offset == 0 {
+            self.copy_in(self.len, data);
+            self.len += data.len();
+            // Out-of-order ranges the new bytes overlapped are trimmed; one
+            // that now starts at the contiguous end joins it.
+            self.ooo.advance(data.len());
+            let joined = self.ooo.pop_contiguous();
+            self.len += joined;
+            data.len() + joined
+        } else {
+            // Track first, copy second: if the range cannot be tracked the
+            // ring is left untouched.
+            if self.ooo.add(offset, data.len()).is_err() {
+                return 0;
+            }
+            self.copy_in(self.len + offset, data);
+            0
+        }
+    }
+
+    /// Copies up to `out.len()` contiguous bytes into `out`, consumes them
+    /// and returns how many were copied.
+    pub fn read(&mut self, out: &mut [u8]) -> usize {
+        let (a, b) = self.peek();
+        let n1 = a.len().min(out.len());
+        out[..n1].copy_from_slice(&a[..n1]);
+        let n2 = b.len().min(out.len() - n1);
+        out[n1..n1 + n2].copy_from_slice(&b[..n2]);
+        self.consume(n1 + n2);
+        n1 + n2
+    }
+
+    /// The contiguous bytes, in order, as up to two slices (the second is
+    /// non-empty only when they cross the end of the ring).
+    pub fn peek(&self) -> (&[u8], &[u8]) {
+        let first = self.len.min(self.capacity() - self.head);
+        (
+            &self.buf[self.head..self.head + first],
+            &self.buf[..self.len - first],
+        )
+    }
+
+    /// Releases `n` contiguous bytes (after [`ReceiveBuffer::peek`]); `n` is
+    /// clamped to [`ReceiveBuffer::len`]. The window grows by `n`.
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.len -= n;
+        if self.len == 0 && self.ooo.is_empty() {
+            // Nothing is positioned relative to the head: restart at the
+            // beginning so future data is more often one contiguous slice.
+            self.head = 0;
+        } else {
+            self.head = self.ring_index(n);
+        }
+    }
+
+    /// The out-of-order ranges, as offsets from the contiguous end (for SACK).
+    #[inline]
+    pub fn out_of_order(&self) -> &Assembler {
+        &self.ooo
+    }
+
+    #[inline]
+    pub fn has_out_of_order(&self) -> bool {
+        !self.ooo.is_empty()
+    }
+
+    /// Drops all data, readable and out-of-order. Keeps the allocation.
+    pub fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+        self.ooo.clear();
+    }
+
+    /// Ring index of the byte `pos` bytes after the head, `pos <= capacity`.
+    #[inline]
+    fn ring_index(&self, pos: usize) -> usize {
+        let i = self.head + pos;
+        if i >= self.capacity() {
+            i - self.capacity()
+        } else {
+            i
+        }
+    }
+
+    /// Copies `data` to the ring starting `pos` bytes after the head.
+    /// Callers guarantee `pos + data.len() <= capacity`.
+    fn copy_in(&mut self, pos: usize, data: &[u8]) {
+        let start = self.ring_index(pos);
+        let first = data.len().min(self.capacity() - start);
+        self.buf[start..start + first].copy_from_slice(&data[..first]);
+        self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+    }
+}
+
+impl fmt::Debug for ReceiveBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceiveBuffer")
+            .field("capacity", &self.capacity())
+            .field("head", &self.head)
+            .field("len", &self.len)
+            .field("out_of_order", &self.ooo)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::assembler::tests::check_invariants;
+    use proptest::prelude::*;
+
+    fn contents(b: &ReceiveBuffer) -> Vec<u8> {
+        let (x, y) = b.peek();
+        let mut v = x.to_vec();
+        v.extend_from_slice(y);
+        v
+    }
+
+    #[test]
+    fn in_order() {
+        let mut b = ReceiveBuffer::with_capacity(8);
+        assert_eq!(b.window(), 8);
+        assert_eq!(b.write_at(0, b"hello"), 5);
+        assert_eq!(b.len(), 5);
+        assert_eq!(b.window(), 3);
+        let mut out = [0u8; 3];
+        assert_eq!(b.read(&mut out), 3);
+        assert_eq!(&out, b"hel");
+        // Wraps around the ring end.
+        assert_eq!(b.write_at(0, b"world!"), 6);
+        assert_eq!(contents(&b), b"loworld!");
+        let (x, y) = b.peek();
+        assert!(!y.is_empty());
+        assert_eq!(x.len() + y.len(), 8);
+        assert_eq!(b.window(), 0);
+        assert_eq!(b.write_at(0, b"x"), 0);
+    }
+
+    #[test]
+    fn out_of_order_then_fill() {
+        let mut b = ReceiveBuffer::with_capacity(16);
+        assert_eq!(b.write_at(4, b"efgh"), 0);
+        assert_eq!(b.write_at(10, b"kl"), 0);
+        assert!(b.has_out_of_order());
+        assert_eq!(b.len(), 0);
+        assert_eq!(
+            b.out_of_order().iter().collect::<Vec<_>>(),
+            [(4, 8), (10, 12)]
+        );
+        // Fills 0..5, overlapping the first range: joins through offset 8.
+        assert_eq!(b.write_at(0, b"abcde"), 8);
+        assert_eq!(contents(&b), b"abcdefgh");
+        assert_eq!(b.out_of_order().iter().collect::<Vec<_>>(), [(2, 4)]);
+        assert_eq!(b.write_at(0, b"ij"), 4);
+        assert_eq!(contents(&b), b"abcdefghijkl");
+        assert!(!b.has_out_of_order());
+    }
+
+    #[test]
+    fn window_trims() {
+        let mut b = ReceiveBuffer::with_capacity(8);
+        assert_eq!(b.write_at(6, b"xyz"), 0);
+        assert_eq!(b.out_of_order().iter().collect::<Vec<_>>(), [(6, 8)]);
+        assert_eq!(b.write_at(8, b"q"), 0);
+        assert_eq!(b.write_at(usize::MAX, b"q"), 0);
+        // Overlapping bytes are rewritten: the later copy wins (a
+        // conforming peer sends the same bytes anyway).
+        assert_eq!(b.write_at(0, b"abcdefghij"), 8);
+        assert_eq!(contents(&b), b"abcdefgh");
+        b.consume(usize::MAX);
+        assert!(b.is_empty());
+        assert_eq!(b.window(), 8);
+    }
+
+    #[test]
+    fn too_many_ranges_stores_nothing() {
+        let cap = 4 * Assembler::MAX_RANGES + 16;
+        let mut b = ReceiveBuffer::with_capacity(cap);
+        for i in 0..Assembler::MAX_RANGES {
+            assert_eq!(b.write_at(2 + 2 * i, &[b'A' + i as u8]), 0);
+        }
+        let far = 2 + 2 * Assembler::MAX_RANGES + 5;
+        assert_eq!(b.write_at(far, b"zz"), 0);
+        assert_eq!(b.out_of_order().len(), Assembler::MAX_RANGES);
+        assert_eq!(
+            b.out_of_order().highest_end(),
+            2 * Assembler::MAX_RANGES + 1
+        );
+        // In-order data still flows and joins the first range.
+        assert_eq!(b.write_at(0, b"01"), 3);
+        assert_eq!(contents(&b), b"01A");
+        b.clear();
+        assert!(b.is_empty() && !b.has_out_of_order());
+    }
+
+    #[test]
+    fn zero_capacity() {
+        let mut b = ReceiveBuffer::with_capacity(0);
+        assert_eq!(b.write_at(0, b"abc"), 0);
+        assert_eq!(b.write_at(1, b"abc"), 0);
+        assert_eq!(b.read(&mut [0; 4]), 0);
+        assert_eq!(b.peek(), (&[][..], &[][..]));
+        b.consume(1);
+    }
+
+    /// The byte at absolute stream position `p`: a conforming peer always
+    /// sends the same byte for the same position.
+    fn byte_at(p: usize) -> u8 {
+        (p.wrapping_mul(31) ^ (p >> 8)) as u8
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// (offset from RCV.NXT, length)
+        Write(usize, usize),
+        Read(usize),
+        PeekConsume(usize),
+    }
+
+    fn op(cap: usize) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0..cap + cap / 2 + 2, 0..=cap / 3 + 2).prop_map(|(o, l)| Op::Write(o, l)),
+            3 => (1..cap + 2, 0..3usize).prop_map(|(o, l)| Op::Write(o, l)),
+            2 => (0..=cap + 1).prop_map(Op::Read),
+            1 => (0..=cap + 1).prop_map(Op::PeekConsume),
+        ]
+    }
+
+    /// Mostly tiny scattered segments: drives the assembler to its range
+    /// limit, with occasional in-order data and reads.
+    fn confetti_op(cap: usize) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            12 => (1..cap + 2, 1..3usize).prop_map(|(o, l)| Op::Write(o, l)),
+            1 => (0..cap / 8 + 2).prop_map(|l| Op::Write(0, l)),
+            1 => (0..=cap / 4).prop_map(Op::Read),
+        ]
+    }
+
+    fn ops() -> impl Strategy<Value = (usize, Vec<Op>)> {
+        prop_oneof![
+            prop_oneof![Just(0usize), 1..20usize, 64..300usize]
+                .prop_flat_map(|cap| { (Just(cap), proptest::collection::vec(op(cap), 0..300)) }),
+            (100..400usize).prop_flat_map(|cap| {
+                (
+                    Just(cap),
+                    proptest::collection::vec(confetti_op(cap), 0..300),
+                )
+            }),
+        ]
+    }
+
+    /// Oracle: the set of received absolute positions beyond RCV.NXT
+    /// (`Vec<Option<u8>>` indexed from RCV.NXT), RCV.NXT and the read
+    /// position, all as absolute stream offsets.
+    struct Oracle {
+        cap: usize,
+        read_pos: usize,
+        nxt: usize,
+        ahead: Vec<Option<u8>>,
+    }
+
+    impl Oracle {
+        fn runs(ahead: &[Option<u8>]) -> Vec<(usize, usize)> {
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < ahead.len() {
+                if ahead[i].is_some() {
+                    let s = i;
+                    while i < ahead.len() && ahead[i].is_some() {
+                        i += 1;
+                    }
+                    out.push((s, i));
+                } else {
+                    i += 1;
+                }
+            }
+            out
+        }
+
+        fn write(&mut self, offset: usize, len: usize) -> usize {
+            let window = self.cap - (self.nxt - self.read_pos);
+            let end = (offset + len).min(window);
+            if offset >= end {
+                return 0;
+            }
+            let mut next = self.ahead.clone();
+            if next.len() < end {
+                next.resize(end, None);
+            }
+            for (i, slot) in next.iter_mut().enumerate().take(end).skip(offset) {
+                *slot = Some(byte_at(self.nxt + i));
+            }
+            if offset > 0 && Self::runs(&next).len() > Assembler::MAX_RANGES {
+                return 0;
+            }
+            let advanced = next.iter().take_while(|b| b.is_some()).count();
+            next.drain(..advanced);
+            self.ahead = next;
+            self.nxt += advanced;
+            advanced
+        }
+    }
+
+    proptest! {
+        /// Random writes (in order, out of order, overlapping, duplicate,
+        /// beyond the window), reads and consumes deliver exactly the
+        /// oracle's in-order stream, and the out-of-order ranges are exactly
+        /// the oracle's runs, within the assembler's bounds.
+        #[test]
+        fn model((cap, ops) in ops()) {
+            let mut b = ReceiveBuffer::with_capacity(cap);
+            let mut o = Oracle { cap, read_pos: 0, nxt: 0, ahead: Vec::new() };
+            for op in ops {
+                match op {
+                    Op::Write(off, len) => {
+                        let data: Vec<u8> = (0..len).map(|i| byte_at(o.nxt + off + i)).collect();
+                        let got = b.write_at(off, &data);
+                        let expect = o.write(off, len);
+                        prop_assert_eq!(got, expect);
+                    }
+                    Op::Read(n) => {
+                        let mut out = vec![0u8; n];
+                        let got = b.read(&mut out);
+                        let expect = n.min(o.nxt - o.read_pos);
+                        prop_assert_eq!(got, expect);
+                        for (i, &x) in out[..got].iter().enumerate() {
+                            prop_assert_eq!(x, byte_at(o.read_pos + i));
+                        }
+                        o.read_pos += got;
+                    }
+                    Op::PeekConsume(n) => {
+                        let all = contents(&b);
+                        prop_assert_eq!(all.len(), o.nxt - o.read_pos);
+                        for (i, &x) in all.iter().enumerate() {
+                            prop_assert_eq!(x, byte_at(o.read_pos + i));
+                        }
+                        b.consume(n);
+                        o.read_pos += n.min(all.len());
+                    }
+                }
+                prop_assert_eq!(b.len(), o.nxt - o.read_pos);
+                prop_assert_eq!(b.window(), cap - b.len());
+                check_invariants(b.out_of_order()).map_err(TestCaseError::fail)?;
+                prop_assert_eq!(
+                    b.out_of_order().iter().collect::<Vec<_>>(),
+                    Oracle::runs(&o.ahead)
+                );
+                prop_assert!(b.out_of_order().highest_end() <= b.window());
+                // Every out-of-order byte stored is the right one.
+                for (s, e) in b.out_of_order().iter() {
+                    for off in s..e {
+                        let idx = b.ring_index(b.len() + off);
+                        prop_assert_eq!(b.buf[idx], byte_at(o.nxt + off));
+                    }
+                }
+            }
+            // Drain: the full stream comes out in order.
+            let mut rest = vec![0u8; cap];
+            let n = b.read(&mut rest);
+            prop_assert_eq!(n, o.nxt - o.read_pos);
+            for (i, &x) in rest[..n].iter().enumerate() {
+                prop_assert_eq!(x, byte_at(o.read_pos + i));
+            }
+        }
+    }
+}
