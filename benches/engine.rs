@@ -95,7 +95,10 @@ fn advance_seq(frame: &mut [u8], by: usize) {
 fn receive_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine");
     group.throughput(Throughput::Elements(1));
-    for (name, verify) in [("in_order_receive_with_ack", true), ("in_order_receive_with_ack_no_csum", false)] {
+    for (name, verify) in [
+        ("in_order_receive_with_ack", true),
+        ("in_order_receive_with_ack_no_csum", false),
+    ] {
         let (mut server, conn, mut frame) = established(verify);
         let mut sink = CountingSink {
             buf: vec![0; 2048],
@@ -112,7 +115,9 @@ fn receive_path(c: &mut Criterion) {
                 now += std::time::Duration::from_micros(1);
                 server.receive(now, black_box(&frame));
                 server.poll(now, &mut sink);
-                let n = server.recv_with(conn, |a, b| a.len() + b.len()).unwrap_or(0);
+                let n = server
+                    .recv_with(conn, |a, b| a.len() + b.len())
+                    .unwrap_or(0);
                 black_box(n);
             })
         });
@@ -126,7 +131,10 @@ fn flow_lookup(c: &mut Criterion) {
     let mut table = FlowTable::with_capacity(N as usize, [1, 2, 3, 4]);
     let tuple = |i: u32| FourTuple {
         local: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 80),
-        remote: SocketAddrV4::new(Ipv4Addr::new(198, 19, (i >> 16) as u8, (i >> 8) as u8), 1024 + (i & 0xff) as u16 * 200),
+        remote: SocketAddrV4::new(
+            Ipv4Addr::new(198, 19, (i >> 16) as u8, (i >> 8) as u8),
+            1024 + (i & 0xff) as u16 * 200,
+        ),
     };
     for i in 0..N {
         assert!(table.insert(tuple(i), i));

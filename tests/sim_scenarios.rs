@@ -79,7 +79,10 @@ fn no_loss_transfers_ten_megabytes_without_retransmission() {
         |seed| symmetric(seed, TEN_MB, path(1)),
         |r| {
             if r.client.retransmits != 0 {
-                return Err(format!("{} retransmits on a perfect path", r.client.retransmits));
+                return Err(format!(
+                    "{} retransmits on a perfect path",
+                    r.client.retransmits
+                ));
             }
             Ok(())
         },
@@ -87,20 +90,23 @@ fn no_loss_transfers_ten_megabytes_without_retransmission() {
 }
 
 fn lossy(loss: f64) -> Impairments {
-    Impairments {
-        loss,
-        ..path(1)
-    }
+    Impairments { loss, ..path(1) }
 }
 
 #[test]
 fn one_percent_random_loss() {
-    run_seeds("1% loss", |seed| symmetric(seed, TEN_MB, lossy(0.01)), |r| {
-        if r.client.fast_retransmits == 0 {
-            return Err("no fast retransmit under 1% loss: recovery relies on RTOs only".into());
-        }
-        Ok(())
-    });
+    run_seeds(
+        "1% loss",
+        |seed| symmetric(seed, TEN_MB, lossy(0.01)),
+        |r| {
+            if r.client.fast_retransmits == 0 {
+                return Err(
+                    "no fast retransmit under 1% loss: recovery relies on RTOs only".into(),
+                );
+            }
+            Ok(())
+        },
+    );
 }
 
 #[test]

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "xdp-tcp", version, about = "A userspace TCP stack on an AF_XDP fast path")]
+#[command(
+    name = "xdp-tcp",
+    version,
+    about = "A userspace TCP stack on an AF_XDP fast path"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,9 +46,9 @@ pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size: use digits with an optional K, M, G, Ki, Mi or Gi"))?;
+    let n: usize = num.parse().map_err(|_| {
+        format!("'{s}' is not a size: use digits with an optional K, M, G, Ki, Mi or Gi")
+    })?;
     let mult: usize = match unit {
         "" => 1,
         "K" | "k" => 1_000,
@@ -53,9 +57,14 @@ pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
         "Ki" => 1 << 10,
         "Mi" => 1 << 20,
         "Gi" => 1 << 30,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (use K, M, G, Ki, Mi or Gi)")),
+        _ => {
+            return Err(format!(
+                "'{s}': unknown unit '{unit}' (use K, M, G, Ki, Mi or Gi)"
+            ))
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))
 }
 
 #[cfg(test)]

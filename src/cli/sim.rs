@@ -61,7 +61,9 @@ fn probability(name: &str, p: f64) -> Result<f64, String> {
     if (0.0..=1.0).contains(&p) {
         Ok(p)
     } else {
-        Err(format!("--{name} {p} is not a probability: give a value from 0 to 1"))
+        Err(format!(
+            "--{name} {p} is not a probability: give a value from 0 to 1"
+        ))
     }
 }
 
@@ -69,7 +71,9 @@ fn millis(name: &str, ms: f64) -> Result<Duration, String> {
     if ms.is_finite() && ms >= 0.0 {
         Ok(Duration::from_secs_f64(ms / 1000.0))
     } else {
-        Err(format!("--{name} {ms} must be a non-negative number of milliseconds"))
+        Err(format!(
+            "--{name} {ms} must be a non-negative number of milliseconds"
+        ))
     }
 }
 
@@ -89,7 +93,7 @@ fn impairments(a: &SimArgs) -> Result<Impairments, String> {
     Ok(Impairments {
         delay: millis("delay-ms", a.delay_ms)?,
         jitter: millis("jitter-ms", a.jitter_ms)?,
-        rate_bps: (a.rate_mbps > 0.0).then(|| (a.rate_mbps * 1e6) as u64),
+        rate_bps: (a.rate_mbps > 0.0).then_some((a.rate_mbps * 1e6) as u64),
         loss: probability("loss", a.loss)?,
         burst_loss,
         reorder: probability("reorder", a.reorder)?,
@@ -121,7 +125,11 @@ pub fn run(a: &SimArgs) -> Result<(), String> {
         "transferred {} bytes x {} connections, integrity OK (sha256 {})",
         r.bytes,
         spec.connections,
-        r.digest.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()
+        r.digest
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     );
     println!(
         "virtual time {:.3} s, goodput {:.1} Mbit/s; simulated in {:.2} s wall",

@@ -70,7 +70,12 @@ impl Network {
     }
 
     /// Adds a host with a stack built from `config` (its MAC is `config.mac`).
-    pub fn add_host(&mut self, ip: Ipv4Addr, config: StackConfig, entropy: [u8; 32]) -> Result<HostId, String> {
+    pub fn add_host(
+        &mut self,
+        ip: Ipv4Addr,
+        config: StackConfig,
+        entropy: [u8; 32],
+    ) -> Result<HostId, String> {
         let mac = config.mac;
         if self.by_mac.contains_key(&mac) {
             return Err(format!("duplicate MAC {mac}"));
@@ -83,7 +88,14 @@ impl Network {
     }
 
     /// Joins two hosts with a link in each direction.
-    pub fn connect(&mut self, a: HostId, b: HostId, a_to_b: Impairments, b_to_a: Impairments, seed: u64) {
+    pub fn connect(
+        &mut self,
+        a: HostId,
+        b: HostId,
+        a_to_b: Impairments,
+        b_to_a: Impairments,
+        seed: u64,
+    ) {
         self.add_link(a, b, a_to_b, seed);
         self.add_link(b, a, b_to_a, seed ^ 0x5bd1_e995_7f4a_7c15);
     }
@@ -106,7 +118,9 @@ impl Network {
     }
 
     pub fn link_stats(&self, from: HostId, to: HostId) -> Option<LinkStats> {
-        self.link_index.get(&(from.0, to.0)).map(|&i| self.links[i].2.stats())
+        self.link_index
+            .get(&(from.0, to.0))
+            .map(|&i| self.links[i].2.stats())
     }
 
     /// The earliest time anything is scheduled: a delivery or a stack's poll.

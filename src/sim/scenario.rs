@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 
 use crate::sim::link::{Impairments, LinkStats};
 use crate::sim::network::Network;
-use crate::tcp::{CloseReason, ConnId, ConnStats, Event, Instant, StackConfig, StackStats, TcpConfig, TcpError};
+use crate::tcp::{
+    CloseReason, ConnId, ConnStats, Event, Instant, StackConfig, StackStats, TcpConfig, TcpError,
+};
 use crate::wire::MacAddr;
 
 /// Addresses from the benchmarking range (RFC 2544), as every test uses.
@@ -146,7 +148,13 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
     };
     let client = net.add_host(CLIENT_IP, client_cfg, entropy(spec.seed, 1))?;
     let server = net.add_host(SERVER_IP, server_cfg, entropy(spec.seed, 2))?;
-    net.connect(client, server, spec.forward.clone(), spec.reverse.clone(), spec.seed);
+    net.connect(
+        client,
+        server,
+        spec.forward.clone(),
+        spec.reverse.clone(),
+        spec.seed,
+    );
     let server_addr = SocketAddrV4::new(SERVER_IP, SERVER_PORT);
     let listener = net
         .stack(server)
@@ -158,7 +166,12 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
     for i in 0..spec.connections {
         let id = net
             .stack(client)
-            .connect(start, SocketAddrV4::new(CLIENT_IP, 0), server_addr, server_mac)
+            .connect(
+                start,
+                SocketAddrV4::new(CLIENT_IP, 0),
+                server_addr,
+                server_mac,
+            )
             .map_err(|e| fail(format!("connect: {e}")))?;
         senders.push(Sender {
             id,
@@ -221,7 +234,9 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
                 }
             }
             if s.written == spec.bytes && !s.shut {
-                stack.shutdown_write(s.id).map_err(|e| fail(format!("shutdown: {e}")))?;
+                stack
+                    .shutdown_write(s.id)
+                    .map_err(|e| fail(format!("shutdown: {e}")))?;
                 s.shut = true;
             }
             if s.shut && !s.eof {
@@ -233,8 +248,13 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
                 }
             }
             if s.eof && !s.closed {
-                add(&mut client_stats, &stack.info(s.id).map_err(|e| fail(e.to_string()))?.stats);
-                stack.close(s.id).map_err(|e| fail(format!("client close: {e}")))?;
+                add(
+                    &mut client_stats,
+                    &stack.info(s.id).map_err(|e| fail(e.to_string()))?.stats,
+                );
+                stack
+                    .close(s.id)
+                    .map_err(|e| fail(format!("client close: {e}")))?;
                 s.closed = true;
             }
         }
@@ -242,7 +262,8 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
         // Server side: accept, read (possibly rate-limited), close on EOF.
         while let Some(ev) = net.stack(server).next_event() {
             if let Event::Closed { conn, reason } = ev {
-                if reason != CloseReason::Normal && receivers.iter().any(|r| r.id == conn && !r.eof) {
+                if reason != CloseReason::Normal && receivers.iter().any(|r| r.id == conn && !r.eof)
+                {
                     return Err(fail(format!("server connection closed early: {reason:?}")));
                 }
             }
@@ -285,8 +306,13 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
                 }
             }
             if r.eof {
-                add(&mut server_stats, &stack.info(r.id).map_err(|e| fail(e.to_string()))?.stats);
-                stack.close(r.id).map_err(|e| fail(format!("server close: {e}")))?;
+                add(
+                    &mut server_stats,
+                    &stack.info(r.id).map_err(|e| fail(e.to_string()))?.stats,
+                );
+                stack
+                    .close(r.id)
+                    .map_err(|e| fail(format!("server close: {e}")))?;
                 r.closed = true;
             }
         }
@@ -300,7 +326,9 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
         let app_wake = spec.reader_rate.map(|_| next_read_slot);
         let next = match (net.next_event_time(), app_wake) {
             (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b).ok_or_else(|| fail("stalled: nothing scheduled".into()))?,
+            (a, b) => a
+                .or(b)
+                .ok_or_else(|| fail("stalled: nothing scheduled".into()))?,
         };
         if next > deadline {
             let progress: Vec<usize> = receivers.iter().map(|r| r.read).collect();
@@ -317,15 +345,26 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
     let mut digest = [0u8; 32];
     for r in receivers.iter() {
         if r.read != spec.bytes {
-            return Err(fail(format!("receiver read {} of {} bytes", r.read, spec.bytes)));
+            return Err(fail(format!(
+                "receiver read {} of {} bytes",
+                r.read, spec.bytes
+            )));
         }
     }
-    let mut sent: Vec<[u8; 32]> = senders.into_iter().map(|s| s.hash.finalize().into()).collect();
-    let mut got: Vec<[u8; 32]> = receivers.into_iter().map(|r| r.hash.finalize().into()).collect();
+    let mut sent: Vec<[u8; 32]> = senders
+        .into_iter()
+        .map(|s| s.hash.finalize().into())
+        .collect();
+    let mut got: Vec<[u8; 32]> = receivers
+        .into_iter()
+        .map(|r| r.hash.finalize().into())
+        .collect();
     sent.sort_unstable();
     got.sort_unstable();
     if sent != got {
-        return Err(fail("SHA-256 of received bytes differs from sent bytes".into()));
+        return Err(fail(
+            "SHA-256 of received bytes differs from sent bytes".into(),
+        ));
     }
     if let Some(d) = got.first() {
         digest = *d;
@@ -341,7 +380,9 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
     for (name, host) in [("client", client), ("server", server)] {
         let left = net.stack(host).connection_count();
         if left != 0 {
-            return Err(fail(format!("{name} still holds {left} connections after TIME-WAIT")));
+            return Err(fail(format!(
+                "{name} still holds {left} connections after TIME-WAIT"
+            )));
         }
     }
     Ok(TransferReport {

@@ -63,7 +63,10 @@ mod tests {
         let b = g.isn(now, addr("198.18.0.1:80"), addr("198.18.0.2:40001"));
         assert_ne!(a, b);
         let g2 = IsnGenerator::new([8; 16]);
-        assert_ne!(a, g2.isn(now, addr("198.18.0.1:80"), addr("198.18.0.2:40000")));
+        assert_ne!(
+            a,
+            g2.isn(now, addr("198.18.0.1:80"), addr("198.18.0.2:40000"))
+        );
     }
 
     #[test]

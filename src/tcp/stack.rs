@@ -102,7 +102,13 @@ impl Stack {
         }
         let mut isn_key = [0u8; 16];
         isn_key.copy_from_slice(&entropy[..16]);
-        let word = |i: usize| u64::from_le_bytes(entropy[16 + 8 * (i % 2)..24 + 8 * (i % 2)].try_into().unwrap_or([0; 8])) ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let word = |i: usize| {
+            u64::from_le_bytes(
+                entropy[16 + 8 * (i % 2)..24 + 8 * (i % 2)]
+                    .try_into()
+                    .unwrap_or([0; 8]),
+            ) ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        };
         let seeds = [word(0), word(1), word(2), word(3)];
         let capacity = config.max_connections.min(1 << 20);
         let span = (config.ephemeral_ports.1 - config.ephemeral_ports.0) as u64 + 1;
@@ -173,7 +179,10 @@ impl Stack {
             self.stats.rx_wrong_mac += 1;
             return;
         }
-        if dst.is_broadcast() || parsed.ip.dst_addr.is_broadcast() || parsed.ip.dst_addr.is_multicast() {
+        if dst.is_broadcast()
+            || parsed.ip.dst_addr.is_broadcast()
+            || parsed.ip.dst_addr.is_multicast()
+        {
             // RFC 9293 §3.10.7.1: never answer a broadcast/multicast segment.
             self.stats.rx_malformed += 1;
             return;
@@ -286,7 +295,13 @@ impl Stack {
     }
 
     /// RFC 9293 §3.10.7.1: a RST for a segment that matches nothing.
-    fn reset_for_no_connection(&mut self, tuple: FourTuple, mac: MacAddr, tcp: &TcpRepr, payload_len: usize) {
+    fn reset_for_no_connection(
+        &mut self,
+        tuple: FourTuple,
+        mac: MacAddr,
+        tcp: &TcpRepr,
+        payload_len: usize,
+    ) {
         if tcp.flags.rst() {
             return; // a RST is never answered
         }
@@ -358,7 +373,10 @@ impl Stack {
                     listener.syn_backlog = listener.syn_backlog.saturating_sub(1);
                     listener.accept_queue.push_back(slot);
                 }
-                self.events.push_back(Event::Accepted { listener: l, conn: id });
+                self.events.push_back(Event::Accepted {
+                    listener: l,
+                    conn: id,
+                });
             }
         }
         if fx.connected {
@@ -410,7 +428,9 @@ impl Stack {
             }
             self.timers.cancel(id);
         }
-        let id = self.timers.insert(deadline, timer_key(slot, conn.generation));
+        let id = self
+            .timers
+            .insert(deadline, timer_key(slot, conn.generation));
         conn.timer = Some((id, deadline));
     }
 
@@ -559,7 +579,12 @@ impl Stack {
     }
 
     /// As [`listen`](Self::listen), with per-listener TCP settings.
-    pub fn listen_with(&mut self, addr: SocketAddrV4, backlog: usize, config: TcpConfig) -> Result<ListenerId, TcpError> {
+    pub fn listen_with(
+        &mut self,
+        addr: SocketAddrV4,
+        backlog: usize,
+        config: TcpConfig,
+    ) -> Result<ListenerId, TcpError> {
         if addr.port() == 0 {
             return Err(TcpError::InvalidInput("cannot listen on port 0"));
         }
@@ -653,7 +678,9 @@ impl Stack {
     ) -> Result<ConnId, TcpError> {
         self.now = now;
         if remote.port() == 0 || remote.ip().is_unspecified() || local.ip().is_unspecified() {
-            return Err(TcpError::InvalidInput("connect needs a remote port and concrete addresses"));
+            return Err(TcpError::InvalidInput(
+                "connect needs a remote port and concrete addresses",
+            ));
         }
         if self.conns.len() >= self.config.max_connections {
             return Err(TcpError::TooManyConnections);
@@ -684,14 +711,20 @@ impl Stack {
         Ok(ConnId { slot, generation })
     }
 
-    fn pick_ephemeral(&mut self, ip: Ipv4Addr, remote: SocketAddrV4) -> Result<SocketAddrV4, TcpError> {
+    fn pick_ephemeral(
+        &mut self,
+        ip: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Result<SocketAddrV4, TcpError> {
         let (lo, hi) = self.config.ephemeral_ports;
         let span = (hi - lo) as u32 + 1;
         for _ in 0..span {
             let port = self.next_ephemeral;
             self.next_ephemeral = if port >= hi { lo } else { port + 1 };
             let local = SocketAddrV4::new(ip, port);
-            if !self.flows.contains(&FourTuple { local, remote }) && !self.listen_addrs.contains_key(&local) {
+            if !self.flows.contains(&FourTuple { local, remote })
+                && !self.listen_addrs.contains_key(&local)
+            {
                 return Ok(local);
             }
         }
@@ -706,7 +739,11 @@ impl Stack {
     }
 
     /// Runs a user operation on a connection and applies its effects.
-    fn with_conn<R>(&mut self, id: ConnId, f: impl FnOnce(&mut Connection, &mut Effects) -> R) -> Result<R, TcpError> {
+    fn with_conn<R>(
+        &mut self,
+        id: ConnId,
+        f: impl FnOnce(&mut Connection, &mut Effects) -> R,
+    ) -> Result<R, TcpError> {
         let slot = self.slot_of(id)?;
         let mut fx = Effects::default();
         let r = f(&mut self.conns[slot as usize], &mut fx);
@@ -726,7 +763,11 @@ impl Stack {
 
     /// Zero-copy read: `f` gets the readable bytes as two slices and
     /// returns how many it consumed.
-    pub fn recv_with(&mut self, id: ConnId, f: impl FnOnce(&[u8], &[u8]) -> usize) -> Result<usize, TcpError> {
+    pub fn recv_with(
+        &mut self,
+        id: ConnId,
+        f: impl FnOnce(&[u8], &[u8]) -> usize,
+    ) -> Result<usize, TcpError> {
         self.with_conn(id, |c, fx| c.recv_with(fx, f))?
     }
 
@@ -788,7 +829,11 @@ impl Stack {
     }
 
     /// SO_KEEPALIVE with its idle / interval / count.
-    pub fn set_keepalive(&mut self, id: ConnId, keepalive: Option<KeepaliveConfig>) -> Result<(), TcpError> {
+    pub fn set_keepalive(
+        &mut self,
+        id: ConnId,
+        keepalive: Option<KeepaliveConfig>,
+    ) -> Result<(), TcpError> {
         let now = self.now;
         self.with_conn(id, |c, _| c.set_keepalive(now, keepalive))
     }

@@ -29,10 +29,7 @@ impl State {
 
     /// States in which arriving segment text is accepted (RFC 9293 §3.10.7.4, seventh).
     pub fn accepts_data(self) -> bool {
-        matches!(
-            self,
-            State::Established | State::FinWait1 | State::FinWait2
-        )
+        matches!(self, State::Established | State::FinWait1 | State::FinWait2)
     }
 
     /// States in which the application may still queue data to send.

@@ -123,7 +123,8 @@ impl Connection {
             (0, _) => seq.in_window(self.rcv_nxt, wnd),
             (_, 0) => false,
             (_, _) => {
-                seq.in_window(self.rcv_nxt, wnd) || (seq + (seg_len - 1)).in_window(self.rcv_nxt, wnd)
+                seq.in_window(self.rcv_nxt, wnd)
+                    || (seq + (seg_len - 1)).in_window(self.rcv_nxt, wnd)
             }
         }
     }
@@ -253,7 +254,13 @@ impl Connection {
 
     /// RFC 9293 §3.10.7.4 fifth step for the synchronized states. Returns
     /// false when the segment must be dropped.
-    fn process_ack(&mut self, now: Instant, tcp: &TcpRepr, payload: &[u8], fx: &mut Effects) -> bool {
+    fn process_ack(
+        &mut self,
+        now: Instant,
+        tcp: &TcpRepr,
+        payload: &[u8],
+        fx: &mut Effects,
+    ) -> bool {
         let ack = tcp.ack;
         // RFC 5961 §5.2: acceptable iff SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT
         // (SND.NXT here is the highest sent, `snd_max`, as go-back-N may
@@ -403,7 +410,13 @@ impl Connection {
     }
 
     /// RFC 9293 §3.10.7.4 seventh (segment text) and eighth (FIN).
-    fn process_text_and_fin(&mut self, now: Instant, tcp: &TcpRepr, payload: &[u8], fx: &mut Effects) {
+    fn process_text_and_fin(
+        &mut self,
+        now: Instant,
+        tcp: &TcpRepr,
+        payload: &[u8],
+        fx: &mut Effects,
+    ) {
         let text_seq = tcp.seq + tcp.flags.syn() as usize;
         let seg_end = text_seq + payload.len();
         if !payload.is_empty() {

@@ -13,8 +13,8 @@ mod timers;
 
 use std::sync::Arc;
 
-use crate::tcp::congestion::{Congestion, CongestionControl};
 use crate::tcp::config::{KeepaliveConfig, TcpConfig};
+use crate::tcp::congestion::{Congestion, CongestionControl};
 use crate::tcp::error::TcpError;
 use crate::tcp::event::{CloseReason, ListenerId};
 use crate::tcp::flow_table::FourTuple;

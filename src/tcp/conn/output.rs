@@ -61,10 +61,8 @@ impl Connection {
             data_off: 0,
             data_len: 0,
         };
-        if self.ack_pending {
-            if !self.transmit(now, env, tx, ack) {
-                return false;
-            }
+        if self.ack_pending && !self.transmit(now, env, tx, ack) {
+            return false;
         }
         while self.dup_acks_owed > 0 {
             if !self.transmit(now, env, tx, ack) {
@@ -115,7 +113,12 @@ impl Connection {
 
     /// One segment from SND.UNA: fast retransmit, or the next hole after a
     /// partial ACK (RFC 6582 §3.2).
-    fn output_retransmit<T: Transmit>(&mut self, now: Instant, env: &OutputEnv, tx: &mut T) -> bool {
+    fn output_retransmit<T: Transmit>(
+        &mut self,
+        now: Instant,
+        env: &OutputEnv,
+        tx: &mut T,
+    ) -> bool {
         let len = self.send_buf.len().min(self.snd_mss);
         let fin = self.fin_queued && len == self.send_buf.len() && self.fin_seq.is_some();
         if len == 0 && !fin {
@@ -150,7 +153,11 @@ impl Connection {
     fn output_data<T: Transmit>(&mut self, now: Instant, env: &OutputEnv, tx: &mut T) -> bool {
         if !matches!(
             self.state,
-            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
         ) {
             return true;
         }
@@ -319,14 +326,24 @@ impl Connection {
     }
 
     /// Builds and hands one segment to `tx`; updates what the peer now knows.
-    fn transmit<T: Transmit>(&mut self, now: Instant, env: &OutputEnv, tx: &mut T, seg: Segment) -> bool {
+    fn transmit<T: Transmit>(
+        &mut self,
+        now: Instant,
+        env: &OutputEnv,
+        tx: &mut T,
+        seg: Segment,
+    ) -> bool {
         let syn = seg.flags.syn();
         let (window, advertised) = self.window_to_advertise(syn);
         let repr = TcpRepr {
             src_port: self.tuple.local.port(),
             dst_port: self.tuple.remote.port(),
             seq: seg.seq,
-            ack: if seg.flags.ack() { self.rcv_nxt } else { SeqNum(0) },
+            ack: if seg.flags.ack() {
+                self.rcv_nxt
+            } else {
+                SeqNum(0)
+            },
             flags: seg.flags,
             window,
             urgent: 0,

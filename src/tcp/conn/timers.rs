@@ -155,7 +155,7 @@ impl Connection {
         if !matches!(self.state, State::Established | State::CloseWait) {
             return;
         }
-        if self.snd_max != self.snd_una || self.send_buf.len() > 0 {
+        if self.snd_max != self.snd_una || !self.send_buf.is_empty() {
             // Data in flight: the retransmission timer watches the peer.
             self.keepalive_deadline = Some(now + k.idle);
             return;
