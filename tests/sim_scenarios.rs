@@ -134,11 +134,15 @@ fn bursty_loss() {
         "bursty loss",
         |seed| {
             let imp = Impairments {
-                // Mean burst 1/r ≈ 3 frames, about 1.6% of frames lost.
+                // Mean Bad sojourn 1/r = 2.5 frames losing 90% of frames:
+                // about 2.2% loss in bursts. The chain steps per frame, so
+                // during RTO backoff (one frame per timeout) a Bad state
+                // lasts long in wall time; with r = 0.3, h = 1 a few seeds
+                // saw 15 consecutive losses and ETIMEDOUT, as Linux would.
                 burst_loss: Some(GilbertElliott {
-                    p: 0.005,
-                    r: 0.3,
-                    h: 1.0,
+                    p: 0.01,
+                    r: 0.4,
+                    h: 0.9,
                     k: 0.0,
                 }),
                 ..path(1)

@@ -30,7 +30,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0.0)]
     loss: f64,
     /// Bursty loss: Gilbert-Elliott p (good→bad) and r (bad→good), e.g. 0.01,0.3.
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_name = "P,R", value_delimiter = ',', num_args = 1)]
     burst: Option<Vec<f64>>,
     /// Probability a frame is held back by --reorder-ms (0..1).
     #[arg(long, default_value_t = 0.0)]
@@ -52,6 +52,9 @@ pub struct SimArgs {
     /// Disable Nagle's algorithm (TCP_NODELAY).
     #[arg(long)]
     nodelay: bool,
+    /// Print every delivered segment to stderr (time, hosts, flags, seq, ack, length, window).
+    #[arg(long)]
+    trace: bool,
     /// Virtual-time limit in seconds.
     #[arg(long, default_value_t = 3600)]
     time_limit_s: u64,
@@ -80,6 +83,9 @@ fn millis(name: &str, ms: f64) -> Result<Duration, String> {
 fn impairments(a: &SimArgs) -> Result<Impairments, String> {
     let burst_loss = match &a.burst {
         None => None,
+        Some(v) if v.len() != 2 => {
+            return Err("--burst takes two probabilities, p,r (e.g. 0.005,0.3)".into())
+        }
         Some(v) => Some(GilbertElliott {
             p: probability("burst p", v[0])?,
             r: probability("burst r", v[1])?,
@@ -111,6 +117,7 @@ pub fn run(a: &SimArgs) -> Result<(), String> {
     spec.forward = imp.clone();
     spec.reverse = imp;
     spec.time_limit = Duration::from_secs(a.time_limit_s);
+    spec.trace = a.trace;
     for tcp in [&mut spec.client_tcp, &mut spec.server_tcp] {
         tcp.recv_buffer = a.recv_buffer;
         tcp.nagle = !a.nodelay;

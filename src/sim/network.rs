@@ -49,6 +49,8 @@ pub struct Network {
     scratch: Vec<u8>,
     /// Frames with no route (unknown MAC or no link).
     pub unroutable: u64,
+    /// Print every delivered segment to stderr, tcpdump style.
+    pub trace: bool,
 }
 
 impl Network {
@@ -62,6 +64,7 @@ impl Network {
             sink: FrameSink::default(),
             scratch: Vec::with_capacity(2048),
             unroutable: 0,
+            trace: false,
         }
     }
 
@@ -140,6 +143,9 @@ impl Network {
         for i in 0..self.links.len() {
             let to = self.links[i].1;
             while self.links[i].2.deliver(now, &mut self.scratch) {
+                if self.trace {
+                    trace_frame(now, self.links[i].0, to, &self.scratch);
+                }
                 self.hosts[to].stack.receive(now, &self.scratch);
             }
         }
@@ -176,5 +182,20 @@ impl Network {
         if let Some(&i) = self.link_index.get(&(from.0, to.0)) {
             self.links[i].2.send(self.now, frame);
         }
+    }
+}
+
+/// One line per delivered frame: time, hosts, flags, seq, ack, length, window.
+fn trace_frame(now: Instant, from: usize, to: usize, frame: &[u8]) {
+    match crate::wire::parse_tcp_frame(frame, true) {
+        Ok(f) => eprintln!(
+            "{now} h{from}>h{to} {:?} seq {} ack {} len {} win {}",
+            f.tcp.flags,
+            f.tcp.seq,
+            f.tcp.ack,
+            f.payload.len(),
+            f.tcp.window
+        ),
+        Err(e) => eprintln!("{now} h{from}>h{to} undecodable frame ({e})"),
     }
 }

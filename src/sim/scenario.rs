@@ -41,6 +41,8 @@ pub struct TransferSpec {
     pub reader_rate: Option<(usize, Duration)>,
     /// Virtual-time budget; exceeding it fails the run.
     pub time_limit: Duration,
+    /// Print every delivered segment (see [`Network::trace`]).
+    pub trace: bool,
 }
 
 impl TransferSpec {
@@ -59,6 +61,7 @@ impl TransferSpec {
             server_tcp: TcpConfig::default(),
             reader_rate: None,
             time_limit: Duration::from_secs(3600),
+            trace: false,
         }
     }
 }
@@ -136,6 +139,7 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
     let fail = |what: String| format!("seed {}: {}", spec.seed, what);
     let start = Instant::from_secs(1);
     let mut net = Network::new(start);
+    net.trace = spec.trace;
     let client_cfg = StackConfig {
         mac: MacAddr([0x02, 0, 0, 0, 0, 0x01]),
         tcp: spec.client_tcp.clone(),

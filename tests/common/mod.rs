@@ -7,7 +7,9 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use xdp_tcp::tcp::{ConnId, Event, FourTuple, Instant, ListenerId, Stack, StackConfig, State, TcpConfig};
+use xdp_tcp::tcp::{
+    ConnId, Event, FourTuple, Instant, ListenerId, Stack, StackConfig, State, TcpConfig,
+};
 use xdp_tcp::wire::{
     emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EtherType, EthernetRepr, Ipv4Repr, MacAddr,
     SeqNum, TcpFlags, TcpOptions, TcpRepr, Timestamps, IP_PROTO_TCP,
@@ -115,7 +117,11 @@ impl Out {
         self.tcp.flags.rst()
     }
     pub fn is_pure_ack(&self) -> bool {
-        self.tcp.flags.ack() && !self.tcp.flags.syn() && !self.tcp.flags.fin() && !self.tcp.flags.rst() && self.payload.is_empty()
+        self.tcp.flags.ack()
+            && !self.tcp.flags.syn()
+            && !self.tcp.flags.fin()
+            && !self.tcp.flags.rst()
+            && self.payload.is_empty()
     }
 }
 
@@ -135,7 +141,10 @@ pub fn peer() -> SocketAddrV4 {
 }
 
 pub fn tuple() -> FourTuple {
-    FourTuple { local: us(), remote: peer() }
+    FourTuple {
+        local: us(),
+        remote: peer(),
+    }
 }
 
 /// Stack config with timestamps, SACK and window scaling off so segment
@@ -270,7 +279,12 @@ impl Harness {
     pub fn active_open(&mut self) -> (ConnId, SeqNum) {
         let c = self
             .stack
-            .connect(self.now, SocketAddrV4::new(US_IP, US_PORT), peer(), PEER_MAC)
+            .connect(
+                self.now,
+                SocketAddrV4::new(US_IP, US_PORT),
+                peer(),
+                PEER_MAC,
+            )
             .expect("connect");
         self.poll();
         let syn = self.take_one();

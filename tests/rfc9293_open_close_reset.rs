@@ -1,0 +1,6 @@
+mod common;
+
+#[test]
+fn placeholder_builds() {
+    let _ = common::Harness::plain();
+}
