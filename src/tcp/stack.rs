@@ -100,16 +100,16 @@ impl Stack {
         if config.ephemeral_ports.0 == 0 || config.ephemeral_ports.0 > config.ephemeral_ports.1 {
             return Err("ephemeral_ports must be a non-empty range of non-zero ports".into());
         }
+        // Bytes 0..16 key the ISN hash; 16..32 seed the flow-table hasher.
         let mut isn_key = [0u8; 16];
         isn_key.copy_from_slice(&entropy[..16]);
         let word = |i: usize| {
-            u64::from_le_bytes(
-                entropy[16 + 8 * (i % 2)..24 + 8 * (i % 2)]
-                    .try_into()
-                    .unwrap_or([0; 8]),
-            ) ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&entropy[16 + 8 * i..24 + 8 * i]);
+            u64::from_le_bytes(b)
         };
-        let seeds = [word(0), word(1), word(2), word(3)];
+        let (w0, w1) = (word(0), word(1));
+        let seeds = [w0, w1, w0.rotate_left(32) ^ w1, w1.rotate_left(17) ^ !w0];
         let capacity = config.max_connections.min(1 << 20);
         let span = (config.ephemeral_ports.1 - config.ephemeral_ports.0) as u64 + 1;
         let first_port = config.ephemeral_ports.0 + (seeds[0] % span) as u16;
@@ -340,20 +340,13 @@ impl Stack {
             self.push_control(rst);
         }
         if fx.challenge_ack {
-            // RFC 5961 §7: rate-limit challenge ACKs stack-wide.
-            let (start, count) = self.challenge_window;
-            if self.now.saturating_since(start) >= Duration::from_secs(1) {
-                self.challenge_window = (self.now, 0);
-            }
-            if self.challenge_window.1 < self.config.challenge_ack_limit {
-                self.challenge_window.1 += 1;
+            if self.allow_challenge_ack() {
                 self.stats.challenge_acks += 1;
                 self.conns[slot as usize].ack_pending = true;
                 fx.output = true;
             } else {
                 self.stats.challenge_acks_suppressed += 1;
             }
-            let _ = count;
         }
         let (generation, listener, user_owned) = {
             let c = &self.conns[slot as usize];
@@ -404,6 +397,19 @@ impl Stack {
             self.mark_ready(slot);
         }
         self.rearm(slot);
+    }
+
+    /// RFC 5961 §7: at most `challenge_ack_limit` challenge ACKs per
+    /// second, stack-wide, so they cannot be used as an amplifier.
+    fn allow_challenge_ack(&mut self) -> bool {
+        let (start, count) = self.challenge_window;
+        if self.now.saturating_since(start) >= Duration::from_secs(1) {
+            self.challenge_window = (self.now, 0);
+        } else if count >= self.config.challenge_ack_limit {
+            return false;
+        }
+        self.challenge_window.1 += 1;
+        true
     }
 
     fn mark_ready(&mut self, slot: u32) {

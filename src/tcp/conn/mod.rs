@@ -494,10 +494,7 @@ impl Connection {
         if self.fin_received || self.failed || self.state == State::Closed {
             return Ok(0);
         }
-        match self.state {
-            State::SynSent | State::SynReceived => Err(TcpError::WouldBlock),
-            _ => Err(TcpError::WouldBlock),
-        }
+        Err(TcpError::WouldBlock)
     }
 
     /// RFC 1122 §4.2.3.3 / RFC 9293 §3.8.6.2.2: after the application
