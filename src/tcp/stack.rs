@@ -195,7 +195,7 @@ impl Stack {
         let remote_mac = parsed.eth.src_addr;
         if let Some(slot) = self.flows.get(&tuple) {
             if self.try_recycle_time_wait(slot, &tcp) {
-                self.on_listen_segment(now, tuple, remote_mac, &tcp);
+                self.on_listen_segment(now, tuple, remote_mac, &tcp, parsed.payload.len());
                 return;
             }
             let mut fx = Effects::default();
@@ -206,7 +206,7 @@ impl Stack {
             self.apply(slot, fx);
             return;
         }
-        self.on_listen_segment(now, tuple, remote_mac, &tcp);
+        self.on_listen_segment(now, tuple, remote_mac, &tcp, parsed.payload.len());
     }
 
     /// RFC 9293 §3.10.7.4 note / RFC 6191: a new SYN with a higher sequence
@@ -235,11 +235,18 @@ impl Stack {
     }
 
     /// LISTEN (RFC 9293 §3.10.7.2) or CLOSED (§3.10.7.1) processing.
-    fn on_listen_segment(&mut self, now: Instant, tuple: FourTuple, mac: MacAddr, tcp: &TcpRepr) {
+    fn on_listen_segment(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        mac: MacAddr,
+        tcp: &TcpRepr,
+        payload_len: usize,
+    ) {
         let flags = tcp.flags;
         let Some(lslot) = self.find_listener(tuple.local) else {
             self.stats.rx_no_connection += 1;
-            self.reset_for_no_connection(tuple, mac, tcp, 0);
+            self.reset_for_no_connection(tuple, mac, tcp, payload_len);
             return;
         };
         if flags.rst() {
@@ -388,9 +395,16 @@ impl Stack {
                 conn.close_reported = true;
                 self.events.push_back(Event::Closed { conn: id, reason });
             }
-            if conn.state == State::Closed && !visible {
-                self.free(slot);
-                return;
+            if conn.state == State::Closed {
+                if !visible {
+                    self.free(slot);
+                    return;
+                }
+                // RFC 9293 §3.10.8: the TCB is deleted; only the user's
+                // handle remains. Later segments for the 4-tuple are
+                // handled as for no connection (or by a listener).
+                let tuple = conn.tuple;
+                self.remove_flow(slot, &tuple);
             }
         }
         if fx.output {
@@ -440,13 +454,21 @@ impl Stack {
         conn.timer = Some((id, deadline));
     }
 
+    /// Drops the flow-table entry of `slot`, unless the tuple already
+    /// belongs to a newer connection.
+    fn remove_flow(&mut self, slot: u32, tuple: &FourTuple) {
+        if self.flows.get(tuple) == Some(slot) {
+            self.flows.remove(tuple);
+        }
+    }
+
     /// Removes a connection entirely: flow entry, timer, backlog slot.
     fn free(&mut self, slot: u32) {
         if !self.conns.contains(slot as usize) {
             return;
         }
         let conn = self.conns.remove(slot as usize);
-        self.flows.remove(&conn.tuple);
+        self.remove_flow(slot, &conn.tuple);
         if let Some((id, _)) = conn.timer {
             self.timers.cancel(id);
         }

@@ -94,7 +94,7 @@ impl Seg {
         self.payload = p.to_vec();
         self
     }
-    pub fn from_port(mut self, port: u16) -> Seg {
+    pub fn with_src_port(mut self, port: u16) -> Seg {
         self.src_port = port;
         self
     }

@@ -115,6 +115,19 @@ impl Connection {
         }
     }
 
+    /// A SYN,ACK in SYN-RECEIVED of an active open whose SYN is the one we
+    /// have (SEQ+1 = RCV.NXT) and which acknowledges exactly our SYN.
+    fn is_crossing_syn_ack(&self, tcp: &TcpRepr, payload: &[u8]) -> bool {
+        self.state == State::SynReceived
+            && self.listener.is_none()
+            && tcp.flags.syn()
+            && tcp.flags.ack()
+            && !tcp.flags.rst()
+            && payload.is_empty()
+            && tcp.seq + 1 == self.rcv_nxt
+            && tcp.ack == self.snd_nxt
+    }
+
     /// The acceptability test of RFC 9293 §3.10.7.4, first step.
     fn acceptable(&self, seq: SeqNum, seg_len: usize) -> bool {
         let wnd = self.rcv_adv.since(self.rcv_nxt);
@@ -136,6 +149,15 @@ impl Connection {
         payload: &[u8],
         fx: &mut Effects,
     ) {
+        if self.is_crossing_syn_ack(tcp, payload) {
+            // Simultaneous open (RFC 9293 §3.5, Figure 8): the peer's
+            // SYN,ACK crossed ours. Its SYN is the one we already hold, so
+            // take it as the ACK completing the handshake (as Linux does).
+            let mut ack_only = *tcp;
+            ack_only.flags.remove(TcpFlags::SYN);
+            ack_only.seq = tcp.seq + 1;
+            return self.on_segment_synchronized(now, &ack_only, payload, fx);
+        }
         let flags = tcp.flags;
         let seg_len = payload.len() + flags.syn() as usize + flags.fin() as usize;
 

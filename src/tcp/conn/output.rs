@@ -75,6 +75,17 @@ impl Connection {
 
     fn output_handshake<T: Transmit>(&mut self, now: Instant, env: &OutputEnv, tx: &mut T) -> bool {
         if !self.syn_pending {
+            if self.ack_pending && self.state == State::SynReceived {
+                // An unacceptable segment or a challenge in SYN-RECEIVED:
+                // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> (RFC 9293 §3.10.7.4).
+                let seg = Segment {
+                    seq: self.snd_nxt,
+                    flags: TcpFlags::ACK,
+                    data_off: 0,
+                    data_len: 0,
+                };
+                return self.transmit(now, env, tx, seg);
+            }
             return true;
         }
         let flags = if self.state == State::SynSent {

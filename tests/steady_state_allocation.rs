@@ -1,0 +1,146 @@
+//! The per-packet path allocates nothing in steady state: a counting global
+//! allocator watches an established connection receive, acknowledge, read,
+//! send and process ACKs for thousands of segments after warm-up.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use xdp_tcp::tcp::{Event, Instant, Stack, StackConfig, Transmit};
+use xdp_tcp::wire::MacAddr;
+
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: delegates to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// A fixed pool of frame buffers, like a TX ring: no allocation per frame.
+struct Ring {
+    frames: Vec<Vec<u8>>,
+    lens: Vec<usize>,
+    used: usize,
+}
+
+impl Ring {
+    fn new() -> Ring {
+        Ring {
+            frames: (0..256).map(|_| vec![0u8; 2048]).collect(),
+            lens: vec![0; 256],
+            used: 0,
+        }
+    }
+}
+
+impl Transmit for Ring {
+    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, len: usize, fill: F) -> bool {
+        if self.used == self.frames.len() || len > 2048 {
+            return false;
+        }
+        self.lens[self.used] = fill(&mut self.frames[self.used][..len]);
+        self.used += 1;
+        true
+    }
+}
+
+/// Moves every frame in `from` into `to`'s receive path.
+fn deliver(from: &mut Ring, to: &mut Stack, now: Instant) {
+    for i in 0..from.used {
+        to.receive(now, &from.frames[i][..from.lens[i]]);
+    }
+    from.used = 0;
+}
+
+#[test]
+fn bulk_transfer_path_does_not_allocate_per_packet() {
+    let mut now = Instant::from_secs(1);
+    let cfg = |last: u8| StackConfig {
+        mac: MacAddr([2, 0, 0, 0, 0, last]),
+        max_connections: 16,
+        ..StackConfig::default()
+    };
+    let mut client = Stack::new(cfg(1), [1; 32], now).unwrap();
+    let mut server = Stack::new(cfg(2), [2; 32], now).unwrap();
+    let server_addr = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80);
+    let listener = server.listen(server_addr, 8).unwrap();
+    let c = client
+        .connect(
+            now,
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 0),
+            server_addr,
+            MacAddr([2, 0, 0, 0, 0, 2]),
+        )
+        .unwrap();
+    let (mut to_server, mut to_client) = (Ring::new(), Ring::new());
+    let chunk = vec![0xa5u8; 16 * 1024];
+    let mut sink = vec![0u8; 64 * 1024];
+    let mut s = None;
+    let mut received = 0usize;
+
+    let mut round = |client: &mut Stack, server: &mut Stack, now: Instant, s: &mut Option<_>| {
+        client.poll(now, &mut to_server);
+        deliver(&mut to_server, server, now);
+        server.poll(now, &mut to_client);
+        deliver(&mut to_client, client, now);
+        while let Some(ev) = server.next_event() {
+            if let Event::Accepted { .. } = ev {
+                *s = server.accept(listener).ok();
+            }
+        }
+        while client.next_event().is_some() {}
+        let _ = client.send(c, &chunk);
+        let mut got = 0;
+        if let Some(id) = *s {
+            while let Ok(n) = server.recv(id, &mut sink) {
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+        }
+        got
+    };
+
+    // Warm-up: handshake, slow start, buffers and queues reach their size.
+    for _ in 0..2000 {
+        now += Duration::from_micros(100);
+        received += round(&mut client, &mut server, now, &mut s);
+    }
+    assert!(received > 1_000_000, "warm-up moved only {received} bytes");
+
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let mut measured = 0usize;
+    for _ in 0..2000 {
+        now += Duration::from_micros(100);
+        measured += round(&mut client, &mut server, now, &mut s);
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert!(
+        measured > 1_000_000,
+        "measured phase moved only {measured} bytes"
+    );
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations while transferring {measured} bytes in steady state"
+    );
+}
