@@ -4,7 +4,9 @@
 //! See `docs/ARCHITECTURE.md`.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod cli;
+pub mod runtime;
 pub mod sim;
 pub mod tcp;
 pub mod wire;

@@ -1,6 +1,7 @@
 //! The `xdp-tcp` command line (clap). Every bad flag exits non-zero with a
 //! message that says what to fix.
 
+mod serve;
 mod sim;
 
 use std::process::ExitCode;
@@ -20,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve a built-in application on the AF_XDP fast path until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
     /// Run a bulk transfer through the TCP engine in the deterministic
     /// network simulator and print what happened.
     Sim(sim::SimArgs),
@@ -29,6 +32,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => serve::run(&args),
         Command::Sim(args) => sim::run(&args),
     };
     match result {

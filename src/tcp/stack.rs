@@ -160,6 +160,20 @@ impl Stack {
     /// Parses one Ethernet frame and processes the TCP segment in it.
     /// Anything malformed is dropped and counted; nothing here panics.
     pub fn receive(&mut self, now: Instant, frame: &[u8]) {
+        self.receive_inner(now, frame, false);
+    }
+
+    /// As [`receive`](Self::receive), except that a segment matching none
+    /// of this stack's connections — and not a SYN for one of its
+    /// listeners — is left untouched and `false` returned. A multi-core
+    /// runtime then hands the frame to the worker that owns the flow
+    /// instead of answering it with a RST. Malformed frames are consumed
+    /// (dropped and counted) and return `true`.
+    pub fn receive_owned(&mut self, now: Instant, frame: &[u8]) -> bool {
+        self.receive_inner(now, frame, true)
+    }
+
+    fn receive_inner(&mut self, now: Instant, frame: &[u8], defer_unowned: bool) -> bool {
         self.now = now;
         self.stats.rx_frames += 1;
         let parsed = match parse_tcp_frame(frame, self.config.verify_checksums) {
@@ -171,13 +185,13 @@ impl Stack {
                     WireError::Fragmented => self.stats.rx_fragments += 1,
                     WireError::Truncated | WireError::Malformed => self.stats.rx_malformed += 1,
                 }
-                return;
+                return true;
             }
         };
         let dst = parsed.eth.dst_addr;
         if dst != self.config.mac && !dst.is_broadcast() {
             self.stats.rx_wrong_mac += 1;
-            return;
+            return true;
         }
         if dst.is_broadcast()
             || parsed.ip.dst_addr.is_broadcast()
@@ -185,7 +199,7 @@ impl Stack {
         {
             // RFC 9293 §3.10.7.1: never answer a broadcast/multicast segment.
             self.stats.rx_malformed += 1;
-            return;
+            return true;
         }
         let tcp = parsed.tcp;
         let tuple = FourTuple {
@@ -196,7 +210,7 @@ impl Stack {
         if let Some(slot) = self.flows.get(&tuple) {
             if self.try_recycle_time_wait(slot, &tcp) {
                 self.on_listen_segment(now, tuple, remote_mac, &tcp, parsed.payload.len());
-                return;
+                return true;
             }
             let mut fx = Effects::default();
             // The reply MAC was fixed when the connection was created: the
@@ -204,9 +218,16 @@ impl Stack {
             let conn = &mut self.conns[slot as usize];
             conn.on_segment(now, &tcp, parsed.payload, &mut fx);
             self.apply(slot, fx);
-            return;
+            return true;
+        }
+        let for_listener = tcp.flags.syn()
+            && !tcp.flags.ack()
+            && self.find_listener(tuple.local).is_some();
+        if defer_unowned && !for_listener {
+            return false;
         }
         self.on_listen_segment(now, tuple, remote_mac, &tcp, parsed.payload.len());
+        true
     }
 
     /// RFC 9293 §3.10.7.4 note / RFC 6191: a new SYN with a higher sequence
@@ -877,8 +898,47 @@ impl Stack {
         self.flows.get(tuple).map(|s| self.conns[s as usize].state)
     }
 
-    /// Ends all connections without sending anything, e.g. at shutdown
-    /// after the graceful period; returns how many were dropped.
+    /// Graceful shutdown: every listener is closed (connections waiting in
+    /// accept queues are reset) and every connection the user holds is
+    /// closed as by [`close`](Self::close): FIN, or RST with unread data.
+    pub fn close_all(&mut self) {
+        let listeners: Vec<ListenerId> = self
+            .listeners
+            .iter()
+            .map(|(s, l)| ListenerId {
+                slot: s as u32,
+                generation: l.generation,
+            })
+            .collect();
+        for l in listeners {
+            let _ = self.close_listener(l);
+        }
+        let held: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.user_owned)
+            .map(|(s, c)| ConnId {
+                slot: s as u32,
+                generation: c.generation,
+            })
+            .collect();
+        for id in held {
+            let _ = self.close(id);
+        }
+    }
+
+    /// Connections still exchanging segments: everything but TIME-WAIT
+    /// and connections already CLOSED (kept only for a user's handle).
+    pub fn busy_connections(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|(_, c)| !matches!(c.state, State::TimeWait | State::Closed))
+            .count()
+    }
+
+    /// Aborts every connection (RST to each synchronized peer, sent at the
+    /// next poll), e.g. when a graceful shutdown ran out of time; returns
+    /// how many were dropped.
     pub fn reset_all(&mut self) -> usize {
         let slots: Vec<u32> = self.conns.iter().map(|(s, _)| s as u32).collect();
         let n = slots.len();

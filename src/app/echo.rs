@@ -1,0 +1,73 @@
+//! `echo`: writes back every byte it reads; after the peer's FIN it
+//! finishes echoing what is left, then closes.
+
+use std::collections::HashSet;
+
+use super::{App, Ctx};
+use crate::tcp::{ConnId, TcpError};
+
+pub struct Echo {
+    /// Reusable copy buffer: data moves recv buffer → here → send buffer.
+    scratch: Vec<u8>,
+    /// Connections whose peer has finished sending.
+    peer_done: HashSet<ConnId>,
+}
+
+impl Echo {
+    pub fn new() -> Echo {
+        Echo {
+            scratch: vec![0; 64 * 1024],
+            peer_done: HashSet::new(),
+        }
+    }
+
+    /// Moves as much as the send buffer takes; unread data stays in the
+    /// receive buffer, so the peer is flow-controlled by our window.
+    fn pump(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        loop {
+            let room = match ctx.stack.send_capacity(conn) {
+                Ok(r) => r.min(self.scratch.len()),
+                Err(_) => return,
+            };
+            if room == 0 {
+                return; // on_writable resumes
+            }
+            match ctx.stack.recv(conn, &mut self.scratch[..room]) {
+                Ok(0) => {
+                    self.peer_done.insert(conn);
+                    break;
+                }
+                Ok(n) => {
+                    // `room` bytes fit by construction.
+                    let _ = ctx.stack.send(conn, &self.scratch[..n]);
+                }
+                Err(TcpError::WouldBlock) => return,
+                Err(_) => {
+                    self.peer_done.remove(&conn);
+                    let _ = ctx.stack.close(conn);
+                    return;
+                }
+            }
+        }
+        if self.peer_done.remove(&conn) {
+            // Everything read was queued; the FIN follows it.
+            let _ = ctx.stack.close(conn);
+        }
+    }
+}
+
+impl Default for Echo {
+    fn default() -> Self {
+        Echo::new()
+    }
+}
+
+impl App for Echo {
+    fn on_readable(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        self.pump(ctx, conn);
+    }
+
+    fn on_writable(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        self.pump(ctx, conn);
+    }
+}

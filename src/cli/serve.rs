@@ -1,0 +1,192 @@
+//! `xdp-tcp serve`: a built-in application on the AF_XDP fast path.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::app::BuiltinApp;
+use crate::runtime::{serve, ServeConfig, ServeReport};
+use crate::tcp::StackConfig;
+use crate::xdp::{BindMode, XdpMode, XskConfig};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AppName {
+    Echo,
+    Discard,
+    Http,
+    Source,
+    Hold,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    Native,
+    Generic,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Interface to serve on (its receive queues get one worker each).
+    #[arg(long)]
+    iface: String,
+    /// IPv4 address of the interface to serve.
+    #[arg(long)]
+    addr: Ipv4Addr,
+    /// TCP port to own (repeat for several).
+    #[arg(long = "port", required = true)]
+    ports: Vec<u16>,
+    /// Application to run.
+    #[arg(long, value_enum)]
+    app: AppName,
+    /// Workers, one per receive queue starting at queue 0.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Cores to pin the workers to, e.g. "0,1" or "2-5".
+    #[arg(long, value_parser = parse_cores)]
+    cores: Option<Vec<usize>>,
+    /// XDP attach mode: native (driver) or generic (skb).
+    #[arg(long, value_enum, default_value_t = Mode::Native)]
+    xdp_mode: Mode,
+    /// Ask for zero-copy AF_XDP; falls back to copy mode with a log line when refused.
+    #[arg(long)]
+    zero_copy: bool,
+    /// `http`: response body size in bytes.
+    #[arg(long, default_value_t = 64)]
+    body_bytes: usize,
+    /// `source`: bytes to send on each connection.
+    #[arg(long, default_value = "1M", value_parser = super::parse_size)]
+    bytes: usize,
+    /// `hold`: close each connection this many milliseconds after accepting it.
+    #[arg(long)]
+    hold_ms: Option<u64>,
+    /// Accept backlog per listener and worker.
+    #[arg(long, default_value_t = 1024)]
+    backlog: usize,
+    /// Graceful shutdown: how long open connections may take to finish.
+    #[arg(long, default_value_t = 2000)]
+    drain_ms: u64,
+    /// Frames per receive batch.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    batch: u16,
+    /// Disable Nagle's algorithm on every connection.
+    #[arg(long)]
+    nodelay: bool,
+}
+
+fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("'{part}' in --cores is not a core number or range like 2-5");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                if a > b {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if out.is_empty() {
+        return Err("--cores needs at least one core".into());
+    }
+    Ok(out)
+}
+
+pub fn run(a: &ServeArgs) -> Result<(), String> {
+    let app = match a.app {
+        AppName::Echo => BuiltinApp::Echo,
+        AppName::Discard => BuiltinApp::Discard,
+        AppName::Http => BuiltinApp::Http { body_bytes: a.body_bytes },
+        AppName::Source => BuiltinApp::Source { bytes: a.bytes },
+        AppName::Hold => BuiltinApp::Hold { hold_ms: a.hold_ms },
+    };
+    let mut stack = StackConfig::default();
+    stack.tcp.nagle = !a.nodelay;
+    let config = ServeConfig {
+        iface: a.iface.clone(),
+        addr: a.addr,
+        ports: a.ports.clone(),
+        app,
+        workers: a.workers,
+        cores: a.cores.clone(),
+        xdp_mode: match a.xdp_mode {
+            Mode::Native => XdpMode::Native,
+            Mode::Generic => XdpMode::Generic,
+        },
+        zero_copy: a.zero_copy,
+        backlog: a.backlog.max(1),
+        drain: Duration::from_millis(a.drain_ms),
+        stack,
+        xsk: XskConfig {
+            batch: a.batch as usize,
+            ..XskConfig::default()
+        },
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("cannot install signal handler: {e}"))?;
+    }
+    let report = serve(config, stop, |c, mode| {
+        let ports: Vec<String> = c.ports.iter().map(u16::to_string).collect();
+        println!(
+            "ready iface={} addr={} ports={} workers={} app={:?} xdp={:?} bind={}",
+            c.iface,
+            c.addr,
+            ports.join(","),
+            c.workers,
+            a.app,
+            c.xdp_mode,
+            match mode {
+                BindMode::Copy => "copy",
+                BindMode::ZeroCopy => "zero-copy",
+            }
+        );
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    })
+    .map_err(|e| e.to_string())?;
+    print_summary(&report);
+    Ok(())
+}
+
+fn print_summary(r: &ServeReport) {
+    for w in &r.workers {
+        println!(
+            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} reset_at_shutdown={}",
+            w.id,
+            w.rx_frames,
+            w.stack.tx_frames,
+            w.accepted,
+            w.handed_off,
+            w.handoff_drops,
+            w.stack.tx_rst,
+            w.stack.rx_bad_checksum,
+            w.stack.rx_malformed,
+            w.stack.listen_drops,
+            w.reset_at_shutdown
+        );
+    }
+    println!(
+        "stats xdp redirected={} passed={} malformed={}",
+        r.steering.redirected, r.steering.passed, r.steering.malformed
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_lists_parse() {
+        assert_eq!(parse_cores("0,1"), Ok(vec![0, 1]));
+        assert_eq!(parse_cores("2-4,7"), Ok(vec![2, 3, 4, 7]));
+        assert!(parse_cores("3-1").is_err());
+        assert!(parse_cores("x").is_err());
+        assert!(parse_cores("").is_err());
+    }
+}

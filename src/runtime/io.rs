@@ -1,0 +1,29 @@
+//! What a worker needs from its frame I/O. AF_XDP sockets implement it;
+//! so can an in-memory pipe in tests.
+
+use std::time::Duration;
+
+use crate::tcp::Transmit;
+
+pub trait FrameIo: Transmit + Send {
+    /// Calls `f` for each received frame of one batch; returns how many.
+    fn receive_batch(&mut self, f: &mut dyn FnMut(&[u8])) -> usize;
+    /// Sends what `Transmit` produced since the last flush.
+    fn flush(&mut self);
+    /// Sleeps until a frame may be readable or `timeout` passes.
+    fn wait_readable(&self, timeout: Duration);
+}
+
+impl FrameIo for crate::xdp::XskSocket {
+    fn receive_batch(&mut self, f: &mut dyn FnMut(&[u8])) -> usize {
+        self.receive(f)
+    }
+
+    fn flush(&mut self) {
+        crate::xdp::XskSocket::flush(self)
+    }
+
+    fn wait_readable(&self, timeout: Duration) {
+        crate::xdp::XskSocket::wait_readable(self, timeout)
+    }
+}

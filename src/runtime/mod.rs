@@ -1,0 +1,20 @@
+//! Workers, the control side, cross-core hand-off and shutdown.
+//!
+//! One worker per NIC queue, pinned to a core, owns its frame I/O (an
+//! AF_XDP socket in production), its engine [`Stack`](crate::tcp::Stack)
+//! and its application instance: run to completion, no locks and no
+//! allocation on the per-packet path. The control side starts and stops
+//! workers and talks to them only through channels.
+pub mod channel_io;
+pub mod clock;
+pub mod handoff;
+pub mod io;
+pub mod serve;
+pub mod worker;
+
+pub use channel_io::ChannelIo;
+pub use clock::Clock;
+pub use handoff::Handoff;
+pub use io::FrameIo;
+pub use serve::{serve, ServeConfig, ServeError, ServeReport};
+pub use worker::{Command, Worker, WorkerReport};

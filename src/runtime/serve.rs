@@ -1,0 +1,321 @@
+//! `serve`: the control side of a server on the fast path.
+//!
+//! Checks everything a user can get wrong before touching the interface,
+//! attaches the steering program, opens one AF_XDP socket per worker
+//! queue, starts pinned workers, publishes the owned ports, and prints
+//! `ready`. On SIGINT/SIGTERM: workers stop accepting, FIN their
+//! connections, wait up to the drain time, RST the rest; then the ports
+//! are withdrawn and the program detached (dropping the bpf_link).
+
+use std::fs;
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam::channel::{bounded, unbounded, Sender};
+
+use crate::app::BuiltinApp;
+use crate::runtime::clock::Clock;
+use crate::runtime::handoff::Handoff;
+use crate::runtime::worker::{Command, Worker, WorkerReport};
+use crate::tcp::{Stack, StackConfig};
+use crate::wire::MacAddr;
+use crate::xdp::{self, BindMode, SteerCounters, SteerProgram, XdpMode, XskConfig, XskSocket};
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub iface: String,
+    pub addr: Ipv4Addr,
+    pub ports: Vec<u16>,
+    pub app: BuiltinApp,
+    pub workers: usize,
+    /// Cores to pin workers to, in worker order; None: cores 0, 1, ...
+    pub cores: Option<Vec<usize>>,
+    pub xdp_mode: XdpMode,
+    pub zero_copy: bool,
+    pub backlog: usize,
+    /// How long a graceful shutdown waits for connections to finish.
+    pub drain: Duration,
+    pub stack: StackConfig,
+    pub xsk: XskConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Privilege(String),
+    #[error(transparent)]
+    Xdp(#[from] xdp::XdpError),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// What a finished `serve` did.
+#[derive(Debug, Clone)]
+pub struct ServeReport {
+    pub workers: Vec<WorkerReport>,
+    pub steering: SteerCounters,
+    pub bind_mode: BindMode,
+}
+
+/// Euid 0, or CAP_NET_ADMIN plus CAP_BPF (or CAP_SYS_ADMIN) effective.
+fn check_privileges() -> Result<(), ServeError> {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    if field("Uid:").get(1).map(String::as_str) == Some("0") {
+        return Ok(());
+    }
+    let caps = field("CapEff:")
+        .first()
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or(0);
+    let has = |bit: u32| caps & (1u64 << bit) != 0;
+    const CAP_NET_ADMIN: u32 = 12;
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_BPF: u32 = 39;
+    if has(CAP_NET_ADMIN) && (has(CAP_BPF) || has(CAP_SYS_ADMIN)) {
+        return Ok(());
+    }
+    Err(ServeError::Privilege(
+        "AF_XDP and XDP need privileges: run as root, or grant CAP_NET_ADMIN and CAP_BPF (setcap cap_net_admin,cap_bpf+ep xdp-tcp)".into(),
+    ))
+}
+
+fn sysfs(iface: &str, file: &str) -> Result<String, ServeError> {
+    fs::read_to_string(format!("/sys/class/net/{iface}/{file}"))
+        .map(|s| s.trim().to_owned())
+        .map_err(|_| ServeError::Config(format!("interface '{iface}' not found: check `ip link` for its name")))
+}
+
+/// Receive queues of the interface.
+fn rx_queues(iface: &str) -> Result<usize, ServeError> {
+    let dir = fs::read_dir(format!("/sys/class/net/{iface}/queues"))
+        .map_err(|_| ServeError::Config(format!("interface '{iface}' not found: check `ip link` for its name")))?;
+    Ok(dir
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count())
+}
+
+/// The kernel already listening on `port` (any address, or ours) would
+/// silently lose its traffic to us: refuse instead.
+fn kernel_listener(addr: Ipv4Addr, port: u16) -> bool {
+    let listening = |path: &str, v6: bool| {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        text.lines().skip(1).any(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 4 || cols[3] != "0A" {
+                return false; // not LISTEN
+            }
+            let Some((ip_hex, port_hex)) = cols[1].split_once(':') else {
+                return false;
+            };
+            if u16::from_str_radix(port_hex, 16).ok() != Some(port) {
+                return false;
+            }
+            if v6 {
+                // A dual-stack [::] listener also takes IPv4 connections.
+                ip_hex.chars().all(|c| c == '0')
+            } else {
+                let raw = u32::from_str_radix(ip_hex, 16).unwrap_or(u32::MAX);
+                // /proc prints the network-order address as a host-order
+                // integer: its native-endian bytes are the address.
+                let ip = Ipv4Addr::from(raw.to_ne_bytes());
+                ip.is_unspecified() || ip == addr
+            }
+        })
+    };
+    listening("/proc/net/tcp", false) || listening("/proc/net/tcp6", true)
+}
+
+fn entropy() -> [u8; 32] {
+    let mut e = [0u8; 32];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut e);
+    }
+    e
+}
+
+impl ServeConfig {
+    /// Everything checkable before anything is attached.
+    fn preflight(&mut self) -> Result<u32, ServeError> {
+        if self.ports.is_empty() {
+            return Err(ServeError::Config("give at least one --port".into()));
+        }
+        if self.ports.contains(&0) {
+            return Err(ServeError::Config("--port 0 is not a port to serve on".into()));
+        }
+        if self.workers == 0 {
+            return Err(ServeError::Config("--workers must be at least 1".into()));
+        }
+        let ifindex = xdp::program::ifindex(&self.iface)
+            .map_err(|_| ServeError::Config(format!("interface '{}' not found: check `ip link` for its name", self.iface)))?;
+        let queues = rx_queues(&self.iface)?;
+        if self.workers > queues {
+            return Err(ServeError::Config(format!(
+                "--workers {} but '{}' has {queues} receive queue(s): use at most {queues} (each queue needs its own worker)",
+                self.workers, self.iface
+            )));
+        }
+        let on_iface = if_addrs::get_if_addrs()
+            .map_err(|e| ServeError::Config(format!("cannot list interface addresses: {e}")))?
+            .into_iter()
+            .any(|a| a.name == self.iface && a.ip() == std::net::IpAddr::V4(self.addr));
+        if !on_iface {
+            return Err(ServeError::Config(format!(
+                "address {} is not on '{}': add it (ip addr add {}/24 dev {}) or pick one from `ip addr show {}`",
+                self.addr, self.iface, self.addr, self.iface, self.iface
+            )));
+        }
+        for &port in &self.ports {
+            if kernel_listener(self.addr, port) {
+                return Err(ServeError::Config(format!(
+                    "the kernel already listens on port {port}: stop that server or choose another --port"
+                )));
+            }
+        }
+        if let Some(cores) = &self.cores {
+            if cores.len() < self.workers {
+                return Err(ServeError::Config(format!(
+                    "--cores lists {} core(s) for {} workers: give one core per worker",
+                    cores.len(),
+                    self.workers
+                )));
+            }
+        }
+        let mac: MacAddr = sysfs(&self.iface, "address")?
+            .parse()
+            .map_err(|_| ServeError::Config(format!("'{}' has no Ethernet address", self.iface)))?;
+        self.stack.mac = mac;
+        if let Ok(mtu) = sysfs(&self.iface, "mtu")?.parse::<usize>() {
+            self.stack.tcp.mtu = mtu.min(self.xsk.frame_size as usize - 14);
+        }
+        self.stack
+            .tcp
+            .validate()
+            .map_err(|e| ServeError::Config(format!("TCP settings: {e}")))?;
+        check_privileges()?;
+        Ok(ifindex)
+    }
+}
+
+/// Runs a server until `stop` becomes true (the CLI wires it to
+/// SIGINT/SIGTERM). `ready` is called once traffic is being served.
+pub fn serve(mut config: ServeConfig, stop: Arc<AtomicBool>, ready: impl FnOnce(&ServeConfig, BindMode)) -> Result<ServeReport, ServeError> {
+    let ifindex = config.preflight()?;
+    let program = SteerProgram::attach(ifindex, config.xdp_mode)?;
+    let mut sockets = Vec::with_capacity(config.workers);
+    let mut bind_mode = BindMode::Copy;
+    let xsk = XskConfig {
+        zero_copy: config.zero_copy,
+        ..config.xsk.clone()
+    };
+    for q in 0..config.workers {
+        let (socket, mode) = XskSocket::open(&config.iface, q as u32, &xsk)?;
+        program.register_socket(q as u32, socket.fd())?;
+        bind_mode = mode;
+        sockets.push(socket);
+    }
+
+    let cores: Vec<Option<core_affinity::CoreId>> = {
+        let available = core_affinity::get_core_ids().unwrap_or_default();
+        (0..config.workers)
+            .map(|i| {
+                let want = config.cores.as_ref().map_or(i % available.len().max(1), |c| c[i]);
+                available.iter().copied().find(|c| c.id == want)
+            })
+            .collect()
+    };
+    let handoff = Arc::new(Handoff::new(config.workers, 256));
+    let clock = Clock::new();
+    let mut handles: Vec<(Sender<Command>, JoinHandle<WorkerReport>)> = Vec::new();
+    for (id, socket) in sockets.into_iter().enumerate() {
+        let (tx, rx) = unbounded();
+        let stack = Stack::new(config.stack.clone(), entropy(), clock.now()).map_err(ServeError::Config)?;
+        let worker = Worker {
+            id,
+            io: socket,
+            stack,
+            app: config.app.instantiate(),
+            commands: rx,
+            handoff: handoff.clone(),
+            clock,
+            core: cores[id],
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("xdp-tcp-w{id}"))
+            .spawn(move || worker.run())
+            .map_err(|e| ServeError::Runtime(format!("cannot start worker thread: {e}")))?;
+        handles.push((tx, handle));
+    }
+
+    let result = run_until_stopped(&config, &program, &handles, &stop, bind_mode, ready);
+    // Graceful stop whatever happened: workers drain, then ports go.
+    for (tx, _) in &handles {
+        let _ = tx.send(Command::Shutdown { drain: config.drain });
+    }
+    let mut reports = Vec::new();
+    for (_, h) in handles {
+        match h.join() {
+            Ok(r) => reports.push(r),
+            Err(_) => return Err(ServeError::Runtime("a worker thread panicked".into())),
+        }
+    }
+    for &port in &config.ports {
+        let _ = program.remove_port(config.addr, port);
+    }
+    let steering = program.counters().unwrap_or_default();
+    drop(program); // detaches: the bpf_link goes with it
+    result?;
+    Ok(ServeReport {
+        workers: reports,
+        steering,
+        bind_mode,
+    })
+}
+
+fn run_until_stopped(
+    config: &ServeConfig,
+    program: &SteerProgram,
+    handles: &[(Sender<Command>, JoinHandle<WorkerReport>)],
+    stop: &AtomicBool,
+    bind_mode: BindMode,
+    ready: impl FnOnce(&ServeConfig, BindMode),
+) -> Result<(), ServeError> {
+    for &port in &config.ports {
+        let addr = SocketAddrV4::new(config.addr, port);
+        for (tx, _) in handles {
+            let (rtx, rrx) = bounded(1);
+            tx.send(Command::Listen {
+                addr,
+                backlog: config.backlog,
+                reply: rtx,
+            })
+            .map_err(|_| ServeError::Runtime("a worker exited during start-up".into()))?;
+            rrx.recv_timeout(Duration::from_secs(5))
+                .map_err(|_| ServeError::Runtime("a worker did not answer during start-up".into()))?
+                .map_err(|e| ServeError::Config(format!("cannot listen on {addr}: {e}")))?;
+        }
+        // Only now does the program steer the port to us.
+        program.add_port(config.addr, port)?;
+    }
+    ready(config, bind_mode);
+    while !stop.load(Ordering::Relaxed) {
+        if handles.iter().any(|(_, h)| h.is_finished()) {
+            return Err(ServeError::Runtime("a worker stopped unexpectedly".into()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! One worker: a pinned thread that owns one queue's frame I/O, one engine
+//! stack and one application instance, and runs them to completion.
+//!
+//! Loop: receive a batch → hand foreign frames to their owner → run the
+//! application on the stack's events → timers and output (`poll`) → flush
+//! (kick) → control commands. When idle it sleeps in `poll(2)` on the
+//! socket, never longer than the next engine deadline.
+
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam::channel::{Receiver, Sender};
+
+use crate::app::{App, Ctx};
+use crate::runtime::clock::Clock;
+use crate::runtime::handoff::Handoff;
+use crate::runtime::io::FrameIo;
+use crate::tcp::{Event, Instant, ListenerId, Stack, StackStats, TcpError};
+
+/// Requests from the control side. Answers go back on the given channel.
+pub enum Command {
+    Listen {
+        addr: SocketAddrV4,
+        backlog: usize,
+        reply: Sender<Result<(), TcpError>>,
+    },
+    /// Graceful stop: close listeners, FIN every connection, wait up to
+    /// `drain` for them to finish, then RST the rest and exit.
+    Shutdown { drain: Duration },
+    Report(Sender<WorkerReport>),
+}
+
+/// What a worker did, for the stats summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WorkerReport {
+    pub id: usize,
+    pub stack: StackStats,
+    pub connections: usize,
+    pub accepted: u64,
+    pub rx_frames: u64,
+    pub handed_off: u64,
+    pub handoff_drops: u64,
+    /// Connections still open when the drain time ran out (then reset).
+    pub reset_at_shutdown: usize,
+}
+
+pub struct Worker<Io: FrameIo> {
+    pub id: usize,
+    pub io: Io,
+    pub stack: Stack,
+    pub app: Box<dyn App>,
+    pub commands: Receiver<Command>,
+    pub handoff: Arc<Handoff>,
+    pub clock: Clock,
+    /// Core to pin to; None leaves placement to the scheduler.
+    pub core: Option<core_affinity::CoreId>,
+}
+
+/// Spins this many empty iterations before sleeping in poll(2).
+const IDLE_SPINS: u32 = 64;
+/// Longest sleep, so commands are noticed promptly.
+const MAX_SLEEP: Duration = Duration::from_millis(5);
+
+impl<Io: FrameIo> Worker<Io> {
+    /// Runs until a `Shutdown` command completes; returns the final report.
+    pub fn run(mut self) -> WorkerReport {
+        if let Some(core) = self.core {
+            if !core_affinity::set_for_current(core) {
+                eprintln!("xdp-tcp: worker {}: could not pin to core {}", self.id, core.id);
+            }
+        }
+        let mut report = WorkerReport {
+            id: self.id,
+            ..WorkerReport::default()
+        };
+        let mut listeners: Vec<ListenerId> = Vec::new();
+        let mut shutdown: Option<Instant> = None;
+        let mut idle = 0u32;
+        loop {
+            let now = self.clock.now();
+            let received = self.receive(now, &mut report);
+            let events = self.dispatch(now, &listeners, &mut report);
+            {
+                let mut ctx = Ctx {
+                    stack: &mut self.stack,
+                    now,
+                };
+                self.app.on_tick(&mut ctx);
+            }
+            while let Ok(cmd) = self.commands.try_recv() {
+                match cmd {
+                    Command::Listen { addr, backlog, reply } => {
+                        let r = self.stack.listen(addr, backlog).map(|l| listeners.push(l));
+                        let _ = reply.send(r);
+                    }
+                    Command::Shutdown { drain } => {
+                        listeners.clear();
+                        self.stack.close_all();
+                        shutdown = Some(now + drain);
+                    }
+                    Command::Report(reply) => {
+                        report.stack = *self.stack.stats();
+                        report.connections = self.stack.connection_count();
+                        let _ = reply.send(report);
+                    }
+                }
+            }
+            self.stack.poll(now, &mut self.io);
+            self.io.flush();
+
+            if let Some(deadline) = shutdown {
+                let busy = self.stack.busy_connections();
+                if busy == 0 || now >= deadline {
+                    report.reset_at_shutdown = busy;
+                    self.stack.reset_all();
+                    self.stack.poll(now, &mut self.io);
+                    self.io.flush();
+                    report.stack = *self.stack.stats();
+                    report.connections = self.stack.connection_count();
+                    return report;
+                }
+            }
+
+            if received == 0 && events == 0 {
+                idle += 1;
+                if idle >= IDLE_SPINS {
+                    let wait = match self.stack.poll_at() {
+                        Some(t) => t.saturating_since(now).min(MAX_SLEEP),
+                        None => MAX_SLEEP,
+                    };
+                    if !wait.is_zero() {
+                        self.io.wait_readable(wait);
+                    }
+                }
+            } else {
+                idle = 0;
+            }
+        }
+    }
+
+    /// One receive batch plus frames other workers handed over.
+    fn receive(&mut self, now: Instant, report: &mut WorkerReport) -> usize {
+        let workers = self.handoff.workers();
+        let id = self.id;
+        let stack = &mut self.stack;
+        let handoff = &self.handoff;
+        let mut n = self.io.receive_batch(&mut |frame: &[u8]| {
+            report.rx_frames += 1;
+            if workers == 1 {
+                stack.receive(now, frame);
+            } else if !stack.receive_owned(now, frame) {
+                // Not ours: let the next worker look (see handoff.rs).
+                if handoff.forward(id, 1, (id + 1) % workers, frame) {
+                    report.handed_off += 1;
+                } else {
+                    report.handoff_drops += 1;
+                }
+            }
+        });
+        while let Some(item) = self.handoff.pop(id) {
+            n += 1;
+            if self.stack.receive_owned(now, item.bytes()) {
+                self.handoff.release(item);
+            } else if item.hops + 1 >= workers {
+                // Every worker refused it: it belongs to no connection.
+                self.stack.receive(now, item.bytes());
+                self.handoff.release(item);
+            } else if !self.handoff.pass_on(id, item) {
+                report.handoff_drops += 1;
+            }
+        }
+        n
+    }
+
+    /// Runs the application on every pending event; returns how many.
+    fn dispatch(&mut self, now: Instant, listeners: &[ListenerId], report: &mut WorkerReport) -> usize {
+        let mut count = 0;
+        while let Some(ev) = self.stack.next_event() {
+            count += 1;
+            let mut ctx = Ctx {
+                stack: &mut self.stack,
+                now,
+            };
+            match ev {
+                Event::Accepted { listener, .. } => {
+                    if !listeners.contains(&listener) {
+                        continue;
+                    }
+                    if let Ok(conn) = ctx.stack.accept(listener) {
+                        report.accepted += 1;
+                        self.app.on_accepted(&mut ctx, conn);
+                        // Data may have come with the handshake's last ACK.
+                        self.app.on_readable(&mut ctx, conn);
+                    }
+                }
+                Event::Connected(_) => {}
+                Event::Readable(conn) => self.app.on_readable(&mut ctx, conn),
+                Event::Writable(conn) => self.app.on_writable(&mut ctx, conn),
+                Event::Closed { conn, reason } => self.app.on_closed(&mut ctx, conn, reason),
+            }
+        }
+        count
+    }
+}
