@@ -5,9 +5,11 @@
 use super::{Connection, ControlSegment, Effects};
 use crate::tcp::congestion::CongestionControl;
 use crate::tcp::event::CloseReason;
+use crate::tcp::rto::{RtoConfig, RtoEstimator};
 use crate::tcp::state::State;
 use crate::tcp::Instant;
 use crate::wire::{SeqNum, TcpFlags, TcpRepr};
+use std::time::Duration;
 
 impl Connection {
     /// Processes one arriving segment for this connection.
@@ -103,11 +105,20 @@ impl Connection {
 
     /// Common bookkeeping when the handshake finishes.
     fn handshake_complete(&mut self, now: Instant) {
+        if self.retries > 0 && self.rto.srtt().is_none() {
+            // RFC 6298 §5.7: a SYN (or SYN-ACK) timed out and no RTT is
+            // known: data transmission starts with an RTO of 3 s.
+            let base = self.config.rto;
+            self.rto = RtoEstimator::new(RtoConfig {
+                initial: base.initial.max(Duration::from_secs(3)),
+                ..base
+            });
+        }
         self.retries = 0;
         self.rto.reset_backoff();
         self.rto_deadline = None;
         self.syn_pending = false;
-        self.recover = self.snd_una;
+        self.last_data_sent = now;
         self.restart_keepalive(now);
         if self.fin_queued && self.state == State::Established {
             // A shutdown requested during SYN-SENT takes effect now.
@@ -369,8 +380,9 @@ impl Connection {
         self.dup_acks = 0;
 
         if self.in_recovery {
-            if ack >= self.recover {
-                // RFC 6582 §3.2 step 3 (full acknowledgment): leave recovery.
+            if ack > self.recover {
+                // RFC 6582 §3.2 step 3 (full acknowledgment: everything up
+                // to and including `recover`): leave recovery.
                 self.in_recovery = false;
                 self.cc.on_exit_recovery(self.flight_size());
             } else {
@@ -406,9 +418,9 @@ impl Connection {
             fx.output = true;
         } else if self.dup_acks == 3 && self.snd_una > self.recover {
             // RFC 5681 §3.2 step 2 with RFC 6582 §3.2 step 2's check that
-            // this ACK covers more than `recover` (no repeated reductions
-            // for losses from one window).
-            self.recover = self.snd_max;
+            // the cumulative ACK covers more than `recover` (no repeated
+            // reductions for losses from one window).
+            self.recover = self.snd_max - 1;
             self.in_recovery = true;
             self.cc.on_enter_recovery(now, self.flight_size());
             self.retransmit_pending = true;

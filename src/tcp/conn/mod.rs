@@ -182,7 +182,8 @@ pub struct Connection {
     pub(crate) cc: Congestion,
     pub(crate) dup_acks: u32,
     pub(crate) in_recovery: bool,
-    /// RFC 6582 `recover`: highest sequence sent when recovery began.
+    /// RFC 6582 `recover`: the highest sequence number sent (SND.MAX − 1)
+    /// when recovery or the last timeout began; initially ISS (§3.2 step 1).
     pub(crate) recover: SeqNum,
     pub(crate) persist_deadline: Option<Instant>,
     pub(crate) persist_backoff: u32,
@@ -194,6 +195,8 @@ pub struct Connection {
     /// TIME-WAIT expiry or the orphan FIN-WAIT-2 timeout.
     pub(crate) close_deadline: Option<Instant>,
     pub(crate) nagle: bool,
+    /// When data was last sent, for the restart window after idle.
+    pub(crate) last_data_sent: Instant,
 
     // Things the next poll_output must send.
     pub(crate) syn_pending: bool,
@@ -292,6 +295,7 @@ impl Connection {
             keepalive_probes: 0,
             close_deadline: None,
             nagle: cfg.nagle,
+            last_data_sent: now,
             syn_pending: false,
             ack_pending: false,
             dup_acks_owed: 0,
@@ -527,11 +531,12 @@ impl Connection {
             return Ok(());
         }
         match self.state {
-            State::SynSent => {
-                // Queued until ESTABLISHED; nothing was sent yet but the SYN.
+            State::SynSent | State::SynReceived => {
+                // RFC 9293 §3.10.4: queued until ESTABLISHED. Our SYN is
+                // unacknowledged: data and the FIN follow the handshake.
                 self.fin_queued = true;
             }
-            State::SynReceived | State::Established => {
+            State::Established => {
                 self.fin_queued = true;
                 self.state = State::FinWait1;
             }

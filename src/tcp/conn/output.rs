@@ -172,6 +172,13 @@ impl Connection {
         ) {
             return true;
         }
+        let idle = self.snd_max == self.snd_una && !self.send_buf.is_empty();
+        if idle && now.saturating_since(self.last_data_sent) > self.rto.rto() {
+            // RFC 5681 §4.1: after an idle period longer than the RTO the
+            // ACK clock is gone: restart from the initial window.
+            self.cc.on_idle_restart();
+            self.last_data_sent = now;
+        }
         loop {
             let sent = self.snd_nxt.since(self.snd_una);
             let buffered = self.send_buf.len();
@@ -249,6 +256,9 @@ impl Connection {
     /// Sequence-space bookkeeping after a data or FIN segment left.
     fn after_send(&mut self, now: Instant, seg: Segment) {
         let fin = seg.flags.fin() as usize;
+        if seg.data_len > 0 {
+            self.last_data_sent = now;
+        }
         let retransmission = seg.seq < self.snd_max;
         if retransmission {
             self.stats.retransmits += 1;

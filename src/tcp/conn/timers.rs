@@ -110,7 +110,7 @@ impl Connection {
                 self.cc.on_rto(now, self.snd_max.since(self.snd_una));
                 self.in_recovery = false;
                 self.dup_acks = 0;
-                self.recover = self.snd_max;
+                self.recover = self.snd_max - 1;
                 // RFC 6298 §5.5 back off, §5.4 retransmit the earliest
                 // unacknowledged segment: go back to SND.UNA.
                 self.rto.backoff();
