@@ -9,7 +9,12 @@ log() { printf '\n== %s ==\n' "$*"; }
 
 # System packages the build and the tests use. Installed once: dpkg tells
 # whether they are present, so a second run skips apt entirely.
-APT_PACKAGES=(pkg-config build-essential)
+#  - BPF build (libbpf-cargo, libxdp-sys): clang llvm libelf-dev zlib1g-dev
+#    pkg-config m4 make libbpf-dev
+#  - interop tests in namespaces: iproute2 ethtool nftables iputils-ping
+#    curl wrk python3
+APT_PACKAGES=(build-essential pkg-config clang llvm libelf-dev zlib1g-dev m4 make libbpf-dev
+  iproute2 ethtool nftables iputils-ping curl wrk python3)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -157,7 +157,7 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
 fn print_summary(r: &ServeReport) {
     for w in &r.workers {
         println!(
-            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} reset_at_shutdown={}",
+            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={}",
             w.id,
             w.rx_frames,
             w.stack.tx_frames,
@@ -168,6 +168,7 @@ fn print_summary(r: &ServeReport) {
             w.stack.rx_bad_checksum,
             w.stack.rx_malformed,
             w.stack.listen_drops,
+            w.time_wait,
             w.reset_at_shutdown
         );
     }

@@ -43,6 +43,8 @@ pub struct WorkerReport {
     pub handoff_drops: u64,
     /// Connections still open when the drain time ran out (then reset).
     pub reset_at_shutdown: usize,
+    /// Connections in TIME-WAIT (held by our side) at shutdown.
+    pub time_wait: usize,
 }
 
 pub struct Worker<Io: FrameIo> {
@@ -113,6 +115,7 @@ impl<Io: FrameIo> Worker<Io> {
                 let busy = self.stack.busy_connections();
                 if busy == 0 || now >= deadline {
                     report.reset_at_shutdown = busy;
+                    report.time_wait = self.stack.connection_count() - busy;
                     self.stack.reset_all();
                     self.stack.poll(now, &mut self.io);
                     self.io.flush();
