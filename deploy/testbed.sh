@@ -1,0 +1,435 @@
+#!/usr/bin/env bash
+# deploy/testbed.sh: the veth testbed of xdp-tcp, in network namespaces.
+#
+#   client ns  ⇄  [router ns]  ⇄  server ns
+#
+# The server namespace holds the interface the AF_XDP stack runs on; the
+# client namespace holds a kernel TCP peer; the optional router namespace
+# forwards between them and can drop packets at random (nftables numgen).
+# Nothing is created in the root namespace: the veth ends are created
+# directly inside their namespaces, routes exist only inside them, and the
+# root namespace's interfaces, routes and sysctls are never touched.
+#
+# Run `deploy/testbed.sh --help` for the commands and options, and see
+# deploy/README.md for the address plan and the reasons behind each setting.
+set -Eeuo pipefail
+
+ME="deploy/testbed.sh"
+
+usage() {
+  cat <<'EOF'
+usage: deploy/testbed.sh up|down|status [options]
+
+commands:
+  up       create the namespaces and veths, print key=value facts on stdout
+  down     delete everything of the prefix (idempotent)
+  status   show what exists for the prefix (exit 0 up, 1 partial, 3 down)
+
+options (each also settable through the environment variable shown):
+  --prefix NAME     namespace/interface prefix, 1-12 of [A-Za-z0-9_-],
+                    starting with a letter or digit        [TESTBED_PREFIX, xt]
+  --queues N        rx/tx queues on every veth end, 1-256  [TESTBED_QUEUES, 1]
+  --router          put a router namespace between client and server
+                                                           [TESTBED_ROUTER=1]
+  --loss PERMILLE   with --router: drop PERMILLE/1000 of forwarded packets
+                    at random, 0-1000                      [TESTBED_LOSS]
+  --mtu N           MTU of every veth, 68-65535            [TESTBED_MTU, 1500]
+  -h, --help        this text
+
+namespaces: <prefix>-srv, <prefix>-cli, <prefix>-rtr (with --router)
+interfaces: <prefix>-s0 (server), <prefix>-c0 (client),
+            <prefix>-rs / <prefix>-rc (router, server- / client-facing)
+EOF
+}
+
+# Bad arguments: say what to fix, show the usage, exit 2.
+bad_usage() {
+  echo "$ME: $*" >&2
+  echo "run '$ME --help' for the commands and options" >&2
+  exit 2
+}
+
+die() {
+  echo "$ME: error: $*" >&2
+  exit 1
+}
+
+is_uint() { [[ "$1" =~ ^[0-9]+$ ]] && [ "${#1}" -le 9 ]; }
+
+# ---------------------------------------------------------------- arguments
+
+cmd=""
+prefix="${TESTBED_PREFIX:-xt}"
+queues="${TESTBED_QUEUES:-1}"
+mtu="${TESTBED_MTU:-1500}"
+loss="${TESTBED_LOSS:-}"
+case "${TESTBED_ROUTER:-0}" in
+  1 | yes | true | on) router=1 ;;
+  0 | no | false | off | "") router=0 ;;
+  *) bad_usage "TESTBED_ROUTER='${TESTBED_ROUTER}': use 1 or 0" ;;
+esac
+
+while [ "$#" -gt 0 ]; do
+  arg="$1"
+  shift
+  value=""
+  has_inline_value=0
+  if [[ "$arg" == --*=* ]]; then
+    value="${arg#*=}"
+    arg="${arg%%=*}"
+    has_inline_value=1
+  fi
+  case "$arg" in
+    --prefix | --queues | --loss | --mtu)
+      if [ "$has_inline_value" -eq 0 ]; then
+        [ "$#" -gt 0 ] || bad_usage "$arg needs a value"
+        value="$1"
+        shift
+      fi
+      case "$arg" in
+        --prefix) prefix="$value" ;;
+        --queues) queues="$value" ;;
+        --loss) loss="$value" ;;
+        --mtu) mtu="$value" ;;
+      esac
+      ;;
+    --router)
+      [ "$has_inline_value" -eq 0 ] || bad_usage "--router takes no value"
+      router=1
+      ;;
+    -h | --help | help)
+      usage
+      exit 0
+      ;;
+    up | down | status)
+      [ -z "$cmd" ] || bad_usage "two commands given ('$cmd' and '$arg'): give one of up, down, status"
+      cmd="$arg"
+      ;;
+    -*) bad_usage "unknown option '$arg'" ;;
+    *) bad_usage "unknown command '$arg': use up, down or status" ;;
+  esac
+done
+
+[ -n "$cmd" ] || bad_usage "no command: give one of up, down, status"
+
+# Interface names are <prefix>-s0 etc. and must fit IFNAMSIZ-1 = 15 chars.
+[[ "$prefix" =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,11}$ ]] ||
+  bad_usage "--prefix '$prefix': use 1-12 characters of [A-Za-z0-9_-] starting with a letter or digit (interface names <prefix>-s0 must fit in 15 characters)"
+if ! is_uint "$queues" || [ "$queues" -lt 1 ] || [ "$queues" -gt 256 ]; then
+  bad_usage "--queues '$queues': use a whole number from 1 to 256"
+fi
+if ! is_uint "$mtu" || [ "$mtu" -lt 68 ] || [ "$mtu" -gt 65535 ]; then
+  bad_usage "--mtu '$mtu': use a whole number from 68 to 65535"
+fi
+if [ -n "$loss" ]; then
+  if ! is_uint "$loss" || [ "$loss" -gt 1000 ]; then
+    bad_usage "--loss '$loss': use a whole number of per mille from 0 to 1000"
+  fi
+  [ "$router" -eq 1 ] ||
+    bad_usage "--loss needs --router: loss is injected in the router namespace's forward path"
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  die "must run as root: it creates network namespaces and veths (try: sudo $ME $cmd --prefix $prefix)"
+fi
+command -v ip >/dev/null 2>&1 || die "'ip' not found: install iproute2 (apt-get install iproute2)"
+
+# ---------------------------------------------------------------- names
+
+srv_ns="${prefix}-srv"
+cli_ns="${prefix}-cli"
+rtr_ns="${prefix}-rtr"
+srv_if="${prefix}-s0"     # server end (the AF_XDP stack's interface)
+cli_if="${prefix}-c0"     # client end
+rtr_cli_if="${prefix}-rc" # router, facing the client
+rtr_srv_if="${prefix}-rs" # router, facing the server
+all_ns=("$rtr_ns" "$cli_ns" "$srv_ns")
+all_if=("$srv_if" "$cli_if" "$rtr_cli_if" "$rtr_srv_if")
+
+ns_exists() {
+  local list
+  list="$(ip netns list 2>/dev/null | awk '{print $1}')"
+  grep -qxF -- "$1" <<<"$list"
+}
+
+# Run a command inside a namespace.
+in_ns() {
+  local ns="$1"
+  shift
+  ip netns exec "$ns" "$@"
+}
+
+# Write a value to a file (sysctl or sysfs) as seen from inside a namespace:
+# `ip netns exec` mounts that namespace's /sys and its /proc/sys/net.
+ns_write() {
+  in_ns "$1" sh -c 'printf "%s\n" "$2" > "$1"' sh "$2" "$3"
+}
+
+ns_mac() {
+  in_ns "$1" cat "/sys/class/net/$2/address"
+}
+
+# ---------------------------------------------------------------- down
+
+do_down() {
+  local ns pids name
+  # A namespace with processes still inside outlives `ip netns del` (only
+  # its name goes), and keeps its veths: kill what runs in it first.
+  for ns in "${all_ns[@]}"; do
+    if ns_exists "$ns"; then
+      pids="$(ip netns pids "$ns" 2>/dev/null || true)"
+      if [ -n "$pids" ]; then
+        echo "killing processes left in $ns: $(echo $pids)" >&2
+        # shellcheck disable=SC2086
+        kill -KILL $pids 2>/dev/null || true
+      fi
+    fi
+  done
+  for ns in "${all_ns[@]}"; do
+    if ns_exists "$ns"; then
+      ip netns del "$ns"
+      echo "deleted namespace $ns" >&2
+    fi
+  done
+  # Deleting a namespace deletes its veths (and their peers). The veths are
+  # created inside the namespaces, so nothing should be left in the root
+  # namespace; remove a stray veth of exactly our names all the same.
+  for name in "${all_if[@]}"; do
+    if ip -d link show dev "$name" 2>/dev/null | grep -q 'veth'; then
+      ip link del dev "$name" 2>/dev/null || true
+      echo "deleted stray interface $name" >&2
+    fi
+  done
+}
+
+# ---------------------------------------------------------------- status
+
+do_status() {
+  local ns pids present=0 core=0
+  for ns in "$srv_ns" "$cli_ns" "$rtr_ns"; do
+    if ns_exists "$ns"; then
+      present=$((present + 1))
+      [ "$ns" = "$rtr_ns" ] || core=$((core + 1))
+      echo "namespace $ns: present"
+      ip -n "$ns" -br link show | sed 's/^/  link /'
+      ip -n "$ns" -br -4 addr show | sed 's/^/  addr /'
+      ip -n "$ns" -4 route show | sed 's/^/  route /'
+      if [ "$ns" = "$rtr_ns" ] && command -v nft >/dev/null 2>&1; then
+        in_ns "$ns" nft list ruleset | sed 's/^/  nft /'
+      fi
+      pids="$(ip netns pids "$ns" 2>/dev/null || true)"
+      [ -z "$pids" ] || echo "  processes: $(echo $pids)"
+    else
+      echo "namespace $ns: absent"
+    fi
+  done
+  if [ "$core" -eq 2 ]; then
+    echo "state=up"
+    return 0
+  elif [ "$present" -eq 0 ]; then
+    echo "state=down"
+    return 3
+  else
+    echo "state=partial"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------- up
+
+# Hex CPU mask (comma-separated 32-bit groups, as sysfs wants) of CPUs $@.
+cpu_mask() {
+  local -a groups=()
+  local c g max=0 out
+  for c in "$@"; do
+    g=$((c / 32))
+    groups[g]=$((${groups[g]:-0} | (1 << (c % 32))))
+    if [ "$g" -gt "$max" ]; then max="$g"; fi
+  done
+  out="$(printf '%x' "${groups[max]:-0}")"
+  for ((g = max - 1; g >= 0; g--)); do
+    out+="$(printf ',%08x' "${groups[g]:-0}")"
+  done
+  echo "$out"
+}
+
+ncpus() {
+  local n
+  n="$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)"
+  echo "${n:-1}"
+}
+
+# XPS: make a kernel sender's transmit queue a function of its CPU.
+# Tx queue q carries what CPUs c with c mod N = q send, and CPU q mod nproc
+# in any case (so with N > nproc every queue still has a CPU). With
+# N <= nproc, a sender pinned to CPU c (taskset -c c) transmits on queue
+# c mod N, and the veth peer receives on rx queue c mod N.
+set_xps() {
+  local ns="$1" ifname="$2" n="$3" nproc q c
+  local -a cpus
+  nproc="$(ncpus)"
+  # A single-queue device has no XPS (the kernel refuses the write).
+  [ "$n" -gt 1 ] || return 0
+  if ! in_ns "$ns" test -e "/sys/class/net/$ifname/queues/tx-0/xps_cpus"; then
+    echo "warning: no XPS on this kernel; $ifname's tx queue follows the flow hash" >&2
+    return 0
+  fi
+  for ((q = 0; q < n; q++)); do
+    cpus=("$((q % nproc))")
+    for ((c = 0; c < nproc; c++)); do
+      if [ $((c % n)) -eq "$q" ]; then cpus+=("$c"); fi
+    done
+    ns_write "$ns" "/sys/class/net/$ifname/queues/tx-$q/xps_cpus" "$(cpu_mask "${cpus[@]}")"
+  done
+}
+
+# A kernel interface that transmits to the AF_XDP server: the stack does not
+# complete partial (offloaded) checksums, so the kernel must compute them;
+# no GRO/TSO/GSO so that what is sent is what the tests wrote.
+quiet_sender() {
+  in_ns "$1" ethtool -K "$2" tx off gro off tso off gso off >/dev/null
+}
+
+# IPv6 off in a namespace (set before its veths exist, so they inherit it):
+# no router solicitations, DAD or MLD reports on the test links.
+no_ipv6() {
+  local ns="$1" k
+  for k in default all; do
+    if in_ns "$ns" test -e "/proc/sys/net/ipv6/conf/$k/disable_ipv6"; then
+      ns_write "$ns" "/proc/sys/net/ipv6/conf/$k/disable_ipv6" 1
+    fi
+  done
+}
+
+new_ns() {
+  ip netns add "$1"
+  created=1
+  ip -n "$1" link set lo up
+  no_ipv6 "$1"
+  ns_write "$1" /proc/sys/net/ipv4/ip_forward 0
+}
+
+# veth pair with end $2 in namespace $1 and end $4 in namespace $3.
+new_veth() {
+  ip link add name "$2" netns "$1" numtxqueues "$queues" numrxqueues "$queues" \
+    type veth peer name "$4" netns "$3" numtxqueues "$queues" numrxqueues "$queues"
+  ip -n "$1" link set dev "$2" mtu "$mtu"
+  ip -n "$3" link set dev "$4" mtu "$mtu"
+}
+
+up_failed() {
+  local rc="$1" line="$2" where="$3" what="$4"
+  trap - ERR INT TERM
+  echo "$ME: error: 'up' failed (exit $rc) at line $line in $where: $what" >&2
+  if [ "$created" -eq 1 ]; then
+    echo "$ME: removing what was created for prefix '$prefix'" >&2
+    do_down || true
+  fi
+  exit 1
+}
+
+do_up() {
+  local ns gw_ip gw_mac server_ip client_ip
+  command -v ethtool >/dev/null 2>&1 || die "'ethtool' not found: install it (apt-get install ethtool)"
+  if [ -n "$loss" ]; then
+    command -v nft >/dev/null 2>&1 || die "'nft' not found: install nftables (apt-get install nftables)"
+  fi
+  ip netns list >/dev/null 2>&1 || die "'ip netns' does not work here (no network namespace support?)"
+  for ns in "${all_ns[@]}"; do
+    if ns_exists "$ns"; then
+      die "namespace $ns already exists: remove the old testbed first ($ME down --prefix $prefix)"
+    fi
+  done
+
+  created=0
+  trap 'up_failed $? "$LINENO" "${FUNCNAME[*]:-main} (called from lines ${BASH_LINENO[*]})" "$BASH_COMMAND"' ERR
+  trap 'up_failed 130 "$LINENO" "${FUNCNAME[*]:-main}" "interrupted by a signal"' INT TERM
+
+  # Everything below goes to stderr; the facts go to the saved stdout (fd 3).
+  exec 3>&1 1>&2
+
+  new_ns "$srv_ns"
+  new_ns "$cli_ns"
+  if [ "$router" -eq 1 ]; then
+    new_ns "$rtr_ns"
+    new_veth "$cli_ns" "$cli_if" "$rtr_ns" "$rtr_cli_if"
+    new_veth "$srv_ns" "$srv_if" "$rtr_ns" "$rtr_srv_if"
+    client_ip=198.18.1.2
+    server_ip=198.18.2.2
+    ip -n "$cli_ns" addr add "$client_ip/24" dev "$cli_if"
+    ip -n "$rtr_ns" addr add 198.18.1.1/24 dev "$rtr_cli_if"
+    ip -n "$rtr_ns" addr add 198.18.2.1/24 dev "$rtr_srv_if"
+    ip -n "$srv_ns" addr add "$server_ip/24" dev "$srv_if"
+    for dev in "$rtr_cli_if" "$rtr_srv_if"; do ip -n "$rtr_ns" link set dev "$dev" up; done
+    ip -n "$cli_ns" link set dev "$cli_if" up
+    ip -n "$srv_ns" link set dev "$srv_if" up
+    ip -n "$cli_ns" route add 198.18.2.0/24 via 198.18.1.1 dev "$cli_if"
+    ip -n "$srv_ns" route add 198.18.1.0/24 via 198.18.2.1 dev "$srv_if"
+    ns_write "$rtr_ns" /proc/sys/net/ipv4/ip_forward 1
+    if [ -n "$loss" ]; then
+      # numgen random mod 1000 is 0..999, and nft rejects "< 1000" as out of
+      # range: 100 % loss is "<= 999".
+      local cond="< $loss"
+      if [ "$loss" -eq 1000 ]; then cond="<= 999"; fi
+      in_ns "$rtr_ns" nft -f - <<EOF
+table inet xdp_tcp_testbed {
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    numgen random mod 1000 $cond counter drop
+  }
+}
+EOF
+    fi
+    quiet_sender "$cli_ns" "$cli_if"
+    quiet_sender "$rtr_ns" "$rtr_srv_if"
+    set_xps "$cli_ns" "$cli_if" "$queues"
+    set_xps "$rtr_ns" "$rtr_srv_if" "$queues"
+    gw_ip=198.18.2.1
+    gw_mac="$(ns_mac "$rtr_ns" "$rtr_srv_if")"
+  else
+    new_veth "$cli_ns" "$cli_if" "$srv_ns" "$srv_if"
+    client_ip=198.18.0.2
+    server_ip=198.18.0.1
+    ip -n "$cli_ns" addr add "$client_ip/24" dev "$cli_if"
+    ip -n "$srv_ns" addr add "$server_ip/24" dev "$srv_if"
+    ip -n "$cli_ns" link set dev "$cli_if" up
+    ip -n "$srv_ns" link set dev "$srv_if" up
+    quiet_sender "$cli_ns" "$cli_if"
+    set_xps "$cli_ns" "$cli_if" "$queues"
+    gw_ip="$client_ip"
+    gw_mac="$(ns_mac "$cli_ns" "$cli_if")"
+  fi
+
+  {
+    echo "prefix=$prefix"
+    echo "server_ns=$srv_ns"
+    echo "client_ns=$cli_ns"
+    if [ "$router" -eq 1 ]; then
+      echo "router_ns=$rtr_ns"
+      echo "router_client_if=$rtr_cli_if"
+      echo "router_server_if=$rtr_srv_if"
+    fi
+    echo "server_if=$srv_if"
+    echo "client_if=$cli_if"
+    echo "server_ip=$server_ip"
+    echo "client_ip=$client_ip"
+    echo "gateway_ip=$gw_ip"
+    echo "server_mac=$(ns_mac "$srv_ns" "$srv_if")"
+    echo "client_mac=$(ns_mac "$cli_ns" "$cli_if")"
+    echo "gateway_mac=$gw_mac"
+    echo "queues=$queues"
+    echo "mtu=$mtu"
+    echo "loss_permille=${loss:-0}"
+  } >&3
+  trap - ERR INT TERM
+}
+
+case "$cmd" in
+  up) do_up ;;
+  down) do_down ;;
+  status)
+    rc=0
+    do_status || rc=$?
+    exit "$rc"
+    ;;
+esac
