@@ -17,10 +17,7 @@ use common::*;
 use xdp_tcp::tcp::{
     CloseReason, ConnId, Event, FourTuple, ListenerId, Stack, StackConfig, State, TcpError,
 };
-use xdp_tcp::wire::{
-    emit_tcp_frame, tcp_frame_len, EtherType, EthernetRepr, Ipv4Packet, Ipv4Repr, MacAddr, SeqNum,
-    TcpFlags, TcpOptions, TcpRepr, IP_PROTO_TCP,
-};
+use xdp_tcp::wire::{Ipv4Packet, MacAddr, SeqNum, TcpFlags, TcpOptions};
 
 // ---------------------------------------------------------------------
 // Local helpers
@@ -158,38 +155,6 @@ fn handshake(h: &mut Harness, l: ListenerId, syn: Seg) -> (ConnId, SeqNum, Out) 
     let c = h.stack.accept(l).expect("accept");
     h.events();
     (c, iss, synack)
-}
-
-/// A frame of `seg` with a chosen destination MAC and IP.
-fn frame_to(seg: &Seg, dst_mac: MacAddr, dst_ip: Ipv4Addr) -> Vec<u8> {
-    let repr = TcpRepr {
-        src_port: seg.src_port,
-        dst_port: US_PORT,
-        seq: seg.seq,
-        ack: seg.ack,
-        flags: seg.flags,
-        window: seg.window,
-        urgent: 0,
-        options: seg.options,
-    };
-    let eth = EthernetRepr {
-        src_addr: PEER_MAC,
-        dst_addr: dst_mac,
-        ethertype: EtherType::Ipv4,
-    };
-    let ip = Ipv4Repr {
-        src_addr: PEER_IP,
-        dst_addr: dst_ip,
-        protocol: IP_PROTO_TCP,
-        payload_len: 0,
-        ttl: 64,
-        dscp_ecn: 0,
-        ident: 0,
-    };
-    let mut buf = vec![0u8; tcp_frame_len(&repr, seg.payload.len())];
-    let n = emit_tcp_frame(&mut buf, &eth, &ip, &repr, &seg.payload, &[]);
-    buf.truncate(n);
-    buf
 }
 
 /// A connection (passively opened, handle kept) driven into `state` with
@@ -370,14 +335,22 @@ fn frame_for_another_mac_is_dropped_and_counted_without_reply() {
     let mut h = Harness::plain();
     h.stack.listen(us(), 16).unwrap();
     let other = MacAddr([2, 0, 0, 0, 0, 0x99]);
-    h.send_raw(&frame_to(&Seg::syn(PEER_ISS), other, US_IP));
-    h.send_raw(&frame_to(&Seg::ack(P1, SeqNum(9)), other, US_IP));
+    h.send_raw(&build_frame_to(&Seg::syn(PEER_ISS), other, US_IP));
+    h.send_raw(&build_frame_to(&Seg::ack(P1, SeqNum(9)), other, US_IP));
     h.expect_silence();
     assert_eq!(h.stack.stats().rx_wrong_mac, 2);
     assert_eq!(h.stack.connection_count(), 0);
     // Broadcast (link or IP) SYNs are never answered either.
-    h.send_raw(&frame_to(&Seg::syn(PEER_ISS), MacAddr::BROADCAST, US_IP));
-    h.send_raw(&frame_to(&Seg::syn(PEER_ISS), US_MAC, Ipv4Addr::BROADCAST));
+    h.send_raw(&build_frame_to(
+        &Seg::syn(PEER_ISS),
+        MacAddr::BROADCAST,
+        US_IP,
+    ));
+    h.send_raw(&build_frame_to(
+        &Seg::syn(PEER_ISS),
+        US_MAC,
+        Ipv4Addr::BROADCAST,
+    ));
     h.expect_silence();
     assert_eq!(h.stack.connection_count(), 0);
     assert_eq!(h.stack.stats().tx_frames, 0);

@@ -301,6 +301,11 @@ impl Harness {
 
 /// Builds the Ethernet/IPv4/TCP frame of a peer segment.
 pub fn build_frame(seg: &Seg) -> Vec<u8> {
+    build_frame_to(seg, US_MAC, US_IP)
+}
+
+/// As [`build_frame`], to a chosen destination MAC and IPv4 address.
+pub fn build_frame_to(seg: &Seg, dst_mac: MacAddr, dst_ip: Ipv4Addr) -> Vec<u8> {
     let repr = TcpRepr {
         src_port: seg.src_port,
         dst_port: US_PORT,
@@ -313,12 +318,12 @@ pub fn build_frame(seg: &Seg) -> Vec<u8> {
     };
     let eth = EthernetRepr {
         src_addr: PEER_MAC,
-        dst_addr: US_MAC,
+        dst_addr: dst_mac,
         ethertype: EtherType::Ipv4,
     };
     let ip = Ipv4Repr {
         src_addr: PEER_IP,
-        dst_addr: US_IP,
+        dst_addr: dst_ip,
         protocol: IP_PROTO_TCP,
         payload_len: 0,
         ttl: 64,
