@@ -17,11 +17,22 @@ const CLIENT_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/tcp_
 /// Starts `xdp-tcp serve` in the server namespace and waits for `ready`.
 fn serve(tb: &Testbed, port: u16, extra: &[&str]) -> Child {
     let mut cmd = tb.in_server(BIN);
-    cmd.args(["serve", "--iface", &tb.server_if, "--addr", &tb.server_ip.to_string(), "--port", &port.to_string()]);
+    cmd.args([
+        "serve",
+        "--iface",
+        &tb.server_if,
+        "--addr",
+        &tb.server_ip.to_string(),
+        "--port",
+        &port.to_string(),
+    ]);
     cmd.args(extra);
     let mut child = Child::spawn(cmd).expect("spawn xdp-tcp serve");
     if let Err(e) = child.wait_for_line("ready", Duration::from_secs(20)) {
-        panic!("serve did not become ready: {e}\nstderr: {}", child.stderr_so_far());
+        panic!(
+            "serve did not become ready: {e}\nstderr: {}",
+            child.stderr_so_far()
+        );
     }
     child
 }
@@ -29,8 +40,14 @@ fn serve(tb: &Testbed, port: u16, extra: &[&str]) -> Child {
 /// Stops `serve` with SIGTERM and returns its whole stdout (with stats).
 fn stop(mut child: Child) -> String {
     child.signal(15);
-    let status = child.wait_exit(Duration::from_secs(20)).expect("serve exits after SIGTERM");
-    assert!(status.success(), "serve exited with {status}; stderr: {}", child.stderr_so_far());
+    let status = child
+        .wait_exit(Duration::from_secs(20))
+        .expect("serve exits after SIGTERM");
+    assert!(
+        status.success(),
+        "serve exited with {status}; stderr: {}",
+        child.stderr_so_far()
+    );
     child.stdout_so_far()
 }
 
@@ -46,7 +63,14 @@ fn stat(summary: &str, prefix: &str, key: &str) -> u64 {
 }
 
 fn py(tb: &Testbed, mode: &str, port: u16, bytes: u64) -> Output {
-    tb.run_client(&["python3", CLIENT_PY, mode, &tb.server_ip.to_string(), &port.to_string(), &bytes.to_string()])
+    tb.run_client(&[
+        "python3",
+        CLIENT_PY,
+        mode,
+        &tb.server_ip.to_string(),
+        &port.to_string(),
+        &bytes.to_string(),
+    ])
 }
 
 fn assert_ok(out: &Output, what: &str) -> String {
@@ -62,24 +86,53 @@ fn assert_ok(out: &Output, what: &str) -> String {
 
 #[test]
 fn curl_wrk_and_keepalive_against_http() {
-    let Some(tb) = Testbed::up("http", TestbedOptions::default()) else { return };
+    let Some(tb) = Testbed::up("http", TestbedOptions::default()) else {
+        return;
+    };
     let server = serve(&tb, 8080, &["--app", "http", "--body-bytes", "64"]);
     let url = format!("http://{}:8080/", tb.server_ip);
 
     let out = tb.run_client(&["curl", "-s", "-i", "--max-time", "10", &url]);
     let text = assert_ok(&out, "curl");
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
-    assert!(text.ends_with(&"abcdefghijklmnopqrstuvwxyz".repeat(3)[..64]), "{text}");
+    assert!(
+        text.ends_with(&"abcdefghijklmnopqrstuvwxyz".repeat(3)[..64]),
+        "{text}"
+    );
 
     // 1000 sequential requests on one keep-alive connection (URL globbing).
     let glob = format!("http://{}:8080/[1-1000]", tb.server_ip);
-    let out = tb.run_client(&["curl", "-s", "--max-time", "60", "-o", "/dev/null", "-w", "%{http_code}\\n", &glob]);
+    let out = tb.run_client(&[
+        "curl",
+        "-s",
+        "--max-time",
+        "60",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}\\n",
+        &glob,
+    ]);
     let codes = assert_ok(&out, "curl x1000");
-    assert_eq!(codes.lines().filter(|l| *l == "200").count(), 1000, "{codes}");
+    assert_eq!(
+        codes.lines().filter(|l| *l == "200").count(),
+        1000,
+        "{codes}"
+    );
 
     // 100 sequential requests each on a new connection.
     for i in 0..100 {
-        let out = tb.run_client(&["curl", "-s", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", &url]);
+        let out = tb.run_client(&[
+            "curl",
+            "-s",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url,
+        ]);
         assert_eq!(assert_ok(&out, "curl"), "200", "request {i}");
     }
 
@@ -94,37 +147,65 @@ fn curl_wrk_and_keepalive_against_http() {
     assert!(rps > 0.0, "{report}");
     eprintln!("wrk against the fast path: {rps:.0} requests/s");
     let summary = stop(server);
-    assert!(stat(&summary, "stats worker", "accepted") >= 1101, "{summary}");
+    assert!(
+        stat(&summary, "stats worker", "accepted") >= 1101,
+        "{summary}"
+    );
 }
 
 #[test]
 fn echo_discard_and_source_move_100_megabytes_intact() {
-    let Some(tb) = Testbed::up("bulk", TestbedOptions::default()) else { return };
+    let Some(tb) = Testbed::up("bulk", TestbedOptions::default()) else {
+        return;
+    };
     let echo = serve(&tb, 7, &["--app", "echo"]);
     assert_ok(&py(&tb, "echo", 7, 100_000_000), "python echo 100 MB");
     stop(echo);
     let discard = serve(&tb, 9, &["--app", "discard"]);
-    assert_ok(&py(&tb, "send", 9, 100_000_000), "python send 100 MB to discard");
+    assert_ok(
+        &py(&tb, "send", 9, 100_000_000),
+        "python send 100 MB to discard",
+    );
     stop(discard);
     let source = serve(&tb, 19, &["--app", "source", "--bytes", "100000000"]);
-    assert_ok(&py(&tb, "recv", 19, 100_000_000), "python recv 100 MB from source");
+    assert_ok(
+        &py(&tb, "recv", 19, 100_000_000),
+        "python recv 100 MB from source",
+    );
     stop(source);
 }
 
 #[test]
 fn close_semantics_seen_from_the_linux_peer() {
-    let Some(tb) = Testbed::up("close", TestbedOptions::default()) else { return };
+    let Some(tb) = Testbed::up("close", TestbedOptions::default()) else {
+        return;
+    };
     // `Connection: close`: we send the FIN first and hold TIME-WAIT, so the
     // Linux client ends up with no TIME-WAIT socket of its own.
     let http = serve(&tb, 8080, &["--app", "http"]);
     let url = format!("http://{}:8080/", tb.server_ip);
-    let out = tb.run_client(&["curl", "-s", "-i", "-H", "Connection: close", "--max-time", "10", &url]);
+    let out = tb.run_client(&[
+        "curl",
+        "-s",
+        "-i",
+        "-H",
+        "Connection: close",
+        "--max-time",
+        "10",
+        &url,
+    ]);
     assert!(assert_ok(&out, "curl").contains("Connection: close"));
     let ss = tb.run_client(&["ss", "-tan", "state", "time-wait"]);
     let tw = String::from_utf8_lossy(&ss.stdout);
-    assert!(!tw.contains(":8080"), "the client should not hold TIME-WAIT:\n{tw}");
+    assert!(
+        !tw.contains(":8080"),
+        "the client should not hold TIME-WAIT:\n{tw}"
+    );
     let summary = stop(http);
-    assert!(stat(&summary, "stats worker", "time_wait") >= 1, "our side holds TIME-WAIT:\n{summary}");
+    assert!(
+        stat(&summary, "stats worker", "time_wait") >= 1,
+        "our side holds TIME-WAIT:\n{summary}"
+    );
 
     // Half-close: the peer's shutdown(SHUT_WR) still gets the echo, then our FIN.
     let echo = serve(&tb, 7, &["--app", "echo"]);
@@ -140,7 +221,9 @@ fn close_semantics_seen_from_the_linux_peer() {
 
 #[test]
 fn the_host_keeps_working_while_we_serve() {
-    let Some(tb) = Testbed::up("host", TestbedOptions::default()) else { return };
+    let Some(tb) = Testbed::up("host", TestbedOptions::default()) else {
+        return;
+    };
     let http = serve(&tb, 8080, &["--app", "http"]);
     // ICMP goes to the kernel.
     let ping = tb.run_client(&["ping", "-c", "2", "-W", "2", &tb.server_ip.to_string()]);
@@ -155,12 +238,17 @@ fn the_host_keeps_working_while_we_serve() {
         c
     })
     .unwrap();
-    listener.wait_for_line("listening", Duration::from_secs(10)).unwrap();
+    listener
+        .wait_for_line("listening", Duration::from_secs(10))
+        .unwrap();
     let out = tb.run_client(&["python3", "-c", &format!("import socket\ns=socket.create_connection(('{}',9000),timeout=5)\nprint(s.recv(16).decode())", tb.server_ip)]);
     assert_eq!(assert_ok(&out, "kernel listener").trim(), "kernel");
     let summary = stop(http);
     assert!(stat(&summary, "stats xdp", "passed") > 0, "{summary}");
-    assert!(stat(&summary, "stats xdp", "redirected") == 0, "nothing was ours: {summary}");
+    assert!(
+        stat(&summary, "stats xdp", "redirected") == 0,
+        "nothing was ours: {summary}"
+    );
 }
 
 #[test]
@@ -169,14 +257,29 @@ fn two_workers_on_two_queues_both_carry_connections() {
         queues: 2,
         ..TestbedOptions::default()
     };
-    let Some(tb) = Testbed::up("mq", opts) else { return };
+    let Some(tb) = Testbed::up("mq", opts) else {
+        return;
+    };
     let http = serve(&tb, 8080, &["--app", "http", "--workers", "2"]);
     let url = format!("http://{}:8080/", tb.server_ip);
     // XPS pins the client's transmit queue to its CPU: clients on CPU 0 and
     // CPU 1 reach the server on different receive queues.
     for cpu in ["0", "1"] {
         for _ in 0..20 {
-            let out = tb.run_client(&["taskset", "-c", cpu, "curl", "-s", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", &url]);
+            let out = tb.run_client(&[
+                "taskset",
+                "-c",
+                cpu,
+                "curl",
+                "-s",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &url,
+            ]);
             assert_eq!(assert_ok(&out, "curl"), "200");
         }
     }
@@ -184,30 +287,66 @@ fn two_workers_on_two_queues_both_carry_connections() {
     let per_worker: Vec<u64> = (0..2)
         .map(|w| stat(&summary, &format!("stats worker={w} "), "accepted"))
         .collect();
-    assert!(per_worker.iter().all(|&n| n > 0), "both workers must accept: {summary}");
-    assert_eq!(stat(&summary, "stats worker", "handed_off"), 0, "a flow moved between workers: {summary}");
+    assert!(
+        per_worker.iter().all(|&n| n > 0),
+        "both workers must accept: {summary}"
+    );
+    assert_eq!(
+        stat(&summary, "stats worker", "handed_off"),
+        0,
+        "a flow moved between workers: {summary}"
+    );
 }
 
 #[test]
 fn serve_starts_again_at_once_after_sigkill() {
-    let Some(tb) = Testbed::up("kill", TestbedOptions::default()) else { return };
+    let Some(tb) = Testbed::up("kill", TestbedOptions::default()) else {
+        return;
+    };
     let url = format!("http://{}:8080/", tb.server_ip);
     let first = serve(&tb, 8080, &["--app", "http"]);
     first.signal(9);
     drop(first);
     let second = serve(&tb, 8080, &["--app", "http"]);
-    let out = tb.run_client(&["curl", "-s", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", &url]);
+    let out = tb.run_client(&[
+        "curl",
+        "-s",
+        "--max-time",
+        "10",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &url,
+    ]);
     assert_eq!(assert_ok(&out, "curl after restart"), "200");
     stop(second);
     // Nothing stays attached after a clean exit either.
-    let link = Command::new("ip").args(["netns", "exec", &tb.server_ns, "ip", "-d", "link", "show", &tb.server_if]).output().unwrap();
+    let link = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &tb.server_ns,
+            "ip",
+            "-d",
+            "link",
+            "show",
+            &tb.server_if,
+        ])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&link.stdout);
-    assert!(!text.contains("prog/xdp"), "XDP program left attached:\n{text}");
+    assert!(
+        !text.contains("prog/xdp"),
+        "XDP program left attached:\n{text}"
+    );
 }
 
 #[test]
 fn serve_rejects_bad_configuration_with_a_message() {
-    let Some(tb) = Testbed::up("cfg", TestbedOptions::default()) else { return };
+    let Some(tb) = Testbed::up("cfg", TestbedOptions::default()) else {
+        return;
+    };
     let run = |args: &[&str]| {
         let mut cmd = tb.in_server(BIN);
         cmd.arg("serve").args(args);
@@ -215,17 +354,75 @@ fn serve_rejects_bad_configuration_with_a_message() {
     };
     let ip = tb.server_ip.to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--iface", "nosuch0", "--addr", &ip, "--port", "80", "--app", "http"], "not found"),
-        (vec!["--iface", &tb.server_if, "--addr", "198.19.9.9", "--port", "80", "--app", "http"], "is not on"),
-        (vec!["--iface", &tb.server_if, "--addr", &ip, "--port", "80", "--app", "http", "--workers", "4"], "receive queue"),
-        (vec!["--iface", &tb.server_if, "--addr", &ip, "--port", "80", "--app", "nosuch"], "invalid value"),
-        (vec!["--iface", &tb.server_if, "--addr", "not-an-ip", "--port", "80", "--app", "http"], "invalid value"),
+        (
+            vec![
+                "--iface", "nosuch0", "--addr", &ip, "--port", "80", "--app", "http",
+            ],
+            "not found",
+        ),
+        (
+            vec![
+                "--iface",
+                &tb.server_if,
+                "--addr",
+                "198.19.9.9",
+                "--port",
+                "80",
+                "--app",
+                "http",
+            ],
+            "is not on",
+        ),
+        (
+            vec![
+                "--iface",
+                &tb.server_if,
+                "--addr",
+                &ip,
+                "--port",
+                "80",
+                "--app",
+                "http",
+                "--workers",
+                "4",
+            ],
+            "receive queue",
+        ),
+        (
+            vec![
+                "--iface",
+                &tb.server_if,
+                "--addr",
+                &ip,
+                "--port",
+                "80",
+                "--app",
+                "nosuch",
+            ],
+            "invalid value",
+        ),
+        (
+            vec![
+                "--iface",
+                &tb.server_if,
+                "--addr",
+                "not-an-ip",
+                "--port",
+                "80",
+                "--app",
+                "http",
+            ],
+            "invalid value",
+        ),
     ];
     for (args, expect) in cases {
         let out = run(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} should fail");
-        assert!(err.contains(expect), "{args:?}: expected '{expect}' in: {err}");
+        assert!(
+            err.contains(expect),
+            "{args:?}: expected '{expect}' in: {err}"
+        );
     }
     // A port the kernel already listens on.
     let mut listener = Child::spawn({
@@ -234,11 +431,34 @@ fn serve_rejects_bad_configuration_with_a_message() {
         c
     })
     .unwrap();
-    listener.wait_for_line("listening", Duration::from_secs(10)).unwrap();
-    let out = run(&["--iface", &tb.server_if, "--addr", &ip, "--port", "8081", "--app", "http"]);
+    listener
+        .wait_for_line("listening", Duration::from_secs(10))
+        .unwrap();
+    let out = run(&[
+        "--iface",
+        &tb.server_if,
+        "--addr",
+        &ip,
+        "--port",
+        "8081",
+        "--app",
+        "http",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already listens"));
     // Nothing may stay attached after a refused start.
-    let link = Command::new("ip").args(["netns", "exec", &tb.server_ns, "ip", "-d", "link", "show", &tb.server_if]).output().unwrap();
+    let link = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &tb.server_ns,
+            "ip",
+            "-d",
+            "link",
+            "show",
+            &tb.server_if,
+        ])
+        .output()
+        .unwrap();
     assert!(!String::from_utf8_lossy(&link.stdout).contains("prog/xdp"));
 }

@@ -873,6 +873,31 @@ fn initial_congestion_window_is_ten_segments() {
     h.expect_silence();
 }
 
+/// The same contract for an application that asks before writing (as
+/// `echo` does): `send_capacity` answering 0 arms the `Writable` event even
+/// though no `send` ever came up short — otherwise such an application
+/// would wait forever (this deadlocked a 100 MB echo against Linux).
+#[test]
+fn zero_send_capacity_arms_a_writable_event() {
+    let (mut h, c, iss) = open(plain_config());
+    let data = pattern(65536, 21);
+    assert_eq!(h.stack.send(c, &data), Ok(65536), "exactly fills the buffer");
+    h.poll();
+    h.take();
+    h.send(Seg::ack(p(0), iss + 1 + MSS));
+    assert!(
+        !h.events().iter().any(|e| matches!(e, Event::Writable(_))),
+        "nobody asked for space yet"
+    );
+    assert_eq!(h.stack.send_capacity(c), Ok(MSS));
+    assert_eq!(h.stack.send(c, &data[..MSS]), Ok(MSS));
+    assert_eq!(h.stack.send_capacity(c), Ok(0));
+    h.poll();
+    h.take();
+    h.send(Seg::ack(p(0), iss + 1 + 2 * MSS));
+    assert!(h.events().contains(&Event::Writable(c)));
+}
+
 /// The socket contract the engine documents (EAGAIN / writable
 /// notification, RFC 9293 §3.10.2 "if there is insufficient space ... the
 /// SEND call may be ... rejected"): a full send buffer makes `send` return

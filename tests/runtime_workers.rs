@@ -56,7 +56,9 @@ fn start(workers: usize, app: BuiltinApp, clock: Clock) -> Server {
             clock,
             core: None,
         };
-        server.handles.push(std::thread::spawn(move || worker.run()));
+        server
+            .handles
+            .push(std::thread::spawn(move || worker.run()));
         let (rtx, rrx) = bounded(1);
         cmd_tx
             .send(Command::Listen {
@@ -80,7 +82,10 @@ impl Server {
     }
 
     fn join(self) -> Vec<WorkerReport> {
-        self.handles.into_iter().map(|h| h.join().unwrap()).collect()
+        self.handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect()
     }
 
     fn stop(self, drain: Duration) -> Vec<WorkerReport> {
@@ -140,14 +145,23 @@ impl Client {
 }
 
 /// Sends `data` through an echo server and reads it all back.
-fn echo_round_trip(client: &mut Client, server: &Server, data: &[u8], route: &dyn Fn(usize) -> usize) -> Vec<u8> {
+fn echo_round_trip(
+    client: &mut Client,
+    server: &Server,
+    data: &[u8],
+    route: &dyn Fn(usize) -> usize,
+) -> Vec<u8> {
     let c = client.connect();
     let (mut sent, mut back) = (0usize, Vec::new());
     let mut buf = vec![0u8; 65536];
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut shut = false;
     loop {
-        assert!(std::time::Instant::now() < deadline, "echo stalled: sent {sent}, got {}", back.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "echo stalled: sent {sent}, got {}",
+            back.len()
+        );
         client.pump(server, route);
         while client.stack.next_event().is_some() {}
         if client.stack.state(c) == Ok(State::SynSent) {
@@ -204,7 +218,11 @@ fn frames_landing_on_the_wrong_worker_are_handed_to_the_owner() {
     let reports = server.stop(Duration::from_millis(200));
     assert_eq!(reports[0].accepted, 0, "worker 0 must not own the flow");
     assert_eq!(reports[1].accepted, 1);
-    assert!(reports[0].handed_off > 10, "worker 0 handed off {} frames", reports[0].handed_off);
+    assert!(
+        reports[0].handed_off > 10,
+        "worker 0 handed off {} frames",
+        reports[0].handed_off
+    );
     assert_eq!(reports[0].handoff_drops + reports[1].handoff_drops, 0);
 }
 
@@ -227,7 +245,10 @@ fn graceful_shutdown_sends_fin_to_open_connections() {
     let mut buf = [0u8; 16];
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        assert!(std::time::Instant::now() < deadline, "no FIN from the server");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no FIN from the server"
+        );
         client.pump(&server, &|_| 0);
         match client.stack.recv(c, &mut buf) {
             Ok(0) => break,
@@ -241,7 +262,10 @@ fn graceful_shutdown_sends_fin_to_open_connections() {
     }
     let reports = server.join();
     assert_eq!(reports[0].accepted, 1);
-    assert_eq!(reports[0].reset_at_shutdown, 0, "the connection had to be reset");
+    assert_eq!(
+        reports[0].reset_at_shutdown, 0,
+        "the connection had to be reset"
+    );
 }
 
 #[test]
@@ -256,7 +280,11 @@ fn http_app_answers_and_honours_connection_close() {
     let mut buf = [0u8; 4096];
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        assert!(std::time::Instant::now() < deadline, "got so far: {}", String::from_utf8_lossy(&got));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "got so far: {}",
+            String::from_utf8_lossy(&got)
+        );
         client.pump(&server, &|_| 0);
         while client.stack.next_event().is_some() {}
         if !sent && client.stack.state(c) == Ok(State::Established) {
@@ -271,7 +299,10 @@ fn http_app_answers_and_honours_connection_close() {
     }
     let text = String::from_utf8(got).unwrap();
     assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
-    assert!(text.ends_with("Connection: close\r\n\r\nabcdefghij"), "{text}");
+    assert!(
+        text.ends_with("Connection: close\r\n\r\nabcdefghij"),
+        "{text}"
+    );
     // The server closed first: it holds TIME-WAIT, we are in CLOSE-WAIT.
     assert_eq!(client.stack.state(c), Ok(State::CloseWait));
     server.stop(Duration::from_millis(100));

@@ -62,7 +62,12 @@ fn response(status: &str, body_len: usize, with_body: bool, keep_alive: bool) ->
 
 impl Http {
     pub fn new(body_bytes: usize) -> Http {
-        let make = |status: &str, len: usize, body: bool| [response(status, len, body, false), response(status, len, body, true)];
+        let make = |status: &str, len: usize, body: bool| {
+            [
+                response(status, len, body, false),
+                response(status, len, body, true),
+            ]
+        };
         Http {
             responses: [
                 make("200 OK", body_bytes, true),
@@ -181,7 +186,9 @@ fn parse_head(head: &[u8]) -> Request {
         return bad;
     };
     let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return bad;
     };
     let http11 = match version {
@@ -258,7 +265,14 @@ mod tests {
     #[test]
     fn get_is_ok_and_keeps_alive_in_http11() {
         let r = parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!(r, Request { reply: Reply::Ok, keep_alive: true, body_len: 0 });
+        assert_eq!(
+            r,
+            Request {
+                reply: Reply::Ok,
+                keep_alive: true,
+                body_len: 0
+            }
+        );
     }
 
     #[test]
@@ -280,7 +294,12 @@ mod tests {
             b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
             b"\xff\xfe / HTTP/1.1\r\n\r\n",
         ] {
-            assert_eq!(parse_head(head).reply, Reply::BadRequest, "{:?}", String::from_utf8_lossy(head));
+            assert_eq!(
+                parse_head(head).reply,
+                Reply::BadRequest,
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
         }
     }
 

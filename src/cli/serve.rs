@@ -82,7 +82,8 @@ fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
         let bad = || format!("'{part}' in --cores is not a core number or range like 2-5");
         match part.split_once('-') {
             Some((a, b)) => {
-                let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                let (a, b): (usize, usize) =
+                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
                 if a > b {
                     return Err(bad());
                 }
@@ -101,7 +102,9 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
     let app = match a.app {
         AppName::Echo => BuiltinApp::Echo,
         AppName::Discard => BuiltinApp::Discard,
-        AppName::Http => BuiltinApp::Http { body_bytes: a.body_bytes },
+        AppName::Http => BuiltinApp::Http {
+            body_bytes: a.body_bytes,
+        },
         AppName::Source => BuiltinApp::Source { bytes: a.bytes },
         AppName::Hold => BuiltinApp::Hold { hold_ms: a.hold_ms },
     };
@@ -129,7 +132,8 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("cannot install signal handler: {e}"))?;
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
     let report = serve(config, stop, |c, mode| {
         let ports: Vec<String> = c.ports.iter().map(u16::to_string).collect();

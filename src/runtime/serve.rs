@@ -70,7 +70,12 @@ fn check_privileges() -> Result<(), ServeError> {
         status
             .lines()
             .find(|l| l.starts_with(name))
-            .map(|l| l[name.len()..].split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .map(|l| {
+                l[name.len()..]
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default()
     };
     if field("Uid:").get(1).map(String::as_str) == Some("0") {
@@ -95,13 +100,20 @@ fn check_privileges() -> Result<(), ServeError> {
 fn sysfs(iface: &str, file: &str) -> Result<String, ServeError> {
     fs::read_to_string(format!("/sys/class/net/{iface}/{file}"))
         .map(|s| s.trim().to_owned())
-        .map_err(|_| ServeError::Config(format!("interface '{iface}' not found: check `ip link` for its name")))
+        .map_err(|_| {
+            ServeError::Config(format!(
+                "interface '{iface}' not found: check `ip link` for its name"
+            ))
+        })
 }
 
 /// Receive queues of the interface.
 fn rx_queues(iface: &str) -> Result<usize, ServeError> {
-    let dir = fs::read_dir(format!("/sys/class/net/{iface}/queues"))
-        .map_err(|_| ServeError::Config(format!("interface '{iface}' not found: check `ip link` for its name")))?;
+    let dir = fs::read_dir(format!("/sys/class/net/{iface}/queues")).map_err(|_| {
+        ServeError::Config(format!(
+            "interface '{iface}' not found: check `ip link` for its name"
+        ))
+    })?;
     Ok(dir
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
@@ -154,13 +166,19 @@ impl ServeConfig {
             return Err(ServeError::Config("give at least one --port".into()));
         }
         if self.ports.contains(&0) {
-            return Err(ServeError::Config("--port 0 is not a port to serve on".into()));
+            return Err(ServeError::Config(
+                "--port 0 is not a port to serve on".into(),
+            ));
         }
         if self.workers == 0 {
             return Err(ServeError::Config("--workers must be at least 1".into()));
         }
-        let ifindex = xdp::program::ifindex(&self.iface)
-            .map_err(|_| ServeError::Config(format!("interface '{}' not found: check `ip link` for its name", self.iface)))?;
+        let ifindex = xdp::program::ifindex(&self.iface).map_err(|_| {
+            ServeError::Config(format!(
+                "interface '{}' not found: check `ip link` for its name",
+                self.iface
+            ))
+        })?;
         let queues = rx_queues(&self.iface)?;
         if self.workers > queues {
             return Err(ServeError::Config(format!(
@@ -212,7 +230,11 @@ impl ServeConfig {
 
 /// Runs a server until `stop` becomes true (the CLI wires it to
 /// SIGINT/SIGTERM). `ready` is called once traffic is being served.
-pub fn serve(mut config: ServeConfig, stop: Arc<AtomicBool>, ready: impl FnOnce(&ServeConfig, BindMode)) -> Result<ServeReport, ServeError> {
+pub fn serve(
+    mut config: ServeConfig,
+    stop: Arc<AtomicBool>,
+    ready: impl FnOnce(&ServeConfig, BindMode),
+) -> Result<ServeReport, ServeError> {
     let ifindex = config.preflight()?;
     let program = SteerProgram::attach(ifindex, config.xdp_mode)?;
     let mut sockets = Vec::with_capacity(config.workers);
@@ -232,7 +254,10 @@ pub fn serve(mut config: ServeConfig, stop: Arc<AtomicBool>, ready: impl FnOnce(
         let available = core_affinity::get_core_ids().unwrap_or_default();
         (0..config.workers)
             .map(|i| {
-                let want = config.cores.as_ref().map_or(i % available.len().max(1), |c| c[i]);
+                let want = config
+                    .cores
+                    .as_ref()
+                    .map_or(i % available.len().max(1), |c| c[i]);
                 available.iter().copied().find(|c| c.id == want)
             })
             .collect()
@@ -242,7 +267,8 @@ pub fn serve(mut config: ServeConfig, stop: Arc<AtomicBool>, ready: impl FnOnce(
     let mut handles: Vec<(Sender<Command>, JoinHandle<WorkerReport>)> = Vec::new();
     for (id, socket) in sockets.into_iter().enumerate() {
         let (tx, rx) = unbounded();
-        let stack = Stack::new(config.stack.clone(), entropy(), clock.now()).map_err(ServeError::Config)?;
+        let stack =
+            Stack::new(config.stack.clone(), entropy(), clock.now()).map_err(ServeError::Config)?;
         let worker = Worker {
             id,
             io: socket,
@@ -263,7 +289,9 @@ pub fn serve(mut config: ServeConfig, stop: Arc<AtomicBool>, ready: impl FnOnce(
     let result = run_until_stopped(&config, &program, &handles, &stop, bind_mode, ready);
     // Graceful stop whatever happened: workers drain, then ports go.
     for (tx, _) in &handles {
-        let _ = tx.send(Command::Shutdown { drain: config.drain });
+        let _ = tx.send(Command::Shutdown {
+            drain: config.drain,
+        });
     }
     let mut reports = Vec::new();
     for (_, h) in handles {

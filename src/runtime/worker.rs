@@ -27,7 +27,9 @@ pub enum Command {
     },
     /// Graceful stop: close listeners, FIN every connection, wait up to
     /// `drain` for them to finish, then RST the rest and exit.
-    Shutdown { drain: Duration },
+    Shutdown {
+        drain: Duration,
+    },
     Report(Sender<WorkerReport>),
 }
 
@@ -61,6 +63,8 @@ pub struct Worker<Io: FrameIo> {
 
 /// Spins this many empty iterations before sleeping in poll(2).
 const IDLE_SPINS: u32 = 64;
+/// TX batches flushed per loop iteration at most.
+const MAX_TX_ROUNDS: usize = 16;
 /// Longest sleep, so commands are noticed promptly.
 const MAX_SLEEP: Duration = Duration::from_millis(5);
 
@@ -69,7 +73,10 @@ impl<Io: FrameIo> Worker<Io> {
     pub fn run(mut self) -> WorkerReport {
         if let Some(core) = self.core {
             if !core_affinity::set_for_current(core) {
-                eprintln!("xdp-tcp: worker {}: could not pin to core {}", self.id, core.id);
+                eprintln!(
+                    "xdp-tcp: worker {}: could not pin to core {}",
+                    self.id, core.id
+                );
             }
         }
         let mut report = WorkerReport {
@@ -92,7 +99,11 @@ impl<Io: FrameIo> Worker<Io> {
             }
             while let Ok(cmd) = self.commands.try_recv() {
                 match cmd {
-                    Command::Listen { addr, backlog, reply } => {
+                    Command::Listen {
+                        addr,
+                        backlog,
+                        reply,
+                    } => {
                         let r = self.stack.listen(addr, backlog).map(|l| listeners.push(l));
                         let _ = reply.send(r);
                     }
@@ -108,8 +119,7 @@ impl<Io: FrameIo> Worker<Io> {
                     }
                 }
             }
-            self.stack.poll(now, &mut self.io);
-            self.io.flush();
+            self.flush_output(now);
 
             if let Some(deadline) = shutdown {
                 let busy = self.stack.busy_connections();
@@ -117,8 +127,7 @@ impl<Io: FrameIo> Worker<Io> {
                     report.reset_at_shutdown = busy;
                     report.time_wait = self.stack.connection_count() - busy;
                     self.stack.reset_all();
-                    self.stack.poll(now, &mut self.io);
-                    self.io.flush();
+                    self.flush_output(now);
                     report.stack = *self.stack.stats();
                     report.connections = self.stack.connection_count();
                     return report;
@@ -138,6 +147,19 @@ impl<Io: FrameIo> Worker<Io> {
                 }
             } else {
                 idle = 0;
+            }
+        }
+    }
+
+    /// Emits everything the stack has to send. A TX batch holds a
+    /// limited number of frames, so poll and flush again while output is
+    /// pending — bounded, so receiving is never starved.
+    fn flush_output(&mut self, now: Instant) {
+        for _ in 0..MAX_TX_ROUNDS {
+            self.stack.poll(now, &mut self.io);
+            self.io.flush();
+            if self.stack.poll_at().is_none_or(|t| t > now) {
+                break;
             }
         }
     }
@@ -177,7 +199,12 @@ impl<Io: FrameIo> Worker<Io> {
     }
 
     /// Runs the application on every pending event; returns how many.
-    fn dispatch(&mut self, now: Instant, listeners: &[ListenerId], report: &mut WorkerReport) -> usize {
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        listeners: &[ListenerId],
+        report: &mut WorkerReport,
+    ) -> usize {
         let mut count = 0;
         while let Some(ev) = self.stack.next_event() {
             count += 1;

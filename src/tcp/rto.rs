@@ -101,7 +101,7 @@ impl RtoEstimator {
             Some(srtt) => {
                 // RFC 6298 §2.3, alpha = 1/8, beta = 1/4. Integer
                 // arithmetic on nanoseconds: exact to 1 ns, no drift.
-                let err = if srtt > rtt { srtt - rtt } else { rtt - srtt };
+                let err = srtt.abs_diff(rtt);
                 self.rttvar = self.rttvar.saturating_mul(3).saturating_add(err) / 4;
                 self.srtt = Some(srtt.saturating_mul(7).saturating_add(rtt) / 8);
             }

@@ -220,9 +220,8 @@ impl Stack {
             self.apply(slot, fx);
             return true;
         }
-        let for_listener = tcp.flags.syn()
-            && !tcp.flags.ack()
-            && self.find_listener(tuple.local).is_some();
+        let for_listener =
+            tcp.flags.syn() && !tcp.flags.ack() && self.find_listener(tuple.local).is_some();
         if defer_unowned && !for_listener {
             return false;
         }
@@ -682,7 +681,8 @@ impl Stack {
         })
     }
 
-    /// Closes a listener; connections still in its queues are reset.
+    /// Closes a listener; connections still in its SYN backlog or accept
+    /// queue are reset (as Linux does on close of a listening socket).
     pub fn close_listener(&mut self, id: ListenerId) -> Result<(), TcpError> {
         let lslot = self.listener_slot(id)?;
         let listener = self.listeners.remove(lslot as usize);
@@ -690,7 +690,9 @@ impl Stack {
         let orphans: Vec<u32> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.listener == Some(id) && !c.user_owned)
+            // Only what waits in its queues: accepted connections are the
+            // user's, and orphans finishing a close must run their course.
+            .filter(|(_, c)| c.listener == Some(id) && (c.in_accept_queue || c.in_syn_backlog))
             .map(|(s, _)| s as u32)
             .collect();
         for slot in orphans {
@@ -887,9 +889,17 @@ impl Stack {
         self.with_conn(id, |c, _| c.set_keepalive(now, keepalive))
     }
 
-    /// Bytes that can be written without blocking.
-    pub fn send_capacity(&self, id: ConnId) -> Result<usize, TcpError> {
-        Ok(self.conns[self.slot_of(id)? as usize].send_buf.free())
+    /// Bytes that can be written without blocking. An answer of 0 arms a
+    /// `Writable` event for when space opens, as a short `send` does, so
+    /// an application that checks before writing is woken up too.
+    pub fn send_capacity(&mut self, id: ConnId) -> Result<usize, TcpError> {
+        let slot = self.slot_of(id)?;
+        let conn = &mut self.conns[slot as usize];
+        let free = conn.send_buf.free();
+        if free == 0 {
+            conn.want_writable = true;
+        }
+        Ok(free)
     }
 
     /// The state of whatever connection holds `tuple`, for tests and

@@ -378,7 +378,7 @@ impl TimerWheel {
             if d <= current {
                 at += span;
             }
-            if best.map_or(true, |(_, _, b)| at <= b) {
+            if best.is_none_or(|(_, _, b)| at <= b) {
                 best = Some((level, slot_base(level) + d as usize, at));
             }
         }
