@@ -147,8 +147,9 @@ fn curl_wrk_and_keepalive_against_http() {
     assert!(rps > 0.0, "{report}");
     eprintln!("wrk against the fast path: {rps:.0} requests/s");
     let summary = stop(server);
+    // 1 + 1 (the 1000 requests share one keep-alive connection) + 100 + 64 (wrk).
     assert!(
-        stat(&summary, "stats worker", "accepted") >= 1101,
+        stat(&summary, "stats worker", "accepted") >= 166,
         "{summary}"
     );
 }
