@@ -463,3 +463,59 @@ fn serve_rejects_bad_configuration_with_a_message() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&link.stdout).contains("prog/xdp"));
 }
+
+#[test]
+fn the_kernel_twin_answers_byte_identically() {
+    let Some(tb) = Testbed::up("twin", TestbedOptions::default()) else {
+        return;
+    };
+    let fast = serve(&tb, 8080, &["--app", "http", "--body-bytes", "100"]);
+    let mut twin = Child::spawn({
+        let mut c = tb.in_server(BIN);
+        c.args([
+            "kernel-serve",
+            "--addr",
+            &tb.server_ip.to_string(),
+            "--port",
+            "8081",
+            "--body-bytes",
+            "100",
+            "--threads",
+            "1",
+        ]);
+        c
+    })
+    .unwrap();
+    twin.wait_for_line("ready", Duration::from_secs(10))
+        .unwrap();
+    let fetch = |port: u16, extra: &[&str]| {
+        let url = format!("http://{}:{port}/", tb.server_ip);
+        let mut args = vec!["curl", "-s", "-i", "--max-time", "10"];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        assert_ok(&tb.run_client(&args), "curl")
+    };
+    for extra in [
+        &[][..],
+        &["-H", "Connection: close"][..],
+        &["-X", "POST", "-d", "x"][..],
+    ] {
+        assert_eq!(
+            fetch(8080, extra),
+            fetch(8081, extra),
+            "responses differ for {extra:?}"
+        );
+    }
+    stop(fast);
+    twin.signal(15);
+    let status = twin
+        .wait_exit(Duration::from_secs(10))
+        .expect("kernel-serve exits");
+    assert!(status.success());
+    assert!(
+        twin.stdout_so_far()
+            .contains("stats kernel accepted=3 requests=3"),
+        "{}",
+        twin.stdout_so_far()
+    );
+}

@@ -13,10 +13,10 @@ use super::{App, Ctx};
 use crate::tcp::{CloseReason, ConnId, TcpError};
 
 /// Longest request head we accept (request line + headers).
-const MAX_HEAD: usize = 16 * 1024;
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Reply {
+pub(crate) enum Reply {
     Ok,
     OkHead,
     MethodNotAllowed,
@@ -37,14 +37,50 @@ struct Conn {
 
 /// A parsed request head: what to answer and whether to keep the connection.
 #[derive(Debug, PartialEq, Eq)]
-struct Request {
-    reply: Reply,
-    keep_alive: bool,
-    body_len: usize,
+pub(crate) struct Request {
+    pub(crate) reply: Reply,
+    pub(crate) keep_alive: bool,
+    /// Request-body bytes that follow the head (Content-Length).
+    pub(crate) body_len: usize,
+}
+
+/// Every response the server can give, built once: the fast-path app and
+/// its kernel-socket twin send byte-identical answers.
+pub(crate) struct Responses {
+    responses: [[Vec<u8>; 2]; 4],
+}
+
+impl Responses {
+    pub(crate) fn new(body_bytes: usize) -> Responses {
+        let make = |status: &str, len: usize, body: bool| {
+            [
+                response(status, len, body, false),
+                response(status, len, body, true),
+            ]
+        };
+        Responses {
+            responses: [
+                make("200 OK", body_bytes, true),
+                make("200 OK", body_bytes, false),
+                make("405 Method Not Allowed", 0, true),
+                make("400 Bad Request", 0, true),
+            ],
+        }
+    }
+
+    pub(crate) fn bytes(&self, reply: Reply, keep_alive: bool) -> &[u8] {
+        let i = match reply {
+            Reply::Ok => 0,
+            Reply::OkHead => 1,
+            Reply::MethodNotAllowed => 2,
+            Reply::BadRequest => 3,
+        };
+        &self.responses[i][keep_alive as usize]
+    }
 }
 
 pub struct Http {
-    responses: [[Vec<u8>; 2]; 4],
+    responses: Responses,
     conns: HashMap<ConnId, Conn>,
 }
 
@@ -62,31 +98,14 @@ fn response(status: &str, body_len: usize, with_body: bool, keep_alive: bool) ->
 
 impl Http {
     pub fn new(body_bytes: usize) -> Http {
-        let make = |status: &str, len: usize, body: bool| {
-            [
-                response(status, len, body, false),
-                response(status, len, body, true),
-            ]
-        };
         Http {
-            responses: [
-                make("200 OK", body_bytes, true),
-                make("200 OK", body_bytes, false),
-                make("405 Method Not Allowed", 0, true),
-                make("400 Bad Request", 0, true),
-            ],
+            responses: Responses::new(body_bytes),
             conns: HashMap::new(),
         }
     }
 
     fn bytes(&self, reply: Reply, keep_alive: bool) -> &[u8] {
-        let i = match reply {
-            Reply::Ok => 0,
-            Reply::OkHead => 1,
-            Reply::MethodNotAllowed => 2,
-            Reply::BadRequest => 3,
-        };
-        &self.responses[i][keep_alive as usize]
+        self.responses.bytes(reply, keep_alive)
     }
 
     /// Reads, answers complete requests, writes pending output; closes
@@ -167,12 +186,12 @@ impl Http {
 }
 
 /// Offset just past the blank line ending a request head, if complete.
-fn find_head_end(buf: &[u8]) -> Option<usize> {
+pub(crate) fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
 /// Parses a request head (RFC 9112 §3 request line, §5 fields).
-fn parse_head(head: &[u8]) -> Request {
+pub(crate) fn parse_head(head: &[u8]) -> Request {
     let bad = Request {
         reply: Reply::BadRequest,
         keep_alive: false,

@@ -1,6 +1,7 @@
 //! The `xdp-tcp` command line (clap). Every bad flag exits non-zero with a
 //! message that says what to fix.
 
+mod kernel_serve;
 mod serve;
 mod sim;
 
@@ -23,6 +24,9 @@ struct Cli {
 enum Command {
     /// Serve a built-in application on the AF_XDP fast path until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
+    /// Serve the same application on kernel sockets (epoll, SO_REUSEPORT),
+    /// for side-by-side comparisons.
+    KernelServe(kernel_serve::KernelServeArgs),
     /// Run a bulk transfer through the TCP engine in the deterministic
     /// network simulator and print what happened.
     Sim(sim::SimArgs),
@@ -33,6 +37,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(&args),
+        Command::KernelServe(args) => kernel_serve::run(&args),
         Command::Sim(args) => sim::run(&args),
     };
     match result {
@@ -74,6 +79,66 @@ pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_serve_flag_parses() {
+        let cli = Cli::try_parse_from([
+            "xdp-tcp",
+            "serve",
+            "--iface",
+            "eth9",
+            "--addr",
+            "198.18.0.1",
+            "--port",
+            "80",
+            "--port",
+            "81",
+            "--app",
+            "http",
+            "--workers",
+            "2",
+            "--cores",
+            "0,1",
+            "--xdp-mode",
+            "generic",
+            "--zero-copy",
+            "--body-bytes",
+            "10",
+            "--bytes",
+            "1M",
+            "--hold-ms",
+            "5",
+            "--backlog",
+            "8",
+            "--drain-ms",
+            "10",
+            "--batch",
+            "32",
+            "--nodelay",
+        ]);
+        assert!(cli.is_ok(), "{:?}", cli.err());
+        let cli = Cli::try_parse_from([
+            "xdp-tcp",
+            "kernel-serve",
+            "--addr",
+            "198.18.0.1",
+            "--port",
+            "80",
+            "--threads",
+            "2",
+        ]);
+        assert!(cli.is_ok(), "{:?}", cli.err());
+        let cli = Cli::try_parse_from([
+            "xdp-tcp", "sim", "--burst", "0.01,0.3", "--trace", "--bytes", "1M",
+        ]);
+        assert!(cli.is_ok(), "{:?}", cli.err());
+    }
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn sizes_parse_with_units() {

@@ -46,7 +46,7 @@ pub struct ServeArgs {
     workers: usize,
     /// Cores to pin the workers to, e.g. "0,1" or "2-5".
     #[arg(long, value_parser = parse_cores)]
-    cores: Option<Vec<usize>>,
+    cores: Option<CoreList>,
     /// XDP attach mode: native (driver) or generic (skb).
     #[arg(long, value_enum, default_value_t = Mode::Native)]
     xdp_mode: Mode,
@@ -76,7 +76,11 @@ pub struct ServeArgs {
     nodelay: bool,
 }
 
-fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
+/// A list of core numbers (one clap value: "0,1" or "2-5").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreList(pub Vec<usize>);
+
+fn parse_cores(s: &str) -> Result<CoreList, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = || format!("'{part}' in --cores is not a core number or range like 2-5");
@@ -95,7 +99,7 @@ fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
     if out.is_empty() {
         return Err("--cores needs at least one core".into());
     }
-    Ok(out)
+    Ok(CoreList(out))
 }
 
 pub fn run(a: &ServeArgs) -> Result<(), String> {
@@ -116,7 +120,7 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         ports: a.ports.clone(),
         app,
         workers: a.workers,
-        cores: a.cores.clone(),
+        cores: a.cores.as_ref().map(|c| c.0.clone()),
         xdp_mode: match a.xdp_mode {
             Mode::Native => XdpMode::Native,
             Mode::Generic => XdpMode::Generic,
@@ -188,8 +192,8 @@ mod tests {
 
     #[test]
     fn core_lists_parse() {
-        assert_eq!(parse_cores("0,1"), Ok(vec![0, 1]));
-        assert_eq!(parse_cores("2-4,7"), Ok(vec![2, 3, 4, 7]));
+        assert_eq!(parse_cores("0,1"), Ok(CoreList(vec![0, 1])));
+        assert_eq!(parse_cores("2-4,7"), Ok(CoreList(vec![2, 3, 4, 7])));
         assert!(parse_cores("3-1").is_err());
         assert!(parse_cores("x").is_err());
         assert!(parse_cores("").is_err());
