@@ -519,3 +519,61 @@ fn the_kernel_twin_answers_byte_identically() {
         twin.stdout_so_far()
     );
 }
+
+/// Runs `f` on a thread that entered network namespace `ns`.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("namespace file");
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on a valid namespace fd only changes this thread's
+        // network namespace; the thread ends after `f`.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns({path})");
+        f()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
+#[test]
+fn next_hops_resolve_from_the_kernel_neighbour_table() {
+    use xdp_tcp::runtime::neighbor::{next_hop, resolve};
+    use xdp_tcp::wire::MacAddr;
+    // On-link: the client itself is the next hop.
+    let Some(tb) = Testbed::up("nbr", TestbedOptions::default()) else {
+        return;
+    };
+    let (iface, ip) = (tb.server_if.clone(), tb.client_ip);
+    let got = in_netns(&tb.server_ns, move || {
+        (
+            next_hop(&iface, ip),
+            resolve(&iface, ip, None, Duration::from_secs(3)),
+        )
+    });
+    assert_eq!(got.0, Ok(ip));
+    assert_eq!(got.1, Ok(tb.client_mac.parse::<MacAddr>().unwrap()));
+    drop(tb);
+    // Off-link, through the router: the gateway is the next hop, and the
+    // kernel is made to resolve it first.
+    let opts = TestbedOptions {
+        router: true,
+        ..TestbedOptions::default()
+    };
+    let Some(tb) = Testbed::up("nbr", opts) else {
+        return;
+    };
+    let (iface, ip) = (tb.server_if.clone(), tb.client_ip);
+    let got = in_netns(&tb.server_ns, move || {
+        (
+            next_hop(&iface, ip),
+            resolve(&iface, ip, None, Duration::from_secs(3)),
+        )
+    });
+    assert_ne!(
+        got.0,
+        Ok(ip),
+        "an off-link destination goes via the gateway"
+    );
+    assert_eq!(got.1, Ok(tb.gateway_mac.parse::<MacAddr>().unwrap()));
+}

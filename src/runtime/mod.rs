@@ -9,6 +9,7 @@ pub mod channel_io;
 pub mod clock;
 pub mod handoff;
 pub mod io;
+pub mod neighbor;
 pub mod serve;
 pub mod worker;
 
