@@ -881,7 +881,11 @@ fn initial_congestion_window_is_ten_segments() {
 fn zero_send_capacity_arms_a_writable_event() {
     let (mut h, c, iss) = open(plain_config());
     let data = pattern(65536, 21);
-    assert_eq!(h.stack.send(c, &data), Ok(65536), "exactly fills the buffer");
+    assert_eq!(
+        h.stack.send(c, &data),
+        Ok(65536),
+        "exactly fills the buffer"
+    );
     h.poll();
     h.take();
     h.send(Seg::ack(p(0), iss + 1 + MSS));
