@@ -276,10 +276,12 @@ impl BridgeApp {
         self.ports.iter().find(|p| p.port == port)
     }
 
-    /// Resets every connection still queued for `accept` without sending
-    /// their closes to a worker: called when workers stop, possibly on
-    /// this worker's own thread, which must never wait on its own
-    /// (possibly full) command queue.
+    /// Lets go of the accept queues, first emptying them of streams nobody
+    /// accepted. Those are detached, not dropped normally: a dropped
+    /// stream sends `Close` to its worker, and this may be that worker's
+    /// own thread, which must never wait on its own (possibly full)
+    /// command queue. Their connections are closed by their workers'
+    /// shutdown (every worker stops together), like all others.
     fn detach_queued(&mut self) {
         for p in self.ports.drain(..) {
             drop(p.accept);
@@ -381,26 +383,37 @@ impl WorkerStream {
     /// full; false when the thread is gone or the message is held.
     fn deliver(&mut self, msg: Inbound) -> bool {
         let data = matches!(msg, Inbound::Data(_));
-        match self.inbound.try_send(msg) {
+        let mut msg = match self.inbound.try_send(msg) {
             Ok(()) => {
-                if data {
-                    self.sent_chunks += 1;
-                }
-                true
+                self.sent_chunks += data as u64;
+                return true;
             }
-            Err(TrySendError::Full(msg)) => {
-                // The thread has not taken a message yet; its next buffer
-                // return resumes us.
-                self.held = Some(msg);
-                self.shared.want_resume.store(true, Ordering::SeqCst);
-                false
-            }
+            Err(TrySendError::Full(msg)) => msg,
             Err(TrySendError::Disconnected(_)) => {
                 // The stream was dropped; its Close is on the way.
                 self.reading = false;
-                false
+                return false;
+            }
+        };
+        // The channel has room for every buffer plus the final message, so
+        // this is not expected; should it happen anyway, the channel holds
+        // data, and the thread's next buffer return resumes us (the same
+        // handshake as in `take_buffer`).
+        self.shared.want_resume.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        match self.inbound.try_send(msg) {
+            Ok(()) => {
+                self.sent_chunks += data as u64;
+                return true;
+            }
+            Err(TrySendError::Full(m)) => msg = m,
+            Err(TrySendError::Disconnected(_)) => {
+                self.reading = false;
+                return false;
             }
         }
+        self.held = Some(msg);
+        false
     }
 
     /// Moves received bytes from the engine to the thread until the

@@ -429,7 +429,8 @@ impl Inner {
                 },
                 Err(TryRecvError::Empty) => break,
                 // The worker let go of the write side: the connection died.
-                Err(TryRecvError::Disconnected) => return Err(broken_pipe()),
+                Err(TryRecvError::Disconnected) if n == 0 => return Err(broken_pipe()),
+                Err(TryRecvError::Disconnected) => break,
             };
             if self.shared.write_dead.load(Ordering::Acquire) {
                 return if n == 0 { Err(broken_pipe()) } else { Ok(n) };

@@ -4,7 +4,7 @@
 //! AF_XDP socket in production), its engine [`Stack`](crate::tcp::Stack)
 //! and its application instance: run to completion, no locks and no
 //! allocation on the per-packet path. The control side starts and stops
-//! workers and talks to them only through channels. [`serve`] runs a
+//! workers and talks to them only through channels. [`serve()`] runs a
 //! built-in application; [`start_threaded`] bridges connections to
 //! ordinary threads (see [`crate::app::bridge`]).
 pub mod channel_io;

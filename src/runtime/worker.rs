@@ -4,7 +4,8 @@
 //! Loop: receive a batch → hand foreign frames to their owner → run the
 //! application on the stack's events → timers and output (`poll`) → flush
 //! (kick) → control commands. When idle it sleeps in `poll(2)` on the
-//! socket, never longer than the next engine deadline.
+//! socket, never longer than the next engine deadline; threads that hand
+//! the application work ring its [`Doorbell`] to wake it.
 
 use std::net::SocketAddrV4;
 use std::sync::Arc;
@@ -58,10 +59,9 @@ pub struct Worker<Io: FrameIo> {
     pub commands: Receiver<Command>,
     pub handoff: Arc<Handoff>,
     pub clock: Clock,
-    /// Rung by threads that hand the application work (see
-    /// [`Doorbell`]); make it with the I/O's
-    /// [`FrameIo::doorbell`](crate::runtime::FrameIo::doorbell) so the
-    /// worker can sleep on it.
+    /// Rung by threads that hand the application work (see [`Doorbell`]);
+    /// make it with the I/O's [`FrameIo::doorbell`] so the worker can
+    /// sleep on it.
     pub doorbell: Arc<Doorbell>,
     /// Core to pin to; None leaves placement to the scheduler.
     pub core: Option<core_affinity::CoreId>,
