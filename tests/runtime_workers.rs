@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crossbeam::channel::{bounded, unbounded, Receiver, Sender};
 use xdp_tcp::app::BuiltinApp;
-use xdp_tcp::runtime::{ChannelIo, Clock, Command, Handoff, Worker, WorkerReport};
+use xdp_tcp::runtime::{ChannelIo, Clock, Command, FrameIo, Handoff, Worker, WorkerReport};
 use xdp_tcp::tcp::{ConnId, Stack, StackConfig, State, TcpError};
 use xdp_tcp::wire::MacAddr;
 
@@ -46,9 +46,11 @@ fn start(workers: usize, app: BuiltinApp, clock: Clock) -> Server {
             mac: SERVER_MAC,
             ..StackConfig::default()
         };
+        let io = ChannelIo::new(in_rx, out_tx.clone(), 64);
         let worker = Worker {
             id,
-            io: ChannelIo::new(in_rx, out_tx.clone(), 64),
+            doorbell: Arc::new(io.doorbell().unwrap()),
+            io,
             stack: Stack::new(cfg, [id as u8 + 1; 32], clock.now()).unwrap(),
             app: app.instantiate(),
             commands: cmd_rx,

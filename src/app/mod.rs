@@ -4,11 +4,19 @@
 //! the worker calls it for each event of its stack and it reads and writes
 //! through the [`Ctx`] it is given (zero-copy reads with
 //! [`Stack::recv_with`](crate::tcp::Stack::recv_with)).
+//!
+//! Ordinary threads use connections through the [`bridge`] instead: a
+//! [`BridgeApp`](bridge::BridgeApp) on each worker hands accepted
+//! connections to a blocking, `std::net`-like [`Listener`] / [`Stream`].
+pub mod bridge;
 pub mod discard;
 pub mod echo;
 pub mod hold;
 pub mod http;
 pub mod source;
+pub mod thread;
+
+pub use thread::{Listener, Stream};
 
 use crate::tcp::{CloseReason, ConnId, Instant, Stack};
 
@@ -32,8 +40,14 @@ pub trait App: Send {
     fn on_closed(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _reason: CloseReason) {
         let _ = ctx.stack.close(conn);
     }
-    /// Called once per worker loop iteration, for application timers.
+    /// Called once per worker loop iteration, for application timers and
+    /// work handed over by other threads.
     fn on_tick(&mut self, _ctx: &mut Ctx<'_>) {}
+    /// The worker begins a graceful shutdown: right after this call it
+    /// closes its listeners and every connection the application holds
+    /// (FIN, or RST with unread data). The application keeps receiving
+    /// callbacks until the drain ends.
+    fn on_shutdown(&mut self, _ctx: &mut Ctx<'_>) {}
 }
 
 /// The built-in applications, by name, with their options.

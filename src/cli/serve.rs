@@ -1,14 +1,15 @@
 //! `xdp-tcp serve`: a built-in application on the AF_XDP fast path.
 
+use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::app::BuiltinApp;
-use crate::runtime::{serve, ServeConfig, ServeReport};
+use crate::app::{BuiltinApp, Stream};
+use crate::runtime::{serve, start_threaded, ServeConfig, ServeReport, ThreadedConfig};
 use crate::tcp::StackConfig;
 use crate::xdp::{BindMode, XdpMode, XskConfig};
 
@@ -19,6 +20,10 @@ enum AppName {
     Http,
     Source,
     Hold,
+    /// Echo written with blocking threads over the bridge (the threaded
+    /// API's interop test); hidden: it exists to exercise that API.
+    #[value(hide = true)]
+    ThreadEcho,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -111,6 +116,7 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         },
         AppName::Source => BuiltinApp::Source { bytes: a.bytes },
         AppName::Hold => BuiltinApp::Hold { hold_ms: a.hold_ms },
+        AppName::ThreadEcho => return run_thread_echo(a),
     };
     let mut stack = StackConfig::default();
     stack.tcp.nagle = !a.nodelay;
@@ -134,32 +140,103 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
             ..XskConfig::default()
         },
     };
+    let stop = stop_on_signals()?;
+    let report = serve(config, stop, |c, mode| {
+        print_ready(a, c.xdp_mode, mode);
+    })
+    .map_err(|e| e.to_string())?;
+    print_summary(&report);
+    Ok(())
+}
+
+/// A flag that SIGINT and SIGTERM set.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
-    let report = serve(config, stop, |c, mode| {
-        let ports: Vec<String> = c.ports.iter().map(u16::to_string).collect();
-        println!(
-            "ready iface={} addr={} ports={} workers={} app={:?} xdp={:?} bind={}",
-            c.iface,
-            c.addr,
-            ports.join(","),
-            c.workers,
-            a.app,
-            c.xdp_mode,
-            match mode {
-                BindMode::Copy => "copy",
-                BindMode::ZeroCopy => "zero-copy",
+    Ok(stop)
+}
+
+fn print_ready(a: &ServeArgs, xdp_mode: XdpMode, bind: BindMode) {
+    let ports: Vec<String> = a.ports.iter().map(u16::to_string).collect();
+    println!(
+        "ready iface={} addr={} ports={} workers={} app={:?} xdp={:?} bind={}",
+        a.iface,
+        a.addr,
+        ports.join(","),
+        a.workers,
+        a.app,
+        xdp_mode,
+        match bind {
+            BindMode::Copy => "copy",
+            BindMode::ZeroCopy => "zero-copy",
+        }
+    );
+    let _ = std::io::stdout().flush();
+}
+
+/// `--app thread-echo`: the same server, but every connection is echoed
+/// by its own blocking thread through the bridge
+/// ([`start_threaded`]), which is what this mode exists to exercise.
+fn run_thread_echo(a: &ServeArgs) -> Result<(), String> {
+    let mut config = ThreadedConfig::new(a.iface.clone(), a.addr, &a.ports);
+    config.workers = a.workers;
+    config.cores = a.cores.clone();
+    config.xdp_mode = match a.xdp_mode {
+        Mode::Native => XdpMode::Native,
+        Mode::Generic => XdpMode::Generic,
+    };
+    config.zero_copy = a.zero_copy;
+    config.backlog = a.backlog.max(1);
+    config.bridge.accept_backlog = a.backlog.max(1);
+    config.drain = Duration::from_millis(a.drain_ms);
+    config.stack.tcp.nagle = !a.nodelay;
+    config.xsk.batch = a.batch as usize;
+    let xdp_mode = config.xdp_mode;
+    let stop = stop_on_signals()?;
+    let server = start_threaded(config).map_err(|e| e.to_string())?;
+    let mut acceptors = Vec::new();
+    for &port in &a.ports {
+        let listener = server
+            .listener(port)
+            .ok_or_else(|| format!("no listener for port {port}"))?;
+        // Ends when the server stops: accept then fails.
+        acceptors.push(std::thread::spawn(move || {
+            while let Ok(stream) = listener.accept() {
+                std::thread::spawn(move || echo_stream(stream));
             }
-        );
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-    })
-    .map_err(|e| e.to_string())?;
+        }));
+    }
+    print_ready(a, xdp_mode, server.bind_mode());
+    while !stop.load(Ordering::Relaxed) {
+        if !server.is_running() {
+            return Err("a worker stopped unexpectedly".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let report = server.shutdown().map_err(|e| e.to_string())?;
+    for t in acceptors {
+        let _ = t.join();
+    }
     print_summary(&report);
     Ok(())
+}
+
+/// Echoes until the peer's FIN, then closes; stops quietly on errors.
+fn echo_stream(mut stream: Stream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 fn print_summary(r: &ServeReport) {

@@ -1,10 +1,12 @@
 //! Frame I/O over in-memory channels: lets workers run against a peer
 //! stack in tests (and in examples) without AF_XDP or privileges.
 
+use std::io;
 use std::time::Duration;
 
 use crossbeam::channel::{Receiver, Sender};
 
+use crate::runtime::doorbell::Doorbell;
 use crate::runtime::io::FrameIo;
 use crate::tcp::Transmit;
 
@@ -62,11 +64,18 @@ impl FrameIo for ChannelIo {
         }
     }
 
-    fn wait_readable(&self, timeout: Duration) {
-        // Peek without consuming: wait for a frame, then put nothing back
-        // (select on readiness).
+    fn wait_readable(&self, timeout: Duration, doorbell: &Doorbell) {
+        // Wait for readiness without consuming: the next receive_batch
+        // takes the frame; the doorbell's token is drained by the worker.
         let mut sel = crossbeam::channel::Select::new();
         sel.recv(&self.rx);
+        if let Some(bell) = doorbell.channel() {
+            sel.recv(bell);
+        }
         let _ = sel.ready_timeout(timeout);
+    }
+
+    fn doorbell(&self) -> io::Result<Doorbell> {
+        Ok(Doorbell::with_channel())
     }
 }

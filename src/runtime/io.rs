@@ -1,8 +1,10 @@
 //! What a worker needs from its frame I/O. AF_XDP sockets implement it;
 //! so can an in-memory pipe in tests.
 
+use std::io;
 use std::time::Duration;
 
+use crate::runtime::doorbell::Doorbell;
 use crate::tcp::Transmit;
 
 pub trait FrameIo: Transmit + Send {
@@ -10,8 +12,12 @@ pub trait FrameIo: Transmit + Send {
     fn receive_batch(&mut self, f: &mut dyn FnMut(&[u8])) -> usize;
     /// Sends what `Transmit` produced since the last flush.
     fn flush(&mut self);
-    /// Sleeps until a frame may be readable or `timeout` passes.
-    fn wait_readable(&self, timeout: Duration);
+    /// Sleeps until a frame may be readable, `doorbell` is rung (when it
+    /// is of the kind [`doorbell`](Self::doorbell) makes), or `timeout`
+    /// passes.
+    fn wait_readable(&self, timeout: Duration, doorbell: &Doorbell);
+    /// A doorbell this I/O can sleep on, for the worker that owns it.
+    fn doorbell(&self) -> io::Result<Doorbell>;
 }
 
 impl FrameIo for crate::xdp::XskSocket {
@@ -23,7 +29,11 @@ impl FrameIo for crate::xdp::XskSocket {
         crate::xdp::XskSocket::flush(self)
     }
 
-    fn wait_readable(&self, timeout: Duration) {
-        crate::xdp::XskSocket::wait_readable(self, timeout)
+    fn wait_readable(&self, timeout: Duration, doorbell: &Doorbell) {
+        self.wait_readable_or(timeout, doorbell.fd())
+    }
+
+    fn doorbell(&self) -> io::Result<Doorbell> {
+        Doorbell::with_fd()
     }
 }

@@ -4,18 +4,26 @@
 //! AF_XDP socket in production), its engine [`Stack`](crate::tcp::Stack)
 //! and its application instance: run to completion, no locks and no
 //! allocation on the per-packet path. The control side starts and stops
-//! workers and talks to them only through channels.
+//! workers and talks to them only through channels. [`serve()`] runs a
+//! built-in application; [`start_threaded`] bridges connections to
+//! ordinary threads (see [`crate::app::bridge`]).
 pub mod channel_io;
 pub mod clock;
+pub mod doorbell;
 pub mod handoff;
 pub mod io;
 pub mod neighbor;
 pub mod serve;
+pub mod threaded;
 pub mod worker;
 
 pub use channel_io::ChannelIo;
 pub use clock::Clock;
+pub use doorbell::Doorbell;
 pub use handoff::Handoff;
 pub use io::FrameIo;
 pub use serve::{serve, ServeConfig, ServeError, ServeReport};
+pub use threaded::{
+    start_bridged, start_threaded, BridgedOptions, BridgedWorkers, ThreadedConfig, ThreadedServer,
+};
 pub use worker::{Command, Worker, WorkerReport};

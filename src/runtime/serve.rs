@@ -17,9 +17,11 @@ use std::time::Duration;
 
 use crossbeam::channel::{bounded, unbounded, Sender};
 
-use crate::app::BuiltinApp;
+use crate::app::{App, BuiltinApp};
 use crate::runtime::clock::Clock;
+use crate::runtime::doorbell::Doorbell;
 use crate::runtime::handoff::Handoff;
+use crate::runtime::io::FrameIo;
 use crate::runtime::worker::{Command, Worker, WorkerReport};
 use crate::tcp::{Stack, StackConfig};
 use crate::wire::MacAddr;
@@ -151,7 +153,7 @@ fn kernel_listener(addr: Ipv4Addr, port: u16) -> bool {
     listening("/proc/net/tcp", false) || listening("/proc/net/tcp6", true)
 }
 
-fn entropy() -> [u8; 32] {
+pub(crate) fn entropy() -> [u8; 32] {
     let mut e = [0u8; 32];
     if let Ok(mut f) = fs::File::open("/dev/urandom") {
         let _ = f.read_exact(&mut e);
@@ -159,9 +161,46 @@ fn entropy() -> [u8; 32] {
     e
 }
 
+/// The application-independent part of a server's configuration: what
+/// [`serve`] and [`start_threaded`](crate::runtime::start_threaded) check,
+/// attach and start in the same way.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub iface: String,
+    pub addr: Ipv4Addr,
+    pub ports: Vec<u16>,
+    pub workers: usize,
+    pub cores: Option<Vec<usize>>,
+    pub xdp_mode: XdpMode,
+    pub zero_copy: bool,
+    pub backlog: usize,
+    pub drain: Duration,
+    pub stack: StackConfig,
+    pub xsk: XskConfig,
+}
+
 impl ServeConfig {
-    /// Everything checkable before anything is attached.
-    fn preflight(&mut self) -> Result<u32, ServeError> {
+    fn plan(&self) -> Plan {
+        Plan {
+            iface: self.iface.clone(),
+            addr: self.addr,
+            ports: self.ports.clone(),
+            workers: self.workers,
+            cores: self.cores.clone(),
+            xdp_mode: self.xdp_mode,
+            zero_copy: self.zero_copy,
+            backlog: self.backlog,
+            drain: self.drain,
+            stack: self.stack.clone(),
+            xsk: self.xsk.clone(),
+        }
+    }
+}
+
+impl Plan {
+    /// Everything checkable before anything is attached. Fills in the
+    /// stack's MAC address and MTU from the interface.
+    pub(crate) fn preflight(&mut self) -> Result<u32, ServeError> {
         if self.ports.is_empty() {
             return Err(ServeError::Config("give at least one --port".into()));
         }
@@ -226,80 +265,166 @@ impl ServeConfig {
         check_privileges()?;
         Ok(ifindex)
     }
-}
 
-/// Runs a server until `stop` becomes true (the CLI wires it to
-/// SIGINT/SIGTERM). `ready` is called once traffic is being served.
-pub fn serve(
-    mut config: ServeConfig,
-    stop: Arc<AtomicBool>,
-    ready: impl FnOnce(&ServeConfig, BindMode),
-) -> Result<ServeReport, ServeError> {
-    let ifindex = config.preflight()?;
-    let program = SteerProgram::attach(ifindex, config.xdp_mode)?;
-    let mut sockets = Vec::with_capacity(config.workers);
-    let mut bind_mode = BindMode::Copy;
-    let xsk = XskConfig {
-        zero_copy: config.zero_copy,
-        ..config.xsk.clone()
-    };
-    for q in 0..config.workers {
-        let (socket, mode) = XskSocket::open(&config.iface, q as u32, &xsk)?;
-        program.register_socket(q as u32, socket.fd())?;
-        bind_mode = mode;
-        sockets.push(socket);
+    /// Attaches the steering program and opens one AF_XDP socket per
+    /// worker queue. Dropping the program detaches it again.
+    pub(crate) fn attach(
+        &self,
+        ifindex: u32,
+    ) -> Result<(SteerProgram, Vec<XskSocket>, BindMode), ServeError> {
+        let program = SteerProgram::attach(ifindex, self.xdp_mode)?;
+        let mut sockets = Vec::with_capacity(self.workers);
+        let mut bind_mode = BindMode::Copy;
+        let xsk = XskConfig {
+            zero_copy: self.zero_copy,
+            ..self.xsk.clone()
+        };
+        for q in 0..self.workers {
+            let (socket, mode) = XskSocket::open(&self.iface, q as u32, &xsk)?;
+            program.register_socket(q as u32, socket.fd())?;
+            bind_mode = mode;
+            sockets.push(socket);
+        }
+        Ok((program, sockets, bind_mode))
     }
 
-    let cores: Vec<Option<core_affinity::CoreId>> = {
+    /// The core each worker is pinned to (None: left to the scheduler).
+    pub(crate) fn core_ids(&self) -> Vec<Option<core_affinity::CoreId>> {
         let available = core_affinity::get_core_ids().unwrap_or_default();
-        (0..config.workers)
+        (0..self.workers)
             .map(|i| {
-                let want = config
+                let want = self
                     .cores
                     .as_ref()
                     .map_or(i % available.len().max(1), |c| c[i]);
                 available.iter().copied().find(|c| c.id == want)
             })
             .collect()
-    };
-    let handoff = Arc::new(Handoff::new(config.workers, 256));
-    let clock = Clock::new();
-    let mut handles: Vec<(Sender<Command>, JoinHandle<WorkerReport>)> = Vec::new();
-    for (id, socket) in sockets.into_iter().enumerate() {
-        let (tx, rx) = unbounded();
-        let stack =
-            Stack::new(config.stack.clone(), entropy(), clock.now()).map_err(ServeError::Config)?;
-        let worker = Worker {
-            id,
-            io: socket,
-            stack,
-            app: config.app.instantiate(),
-            commands: rx,
-            handoff: handoff.clone(),
-            clock,
-            core: cores[id],
-        };
-        let handle = std::thread::Builder::new()
-            .name(format!("xdp-tcp-w{id}"))
-            .spawn(move || worker.run())
-            .map_err(|e| ServeError::Runtime(format!("cannot start worker thread: {e}")))?;
-        handles.push((tx, handle));
     }
+}
+
+/// A running worker as the control side sees it.
+pub(crate) struct WorkerHandle {
+    pub commands: Sender<Command>,
+    pub thread: JoinHandle<WorkerReport>,
+}
+
+/// Starts one worker per I/O (worker `i` on `cores[i]`, when given), each
+/// with its own stack and the application `make_app` returns for it; the
+/// app gets the doorbell its worker sleeps on. If a worker cannot be
+/// started, the ones already running are stopped.
+pub(crate) fn spawn_workers<Io: FrameIo + 'static>(
+    ios: Vec<Io>,
+    stack: &StackConfig,
+    cores: &[Option<core_affinity::CoreId>],
+    mut make_app: impl FnMut(&Arc<Doorbell>) -> Box<dyn App>,
+) -> Result<Vec<WorkerHandle>, ServeError> {
+    let handoff = Arc::new(Handoff::new(ios.len(), 256));
+    let clock = Clock::new();
+    let mut handles: Vec<WorkerHandle> = Vec::new();
+    for (id, io) in ios.into_iter().enumerate() {
+        let started = (|| {
+            let (tx, rx) = unbounded();
+            let stack =
+                Stack::new(stack.clone(), entropy(), clock.now()).map_err(ServeError::Config)?;
+            let doorbell =
+                Arc::new(io.doorbell().map_err(|e| {
+                    ServeError::Runtime(format!("cannot make a worker doorbell: {e}"))
+                })?);
+            let worker = Worker {
+                id,
+                io,
+                stack,
+                app: make_app(&doorbell),
+                commands: rx,
+                handoff: handoff.clone(),
+                clock,
+                doorbell,
+                core: cores.get(id).copied().flatten(),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("xdp-tcp-w{id}"))
+                .spawn(move || worker.run())
+                .map_err(|e| ServeError::Runtime(format!("cannot start worker thread: {e}")))?;
+            Ok(WorkerHandle {
+                commands: tx,
+                thread,
+            })
+        })();
+        match started {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                let _ = stop_workers(handles, Duration::ZERO);
+                return Err(e);
+            }
+        }
+    }
+    Ok(handles)
+}
+
+/// Makes every worker listen on `addr`; each answers before the next is
+/// asked, so a failure names the address.
+pub(crate) fn listen_everywhere(
+    workers: &[WorkerHandle],
+    addr: SocketAddrV4,
+    backlog: usize,
+) -> Result<(), ServeError> {
+    for w in workers {
+        let (rtx, rrx) = bounded(1);
+        w.commands
+            .send(Command::Listen {
+                addr,
+                backlog,
+                reply: rtx,
+            })
+            .map_err(|_| ServeError::Runtime("a worker exited during start-up".into()))?;
+        rrx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| ServeError::Runtime("a worker did not answer during start-up".into()))?
+            .map_err(|e| ServeError::Config(format!("cannot listen on {addr}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Graceful stop: every worker drains for up to `drain`, then exits.
+pub(crate) fn stop_workers(
+    workers: Vec<WorkerHandle>,
+    drain: Duration,
+) -> Result<Vec<WorkerReport>, ServeError> {
+    for w in &workers {
+        let _ = w.commands.send(Command::Shutdown { drain });
+    }
+    let mut reports = Vec::new();
+    let mut panicked = false;
+    for w in workers {
+        // Join them all, even after a panic, so none outlives the stop.
+        match w.thread.join() {
+            Ok(r) => reports.push(r),
+            Err(_) => panicked = true,
+        }
+    }
+    if panicked {
+        return Err(ServeError::Runtime("a worker thread panicked".into()));
+    }
+    Ok(reports)
+}
+
+/// Runs a server until `stop` becomes true (the CLI wires it to
+/// SIGINT/SIGTERM). `ready` is called once traffic is being served.
+pub fn serve(
+    config: ServeConfig,
+    stop: Arc<AtomicBool>,
+    ready: impl FnOnce(&ServeConfig, BindMode),
+) -> Result<ServeReport, ServeError> {
+    let mut plan = config.plan();
+    let ifindex = plan.preflight()?;
+    let (program, sockets, bind_mode) = plan.attach(ifindex)?;
+    let handles = spawn_workers(sockets, &plan.stack, &plan.core_ids(), |_| {
+        config.app.instantiate()
+    })?;
 
     let result = run_until_stopped(&config, &program, &handles, &stop, bind_mode, ready);
     // Graceful stop whatever happened: workers drain, then ports go.
-    for (tx, _) in &handles {
-        let _ = tx.send(Command::Shutdown {
-            drain: config.drain,
-        });
-    }
-    let mut reports = Vec::new();
-    for (_, h) in handles {
-        match h.join() {
-            Ok(r) => reports.push(r),
-            Err(_) => return Err(ServeError::Runtime("a worker thread panicked".into())),
-        }
-    }
+    let reports = stop_workers(handles, config.drain)?;
     for &port in &config.ports {
         let _ = program.remove_port(config.addr, port);
     }
@@ -316,31 +441,23 @@ pub fn serve(
 fn run_until_stopped(
     config: &ServeConfig,
     program: &SteerProgram,
-    handles: &[(Sender<Command>, JoinHandle<WorkerReport>)],
+    handles: &[WorkerHandle],
     stop: &AtomicBool,
     bind_mode: BindMode,
     ready: impl FnOnce(&ServeConfig, BindMode),
 ) -> Result<(), ServeError> {
     for &port in &config.ports {
-        let addr = SocketAddrV4::new(config.addr, port);
-        for (tx, _) in handles {
-            let (rtx, rrx) = bounded(1);
-            tx.send(Command::Listen {
-                addr,
-                backlog: config.backlog,
-                reply: rtx,
-            })
-            .map_err(|_| ServeError::Runtime("a worker exited during start-up".into()))?;
-            rrx.recv_timeout(Duration::from_secs(5))
-                .map_err(|_| ServeError::Runtime("a worker did not answer during start-up".into()))?
-                .map_err(|e| ServeError::Config(format!("cannot listen on {addr}: {e}")))?;
-        }
+        listen_everywhere(
+            handles,
+            SocketAddrV4::new(config.addr, port),
+            config.backlog,
+        )?;
         // Only now does the program steer the port to us.
         program.add_port(config.addr, port)?;
     }
     ready(config, bind_mode);
     while !stop.load(Ordering::Relaxed) {
-        if handles.iter().any(|(_, h)| h.is_finished()) {
+        if handles.iter().any(|h| h.thread.is_finished()) {
             return Err(ServeError::Runtime("a worker stopped unexpectedly".into()));
         }
         std::thread::sleep(Duration::from_millis(20));

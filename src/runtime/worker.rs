@@ -4,7 +4,8 @@
 //! Loop: receive a batch → hand foreign frames to their owner → run the
 //! application on the stack's events → timers and output (`poll`) → flush
 //! (kick) → control commands. When idle it sleeps in `poll(2)` on the
-//! socket, never longer than the next engine deadline.
+//! socket, never longer than the next engine deadline; threads that hand
+//! the application work ring its [`Doorbell`] to wake it.
 
 use std::net::SocketAddrV4;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crossbeam::channel::{Receiver, Sender};
 
 use crate::app::{App, Ctx};
 use crate::runtime::clock::Clock;
+use crate::runtime::doorbell::Doorbell;
 use crate::runtime::handoff::Handoff;
 use crate::runtime::io::FrameIo;
 use crate::tcp::{Event, Instant, ListenerId, Stack, StackStats, TcpError};
@@ -57,6 +59,10 @@ pub struct Worker<Io: FrameIo> {
     pub commands: Receiver<Command>,
     pub handoff: Arc<Handoff>,
     pub clock: Clock,
+    /// Rung by threads that hand the application work (see [`Doorbell`]);
+    /// make it with the I/O's [`FrameIo::doorbell`] so the worker can
+    /// sleep on it.
+    pub doorbell: Arc<Doorbell>,
     /// Core to pin to; None leaves placement to the scheduler.
     pub core: Option<core_affinity::CoreId>,
 }
@@ -108,6 +114,11 @@ impl<Io: FrameIo> Worker<Io> {
                         let _ = reply.send(r);
                     }
                     Command::Shutdown { drain } => {
+                        let mut ctx = Ctx {
+                            stack: &mut self.stack,
+                            now,
+                        };
+                        self.app.on_shutdown(&mut ctx);
                         listeners.clear();
                         self.stack.close_all();
                         shutdown = Some(now + drain);
@@ -141,8 +152,11 @@ impl<Io: FrameIo> Worker<Io> {
                         Some(t) => t.saturating_since(now).min(MAX_SLEEP),
                         None => MAX_SLEEP,
                     };
-                    if !wait.is_zero() {
-                        self.io.wait_readable(wait);
+                    // A ring since the last look means the application has
+                    // work from another thread: loop instead of sleeping.
+                    if !wait.is_zero() && self.doorbell.begin_sleep() {
+                        self.io.wait_readable(wait, &self.doorbell);
+                        self.doorbell.end_sleep();
                     }
                 }
             } else {

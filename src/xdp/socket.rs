@@ -385,16 +385,26 @@ impl XskSocket {
     /// Blocks until a frame is readable or `timeout` passes (poll(2) on
     /// the fd). Returns early on a signal.
     pub fn wait_readable(&self, timeout: Duration) {
+        self.wait_readable_or(timeout, None)
+    }
+
+    /// As [`wait_readable`](Self::wait_readable), and also returns when
+    /// `wake` (a worker's doorbell descriptor) becomes readable.
+    pub fn wait_readable_or(&self, timeout: Duration, wake: Option<RawFd>) {
         let ms = timeout.as_nanos().div_ceil(1_000_000);
         let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
-        let mut pfd = libc::pollfd {
-            fd: self.fd(),
+        let pollfd = |fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: `pfd` is one valid pollfd that outlives the call; poll
-        // only writes its `revents`.
-        unsafe { libc::poll(&mut pfd, 1, ms) };
+        // A negative descriptor is ignored by poll(2): one array serves
+        // both cases.
+        let mut pfds = [pollfd(self.fd()), pollfd(wake.unwrap_or(-1))];
+        // SAFETY: `pfds` is an array of two valid pollfds that outlives
+        // the call, and the count passed is its length; poll only writes
+        // their `revents`.
+        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
     }
 
     /// The socket's counters, with the kernel's drop counters.

@@ -9,12 +9,15 @@ non-zero with a reason on stderr otherwise.
   halfclose HOST PORT BYTES    send, shutdown(SHUT_WR), read the echo, then expect EOF
   hold HOST PORT BYTES         send BYTES to `hold` and wait: expect ECONNRESET
   connect HOST PORT            connect and close; prints 'refused' or 'connected'
+  pingpong HOST PORT COUNT     COUNT one-byte round trips to an echo server, 2 ms
+                               apart; prints the median round trip in microseconds
 """
 import hashlib
 import os
 import socket
 import sys
 import threading
+import time
 
 
 def pattern_byte(i):
@@ -121,6 +124,28 @@ def probe(host, port):
         print("refused")
 
 
+def pingpong(host, port, count):
+    s = connect(host, port)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    rtts = []
+    for i in range(count):
+        # Idle gaps let the server's worker fall asleep between requests.
+        time.sleep(0.002)
+        b = bytes([i & 0xFF])
+        start = time.perf_counter()
+        s.sendall(b)
+        got = s.recv(1)
+        rtts.append(time.perf_counter() - start)
+        if got != b:
+            raise SystemExit("round trip %d: sent %r, got %r" % (i, b, got))
+    s.shutdown(socket.SHUT_WR)
+    if s.recv(1) != b"":
+        raise SystemExit("data after the last answer")
+    s.close()
+    rtts.sort()
+    print("ok pingpong median_us=%d" % int(rtts[len(rtts) // 2] * 1e6))
+
+
 def main():
     mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     n = int(sys.argv[4]) if len(sys.argv) > 4 else 0
@@ -136,6 +161,8 @@ def main():
         hold(host, port, n)
     elif mode == "connect":
         probe(host, port)
+    elif mode == "pingpong":
+        pingpong(host, port, n)
     else:
         raise SystemExit("unknown mode " + mode)
 

@@ -1,0 +1,305 @@
+//! Starting a runtime whose connections are used from ordinary threads.
+//!
+//! [`start_threaded`] does what `serve` does — the same checks, the same
+//! steering program, AF_XDP sockets and pinned workers — but runs the
+//! [`BridgeApp`](crate::app::bridge::BridgeApp) on every worker and hands
+//! back a [`ThreadedServer`] whose [`Listener`]s the application's own
+//! threads accept from. [`start_bridged`] is the I/O-independent core of
+//! it: the same workers and bridge over any [`FrameIo`] (in-memory
+//! [`ChannelIo`](crate::runtime::ChannelIo) for tests without privileges).
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use xdp_tcp::runtime::{start_threaded, ThreadedConfig};
+//!
+//! let config = ThreadedConfig::new("eth0", "192.0.2.10".parse().unwrap(), &[7]);
+//! let server = start_threaded(config).unwrap();
+//! let listener = server.listener(7).unwrap();
+//! std::thread::spawn(move || {
+//!     while let Ok(mut stream) = listener.accept() {
+//!         std::thread::spawn(move || {
+//!             let mut buf = [0u8; 16384];
+//!             while let Ok(n @ 1..) = stream.read(&mut buf) {
+//!                 if stream.write_all(&buf[..n]).is_err() {
+//!                     break;
+//!                 }
+//!             }
+//!         });
+//!     }
+//! });
+//! // ... later:
+//! let report = server.shutdown().unwrap();
+//! ```
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use crate::app::bridge::{BridgeConfig, ListenerRegistry};
+use crate::app::Listener;
+use crate::runtime::io::FrameIo;
+use crate::runtime::serve::{
+    listen_everywhere, spawn_workers, stop_workers, Plan, ServeError, ServeReport, WorkerHandle,
+};
+use crate::runtime::worker::WorkerReport;
+use crate::tcp::StackConfig;
+use crate::xdp::{BindMode, SteerProgram, XdpMode, XskConfig};
+
+/// A threaded server on the fast path: [`ServeConfig`](crate::runtime::ServeConfig)
+/// without the built-in application, plus the bridge's sizes.
+#[derive(Debug, Clone)]
+pub struct ThreadedConfig {
+    pub iface: String,
+    pub addr: Ipv4Addr,
+    pub ports: Vec<u16>,
+    pub workers: usize,
+    /// Cores to pin workers to, in worker order; None: cores 0, 1, ...
+    pub cores: Option<Vec<usize>>,
+    pub xdp_mode: XdpMode,
+    pub zero_copy: bool,
+    /// Engine accept backlog per listener and worker. The bridge takes
+    /// connections off it at once; `bridge.accept_backlog` bounds how
+    /// many wait for the application.
+    pub backlog: usize,
+    /// How long a shutdown waits for connections to finish.
+    pub drain: Duration,
+    pub stack: StackConfig,
+    pub xsk: XskConfig,
+    pub bridge: BridgeConfig,
+}
+
+impl ThreadedConfig {
+    /// One worker on queue 0, native XDP in copy mode, and the defaults
+    /// of `xdp-tcp serve` for everything else.
+    pub fn new(iface: impl Into<String>, addr: Ipv4Addr, ports: &[u16]) -> ThreadedConfig {
+        ThreadedConfig {
+            iface: iface.into(),
+            addr,
+            ports: ports.to_vec(),
+            workers: 1,
+            cores: None,
+            xdp_mode: XdpMode::Native,
+            zero_copy: false,
+            backlog: 1024,
+            drain: Duration::from_millis(2000),
+            stack: StackConfig::default(),
+            xsk: XskConfig::default(),
+            bridge: BridgeConfig::default(),
+        }
+    }
+
+    fn plan(&self) -> Plan {
+        Plan {
+            iface: self.iface.clone(),
+            addr: self.addr,
+            ports: self.ports.clone(),
+            workers: self.workers,
+            cores: self.cores.clone(),
+            xdp_mode: self.xdp_mode,
+            zero_copy: self.zero_copy,
+            backlog: self.backlog,
+            drain: self.drain,
+            stack: self.stack.clone(),
+            xsk: self.xsk.clone(),
+        }
+    }
+}
+
+/// What [`start_bridged`] needs besides the workers' I/O.
+#[derive(Debug, Clone)]
+pub struct BridgedOptions {
+    /// Address to listen on (0.0.0.0: every address).
+    pub addr: Ipv4Addr,
+    pub ports: Vec<u16>,
+    /// Engine accept backlog per listener and worker.
+    pub backlog: usize,
+    /// How long a shutdown waits for connections to finish.
+    pub drain: Duration,
+    pub stack: StackConfig,
+    pub bridge: BridgeConfig,
+    /// Core per worker; missing entries leave placement to the scheduler.
+    pub cores: Vec<Option<core_affinity::CoreId>>,
+}
+
+/// Running bridged workers with their listeners. Dropping it stops the
+/// workers as [`shutdown`](Self::shutdown) does.
+pub struct BridgedWorkers {
+    workers: Vec<WorkerHandle>,
+    listeners: Vec<Listener>,
+    drain: Duration,
+}
+
+/// Starts one worker per I/O, each running the bridge, listening on
+/// every port of `options` — and returns once they all listen.
+pub fn start_bridged<Io: FrameIo + 'static>(
+    ios: Vec<Io>,
+    options: BridgedOptions,
+) -> Result<BridgedWorkers, ServeError> {
+    options
+        .bridge
+        .validate()
+        .map_err(|e| ServeError::Config(format!("bridge settings: {e}")))?;
+    if ios.is_empty() {
+        return Err(ServeError::Config("at least one worker is needed".into()));
+    }
+    if options.ports.is_empty() || options.ports.contains(&0) {
+        return Err(ServeError::Config(
+            "give at least one port, none of them 0".into(),
+        ));
+    }
+    let addrs: Vec<SocketAddrV4> = options
+        .ports
+        .iter()
+        .map(|&p| SocketAddrV4::new(options.addr, p))
+        .collect();
+    let registry = ListenerRegistry::new(&addrs, options.bridge.clone());
+    let workers = spawn_workers(ios, &options.stack, &options.cores, |doorbell| {
+        Box::new(registry.app(doorbell.clone()))
+    })?;
+    let running = BridgedWorkers {
+        workers,
+        listeners: registry.into_listeners(),
+        drain: options.drain,
+    };
+    for &addr in &addrs {
+        // On failure `running` is dropped, which stops the workers.
+        listen_everywhere(&running.workers, addr, options.backlog)?;
+    }
+    Ok(running)
+}
+
+impl BridgedWorkers {
+    /// A listener for `port` (clones share one accept queue), or None if
+    /// the port is not served.
+    pub fn listener(&self, port: u16) -> Option<Listener> {
+        self.listeners
+            .iter()
+            .find(|l| l.local_addr().is_ok_and(|a| a.port() == port))
+            .cloned()
+    }
+
+    /// False once a worker has exited on its own (it panicked).
+    pub fn is_running(&self) -> bool {
+        !self.workers.iter().any(|w| w.thread.is_finished())
+    }
+
+    /// Graceful stop: workers stop accepting, streams still open see
+    /// `ConnectionAborted` (reads, after the data already received) and
+    /// `BrokenPipe` (writes), connections get a FIN (RST with unread
+    /// data), and workers wait up to the drain time for them to finish.
+    pub fn shutdown(mut self) -> Result<Vec<WorkerReport>, ServeError> {
+        stop_workers(std::mem::take(&mut self.workers), self.drain)
+    }
+}
+
+impl Drop for BridgedWorkers {
+    fn drop(&mut self) {
+        if !self.workers.is_empty() {
+            let _ = stop_workers(std::mem::take(&mut self.workers), self.drain);
+        }
+    }
+}
+
+/// A running threaded server on the fast path; see [`start_threaded`].
+/// Dropping it shuts it down as [`shutdown`](Self::shutdown) does.
+pub struct ThreadedServer {
+    // Declared first: dropped (workers stopped) before the program is
+    // detached, as `shutdown` orders it.
+    workers: Option<BridgedWorkers>,
+    program: Option<SteerProgram>,
+    addr: Ipv4Addr,
+    ports: Vec<u16>,
+    bind_mode: BindMode,
+}
+
+/// Checks, attaches and starts a fast-path server like `xdp-tcp serve`,
+/// with the bridge on every worker; returns once every port is steered to
+/// the workers. Needs the privileges `serve` needs.
+pub fn start_threaded(config: ThreadedConfig) -> Result<ThreadedServer, ServeError> {
+    let mut plan = config.plan();
+    let ifindex = plan.preflight()?;
+    let (program, sockets, bind_mode) = plan.attach(ifindex)?;
+    let workers = start_bridged(
+        sockets,
+        BridgedOptions {
+            addr: plan.addr,
+            ports: plan.ports.clone(),
+            backlog: plan.backlog,
+            drain: plan.drain,
+            stack: plan.stack.clone(),
+            bridge: config.bridge.clone(),
+            cores: plan.core_ids(),
+        },
+    )?;
+    let mut server = ThreadedServer {
+        workers: Some(workers),
+        program: Some(program),
+        addr: plan.addr,
+        ports: Vec::new(),
+        bind_mode,
+    };
+    for &port in &plan.ports {
+        // Only once every worker listens does the program steer the port
+        // to us. On failure `server` is dropped: workers stop, the
+        // published ports are withdrawn and the program detached.
+        if let Some(program) = &server.program {
+            program.add_port(plan.addr, port)?;
+        }
+        server.ports.push(port);
+    }
+    Ok(server)
+}
+
+impl ThreadedServer {
+    /// A listener for `port` (clones share one accept queue), or None if
+    /// the port is not served.
+    pub fn listener(&self, port: u16) -> Option<Listener> {
+        self.workers.as_ref().and_then(|w| w.listener(port))
+    }
+
+    /// Whether the AF_XDP sockets are bound in copy or zero-copy mode.
+    pub fn bind_mode(&self) -> BindMode {
+        self.bind_mode
+    }
+
+    /// False once a worker has exited on its own (it panicked).
+    pub fn is_running(&self) -> bool {
+        self.workers
+            .as_ref()
+            .is_some_and(BridgedWorkers::is_running)
+    }
+
+    /// Stops as `serve` does on SIGTERM: workers drain (see
+    /// [`BridgedWorkers::shutdown`]), then the ports are withdrawn and the
+    /// steering program detached.
+    pub fn shutdown(mut self) -> Result<ServeReport, ServeError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<ServeReport, ServeError> {
+        let reports = match self.workers.take() {
+            Some(w) => w.shutdown(),
+            None => Ok(Vec::new()),
+        };
+        let Some(program) = self.program.take() else {
+            return Err(ServeError::Runtime("the server was already stopped".into()));
+        };
+        for &port in &self.ports {
+            let _ = program.remove_port(self.addr, port);
+        }
+        let steering = program.counters().unwrap_or_default();
+        drop(program); // detaches: the bpf_link goes with it
+        Ok(ServeReport {
+            workers: reports?,
+            steering,
+            bind_mode: self.bind_mode,
+        })
+    }
+}
+
+impl Drop for ThreadedServer {
+    fn drop(&mut self) {
+        if self.program.is_some() {
+            let _ = self.stop();
+        }
+    }
+}

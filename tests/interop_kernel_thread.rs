@@ -1,0 +1,177 @@
+//! The threaded API on the real fast path against Linux's TCP:
+//! `xdp-tcp serve --app thread-echo` (every connection echoed by its own
+//! blocking thread through `Listener` / `Stream`) in the server namespace,
+//! Python kernel-socket clients in the client namespace. Needs root;
+//! without it every test says loudly that it was skipped.
+
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::process::Output;
+use std::time::Duration;
+
+use netns::{Child, Testbed, TestbedOptions};
+
+const BIN: &str = env!("CARGO_BIN_EXE_xdp-tcp");
+const CLIENT_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/tcp_client.py");
+
+/// Starts the threaded echo server in the server namespace and waits for
+/// `ready`.
+fn serve_thread_echo(tb: &Testbed, port: u16, workers: usize) -> Child {
+    let mut cmd = tb.in_server(BIN);
+    cmd.args([
+        "serve",
+        "--iface",
+        &tb.server_if,
+        "--addr",
+        &tb.server_ip.to_string(),
+        "--port",
+        &port.to_string(),
+        "--app",
+        "thread-echo",
+        "--workers",
+        &workers.to_string(),
+    ]);
+    let mut child = Child::spawn(cmd).expect("spawn xdp-tcp serve");
+    if let Err(e) = child.wait_for_line("ready", Duration::from_secs(20)) {
+        panic!(
+            "serve did not become ready: {e}\nstderr: {}",
+            child.stderr_so_far()
+        );
+    }
+    child
+}
+
+/// Stops the server with SIGTERM and returns its stdout (with stats).
+fn stop(mut child: Child) -> String {
+    child.signal(15);
+    let status = child
+        .wait_exit(Duration::from_secs(20))
+        .expect("serve exits after SIGTERM");
+    assert!(
+        status.success(),
+        "serve exited with {status}; stderr: {}",
+        child.stderr_so_far()
+    );
+    child.stdout_so_far()
+}
+
+/// A numeric field of the summary line(s) starting with `prefix`, summed.
+fn stat(summary: &str, prefix: &str, key: &str) -> u64 {
+    summary
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum()
+}
+
+fn assert_ok(out: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Runs the Python client `mode` against the server, pinned to `cpu`
+/// when given (XPS then picks the server's receive queue).
+fn py(tb: &Testbed, cpu: Option<&str>, mode: &str, port: u16, bytes: u64) -> Output {
+    let (port, bytes, ip) = (
+        port.to_string(),
+        bytes.to_string(),
+        tb.server_ip.to_string(),
+    );
+    let mut args = Vec::new();
+    if let Some(cpu) = cpu {
+        args.extend(["taskset", "-c", cpu]);
+    }
+    args.extend(["python3", CLIENT_PY, mode, &ip, &port, &bytes]);
+    tb.run_client(&args)
+}
+
+#[test]
+fn thread_echo_serves_linux_clients_in_bulk_half_close_and_in_parallel() {
+    let Some(tb) = Testbed::up("thread", TestbedOptions::default()) else {
+        return;
+    };
+    let server = serve_thread_echo(&tb, 7, 1);
+    assert_ok(&py(&tb, None, "echo", 7, 50_000_000), "python echo 50 MB");
+    // shutdown(SHUT_WR) from Linux: the thread's read returns 0, it has
+    // echoed everything, drops the stream, and the client sees EOF.
+    assert_ok(&py(&tb, None, "halfclose", 7, 1_000_000), "half-close echo");
+    // Eight clients at once: one accept queue, eight echo threads.
+    let clients: Vec<Child> = (0..8)
+        .map(|_| {
+            let mut cmd = tb.in_client("python3");
+            cmd.args([CLIENT_PY, "echo", &tb.server_ip.to_string(), "7", "4000000"]);
+            Child::spawn(cmd).expect("spawn python client")
+        })
+        .collect();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        let status = c
+            .wait_exit(Duration::from_secs(120))
+            .unwrap_or_else(|| panic!("client {i} did not finish"));
+        assert!(
+            status.success(),
+            "client {i}: {status}\n{}{}",
+            c.stdout_so_far(),
+            c.stderr_so_far()
+        );
+        assert!(c.stdout_so_far().starts_with("ok echo"), "client {i}");
+    }
+    // Request/response with idle gaps: the answer is written by a thread
+    // while the worker sleeps in poll(2); the doorbell must wake it (its
+    // sleep would otherwise add a millisecond or more per answer).
+    let out = assert_ok(&py(&tb, None, "pingpong", 7, 200), "ping-pong");
+    let median: u64 = out
+        .trim()
+        .strip_prefix("ok pingpong median_us=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output: {out}"));
+    eprintln!("request/response via an application thread, median {median} µs");
+    assert!(median < 1000, "median round trip {median} µs");
+    let summary = stop(server);
+    assert_eq!(stat(&summary, "stats worker", "accepted"), 11, "{summary}");
+    assert_eq!(
+        stat(&summary, "stats worker", "reset_at_shutdown"),
+        0,
+        "every connection had finished: {summary}"
+    );
+}
+
+#[test]
+fn thread_echo_on_two_workers_accepts_from_both_queues() {
+    let opts = TestbedOptions {
+        queues: 2,
+        ..TestbedOptions::default()
+    };
+    let Some(tb) = Testbed::up("thread-mq", opts) else {
+        return;
+    };
+    let server = serve_thread_echo(&tb, 7, 2);
+    // XPS pins the client's transmit queue to its CPU: clients on CPU 0
+    // and CPU 1 reach different workers, whose connections all come out
+    // of the same listener.
+    for cpu in ["0", "1"] {
+        for _ in 0..3 {
+            assert_ok(
+                &py(&tb, Some(cpu), "echo", 7, 5_000_000),
+                "python echo 5 MB",
+            );
+        }
+    }
+    let summary = stop(server);
+    let per_worker: Vec<u64> = (0..2)
+        .map(|w| stat(&summary, &format!("stats worker={w} "), "accepted"))
+        .collect();
+    assert!(
+        per_worker.iter().all(|&n| n > 0),
+        "both workers must accept: {summary}"
+    );
+    assert_eq!(per_worker.iter().sum::<u64>(), 6, "{summary}");
+}
