@@ -107,6 +107,15 @@ fn parse_cores(s: &str) -> Result<CoreList, String> {
     Ok(CoreList(out))
 }
 
+impl From<Mode> for XdpMode {
+    fn from(m: Mode) -> XdpMode {
+        match m {
+            Mode::Native => XdpMode::Native,
+            Mode::Generic => XdpMode::Generic,
+        }
+    }
+}
+
 pub fn run(a: &ServeArgs) -> Result<(), String> {
     let app = match a.app {
         AppName::Echo => BuiltinApp::Echo,
@@ -127,10 +136,7 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         app,
         workers: a.workers,
         cores: a.cores.as_ref().map(|c| c.0.clone()),
-        xdp_mode: match a.xdp_mode {
-            Mode::Native => XdpMode::Native,
-            Mode::Generic => XdpMode::Generic,
-        },
+        xdp_mode: a.xdp_mode.into(),
         zero_copy: a.zero_copy,
         backlog: a.backlog.max(1),
         drain: Duration::from_millis(a.drain_ms),
@@ -183,11 +189,8 @@ fn print_ready(a: &ServeArgs, xdp_mode: XdpMode, bind: BindMode) {
 fn run_thread_echo(a: &ServeArgs) -> Result<(), String> {
     let mut config = ThreadedConfig::new(a.iface.clone(), a.addr, &a.ports);
     config.workers = a.workers;
-    config.cores = a.cores.clone();
-    config.xdp_mode = match a.xdp_mode {
-        Mode::Native => XdpMode::Native,
-        Mode::Generic => XdpMode::Generic,
-    };
+    config.cores = a.cores.as_ref().map(|c| c.0.clone());
+    config.xdp_mode = a.xdp_mode.into();
     config.zero_copy = a.zero_copy;
     config.backlog = a.backlog.max(1);
     config.bridge.accept_backlog = a.backlog.max(1);
