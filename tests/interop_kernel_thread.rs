@@ -125,8 +125,9 @@ fn thread_echo_serves_linux_clients_in_bulk_half_close_and_in_parallel() {
         assert!(c.stdout_so_far().starts_with("ok echo"), "client {i}");
     }
     // Request/response with idle gaps: the answer is written by a thread
-    // while the worker sleeps in poll(2); the doorbell must wake it (its
-    // sleep would otherwise add a millisecond or more per answer).
+    // while the worker sleeps in poll(2), and the doorbell wakes it. The
+    // latency is reported, not asserted (shared machines are noisy);
+    // tests/thread_api.rs proves the wake-up itself without timing.
     let out = assert_ok(&py(&tb, None, "pingpong", 7, 200), "ping-pong");
     let median: u64 = out
         .trim()
@@ -134,7 +135,6 @@ fn thread_echo_serves_linux_clients_in_bulk_half_close_and_in_parallel() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("unexpected output: {out}"));
     eprintln!("request/response via an application thread, median {median} µs");
-    assert!(median < 1000, "median round trip {median} µs");
     let summary = stop(server);
     assert_eq!(stat(&summary, "stats worker", "accepted"), 11, "{summary}");
     assert_eq!(

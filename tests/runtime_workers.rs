@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crossbeam::channel::{bounded, unbounded, Receiver, Sender};
 use xdp_tcp::app::BuiltinApp;
+use xdp_tcp::runtime::worker::DEFAULT_IDLE_SLEEP;
 use xdp_tcp::runtime::{ChannelIo, Clock, Command, FrameIo, Handoff, Worker, WorkerReport};
 use xdp_tcp::tcp::{ConnId, Stack, StackConfig, State, TcpError};
 use xdp_tcp::wire::MacAddr;
@@ -57,6 +58,7 @@ fn start(workers: usize, app: BuiltinApp, clock: Clock) -> Server {
             handoff: handoff.clone(),
             clock,
             core: None,
+            max_sleep: DEFAULT_IDLE_SLEEP,
         };
         server
             .handles

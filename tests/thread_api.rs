@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{unbounded, Receiver, Sender};
 use xdp_tcp::app::bridge::BridgeConfig;
 use xdp_tcp::app::{Listener, Stream};
+use xdp_tcp::runtime::worker::DEFAULT_IDLE_SLEEP;
 use xdp_tcp::runtime::{start_bridged, BridgedOptions, BridgedWorkers, ChannelIo, Clock};
 use xdp_tcp::tcp::{ConnId, Stack, StackConfig, State, TcpError};
 use xdp_tcp::wire::{parse_tcp_frame, MacAddr};
@@ -34,6 +35,11 @@ struct Net {
 }
 
 fn start(workers: usize) -> Net {
+    start_with_idle_sleep(workers, DEFAULT_IDLE_SLEEP)
+}
+
+/// Workers that sleep up to `idle_sleep` when idle.
+fn start_with_idle_sleep(workers: usize, idle_sleep: Duration) -> Net {
     let (out_tx, out_rx) = unbounded();
     let mut ios = Vec::new();
     let mut inboxes = Vec::new();
@@ -53,6 +59,7 @@ fn start(workers: usize) -> Net {
         },
         bridge: BridgeConfig::default(),
         cores: Vec::new(),
+        idle_sleep,
     };
     Net {
         workers: Some(start_bridged(ios, options).expect("start bridged workers")),
@@ -624,7 +631,9 @@ fn shutting_down_the_runtime_ends_accept_and_open_streams() {
 
 #[test]
 fn a_write_from_a_thread_wakes_an_idle_worker_at_once() {
-    let mut net = start(1);
+    // Idle workers sleep 30 s here: an answer can only come back promptly
+    // if the application thread's write rings the worker's doorbell.
+    let mut net = start_with_idle_sleep(1, Duration::from_secs(30));
     let listener = net.listener();
     let app = std::thread::spawn(move || {
         // Answers each byte with the next one, until EOF.
@@ -653,12 +662,16 @@ fn a_write_from_a_thread_wakes_an_idle_worker_at_once() {
         rtts.push(start.elapsed());
     }
     rtts.sort();
-    let median = rtts[rtts.len() / 2];
-    eprintln!("request/response through an application thread: median {median:?}");
-    // Without the doorbell the answer waits out the worker's sleep (5 ms).
+    // Reported, not asserted as a speed: the machine is shared.
+    eprintln!(
+        "request/response through an application thread: median {:?}",
+        rtts[rtts.len() / 2]
+    );
+    // Functional bound: far below the 30 s the worker would otherwise sleep.
+    let worst = rtts[rtts.len() - 1];
     assert!(
-        median < Duration::from_millis(2),
-        "median round trip {median:?}"
+        worst < Duration::from_secs(10),
+        "worst round trip {worst:?}: the doorbell did not wake the worker"
     );
     client.stack.shutdown_write(c).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

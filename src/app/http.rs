@@ -25,12 +25,9 @@ pub(crate) enum Reply {
 
 #[derive(Default)]
 struct Conn {
-    /// Received bytes not yet parsed.
-    input: Vec<u8>,
+    requests: RequestStream,
     /// The response being written and how much of it is queued.
     output: Option<(Reply, bool, usize)>,
-    /// Request-body bytes still to skip (Content-Length of a non-GET).
-    skip: usize,
     /// The peer finished sending.
     peer_done: bool,
 }
@@ -42,6 +39,42 @@ pub(crate) struct Request {
     pub(crate) keep_alive: bool,
     /// Request-body bytes that follow the head (Content-Length).
     pub(crate) body_len: usize,
+}
+
+/// The request side of one HTTP/1.1 connection: buffered input, framed
+/// into requests (RFC 9112 §2: a head, then Content-Length body bytes,
+/// which this server skips). Shared by the fast-path app and its
+/// kernel-socket twin so both frame requests identically.
+#[derive(Default)]
+pub(crate) struct RequestStream {
+    /// Received bytes not yet framed.
+    pub(crate) input: Vec<u8>,
+    /// Request-body bytes still to skip.
+    skip: usize,
+}
+
+impl RequestStream {
+    /// The answer to the next complete request, consuming it; `None` when
+    /// more input is needed. An over-long head is a bad request.
+    pub(crate) fn next_reply(&mut self) -> Option<(Reply, bool)> {
+        let n = self.skip.min(self.input.len());
+        self.input.drain(..n);
+        self.skip -= n;
+        if self.skip > 0 {
+            return None;
+        }
+        if let Some(end) = find_head_end(&self.input) {
+            let req = parse_head(&self.input[..end]);
+            self.input.drain(..end);
+            self.skip = req.body_len;
+            return Some((req.reply, req.keep_alive));
+        }
+        if self.input.len() > MAX_HEAD {
+            self.input.clear();
+            return Some((Reply::BadRequest, false));
+        }
+        None
+    }
 }
 
 /// Every response the server can give, built once: the fast-path app and
@@ -143,32 +176,17 @@ impl Http {
                 }
             }
             // 2. Answer the next complete request already buffered.
-            if conn.skip > 0 {
-                let n = conn.skip.min(conn.input.len());
-                conn.input.drain(..n);
-                conn.skip -= n;
-            }
-            if conn.skip == 0 {
-                if let Some(end) = find_head_end(&conn.input) {
-                    let req = parse_head(&conn.input[..end]);
-                    conn.input.drain(..end);
-                    conn.skip = req.body_len;
-                    conn.output = Some((req.reply, req.keep_alive, 0));
-                    continue;
-                }
-                if conn.input.len() > MAX_HEAD {
-                    conn.output = Some((Reply::BadRequest, false, 0));
-                    conn.input.clear();
-                    continue;
-                }
+            if let Some((reply, keep_alive)) = conn.requests.next_reply() {
+                conn.output = Some((reply, keep_alive, 0));
+                continue;
             }
             // 3. Read more.
             if conn.peer_done {
                 // RFC 9112 §9.6: the client is done; nothing more will come.
                 return false;
             }
-            let room = MAX_HEAD + 1 - conn.input.len().min(MAX_HEAD);
-            let input = &mut conn.input;
+            let room = MAX_HEAD + 1 - conn.requests.input.len().min(MAX_HEAD);
+            let input = &mut conn.requests.input;
             match ctx.stack.recv_with(id, |a, b| {
                 let n = (a.len() + b.len()).min(room);
                 let from_a = n.min(a.len());
@@ -327,6 +345,23 @@ mod tests {
         let r = parse_head(b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\n");
         assert_eq!(r.reply, Reply::MethodNotAllowed);
         assert_eq!(r.body_len, 5);
+    }
+
+    #[test]
+    fn request_stream_frames_pipelined_requests_and_skips_bodies() {
+        let mut rs = RequestStream::default();
+        rs.input
+            .extend_from_slice(b"POST / HTTP/1.1\r\nContent-Length: 6\r\n\r\nab");
+        assert_eq!(rs.next_reply(), Some((Reply::MethodNotAllowed, true)));
+        assert_eq!(rs.next_reply(), None, "4 body bytes still missing");
+        rs.input
+            .extend_from_slice(b"cdefGET / HTTP/1.1\r\nConnection: close\r\n\r\nGET");
+        assert_eq!(rs.next_reply(), Some((Reply::Ok, false)));
+        assert_eq!(rs.next_reply(), None);
+        assert_eq!(rs.input, b"GET");
+        rs.input.extend_from_slice(&vec![b'x'; MAX_HEAD + 1]);
+        assert_eq!(rs.next_reply(), Some((Reply::BadRequest, false)));
+        assert!(rs.input.is_empty());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::app::http::{find_head_end, parse_head, Reply, Responses, MAX_HEAD};
+use crate::app::http::{Reply, RequestStream, Responses};
 
 /// What the kernel-socket server did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -23,10 +23,9 @@ pub struct KernelReport {
 
 struct Conn {
     stream: TcpStream,
-    input: Vec<u8>,
+    requests: RequestStream,
     /// Response being written: (reply, keep-alive, bytes written).
     output: Option<(Reply, bool, usize)>,
-    skip: usize,
 }
 
 const LISTENER: Token = Token(usize::MAX);
@@ -111,9 +110,8 @@ fn run_thread(
                             )?;
                             entry.insert(Conn {
                                 stream,
-                                input: Vec::with_capacity(1024),
+                                requests: RequestStream::default(),
                                 output: None,
-                                skip: 0,
                             });
                             report.accepted += 1;
                         }
@@ -158,29 +156,14 @@ fn drive(conn: &mut Conn, responses: &Responses, requests: &mut u64) -> bool {
                 Err(_) => return false,
             }
         }
-        if conn.skip > 0 {
-            let n = conn.skip.min(conn.input.len());
-            conn.input.drain(..n);
-            conn.skip -= n;
-        }
-        if conn.skip == 0 {
-            if let Some(end) = find_head_end(&conn.input) {
-                let req = parse_head(&conn.input[..end]);
-                conn.input.drain(..end);
-                conn.skip = req.body_len;
-                conn.output = Some((req.reply, req.keep_alive, 0));
-                *requests += 1;
-                continue;
-            }
-            if conn.input.len() > MAX_HEAD {
-                conn.output = Some((Reply::BadRequest, false, 0));
-                conn.input.clear();
-                continue;
-            }
+        if let Some((reply, keep_alive)) = conn.requests.next_reply() {
+            conn.output = Some((reply, keep_alive, 0));
+            *requests += 1;
+            continue;
         }
         match conn.stream.read(&mut buf) {
             Ok(0) => return false,
-            Ok(n) => conn.input.extend_from_slice(&buf[..n]),
+            Ok(n) => conn.requests.input.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
             Err(_) => return false,
         }

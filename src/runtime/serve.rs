@@ -22,7 +22,7 @@ use crate::runtime::clock::Clock;
 use crate::runtime::doorbell::Doorbell;
 use crate::runtime::handoff::Handoff;
 use crate::runtime::io::FrameIo;
-use crate::runtime::worker::{Command, Worker, WorkerReport};
+use crate::runtime::worker::{Command, Worker, WorkerReport, DEFAULT_IDLE_SLEEP};
 use crate::tcp::{Stack, StackConfig};
 use crate::wire::MacAddr;
 use crate::xdp::{self, BindMode, SteerCounters, SteerProgram, XdpMode, XskConfig, XskSocket};
@@ -317,6 +317,7 @@ pub(crate) fn spawn_workers<Io: FrameIo + 'static>(
     ios: Vec<Io>,
     stack: &StackConfig,
     cores: &[Option<core_affinity::CoreId>],
+    max_sleep: Duration,
     mut make_app: impl FnMut(&Arc<Doorbell>) -> Box<dyn App>,
 ) -> Result<Vec<WorkerHandle>, ServeError> {
     let handoff = Arc::new(Handoff::new(ios.len(), 256));
@@ -341,6 +342,7 @@ pub(crate) fn spawn_workers<Io: FrameIo + 'static>(
                 clock,
                 doorbell,
                 core: cores.get(id).copied().flatten(),
+                max_sleep,
             };
             let thread = std::thread::Builder::new()
                 .name(format!("xdp-tcp-w{id}"))
@@ -418,9 +420,13 @@ pub fn serve(
     let mut plan = config.plan();
     let ifindex = plan.preflight()?;
     let (program, sockets, bind_mode) = plan.attach(ifindex)?;
-    let handles = spawn_workers(sockets, &plan.stack, &plan.core_ids(), |_| {
-        config.app.instantiate()
-    })?;
+    let handles = spawn_workers(
+        sockets,
+        &plan.stack,
+        &plan.core_ids(),
+        DEFAULT_IDLE_SLEEP,
+        |_| config.app.instantiate(),
+    )?;
 
     let result = run_until_stopped(&config, &program, &handles, &stop, bind_mode, ready);
     // Graceful stop whatever happened: workers drain, then ports go.

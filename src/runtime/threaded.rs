@@ -40,7 +40,7 @@ use crate::runtime::io::FrameIo;
 use crate::runtime::serve::{
     listen_everywhere, spawn_workers, stop_workers, Plan, ServeError, ServeReport, WorkerHandle,
 };
-use crate::runtime::worker::WorkerReport;
+use crate::runtime::worker::{WorkerReport, DEFAULT_IDLE_SLEEP};
 use crate::tcp::StackConfig;
 use crate::xdp::{BindMode, SteerProgram, XdpMode, XskConfig};
 
@@ -118,6 +118,9 @@ pub struct BridgedOptions {
     pub bridge: BridgeConfig,
     /// Core per worker; missing entries leave placement to the scheduler.
     pub cores: Vec<Option<core_affinity::CoreId>>,
+    /// Longest idle sleep of a worker (`worker::DEFAULT_IDLE_SLEEP`);
+    /// application threads wake workers through the doorbell regardless.
+    pub idle_sleep: Duration,
 }
 
 /// Running bridged workers with their listeners. Dropping it stops the
@@ -152,9 +155,13 @@ pub fn start_bridged<Io: FrameIo + 'static>(
         .map(|&p| SocketAddrV4::new(options.addr, p))
         .collect();
     let registry = ListenerRegistry::new(&addrs, options.bridge.clone());
-    let workers = spawn_workers(ios, &options.stack, &options.cores, |doorbell| {
-        Box::new(registry.app(doorbell.clone()))
-    })?;
+    let workers = spawn_workers(
+        ios,
+        &options.stack,
+        &options.cores,
+        options.idle_sleep,
+        |doorbell| Box::new(registry.app(doorbell.clone())),
+    )?;
     let running = BridgedWorkers {
         workers,
         listeners: registry.into_listeners(),
@@ -228,6 +235,7 @@ pub fn start_threaded(config: ThreadedConfig) -> Result<ThreadedServer, ServeErr
             stack: plan.stack.clone(),
             bridge: config.bridge.clone(),
             cores: plan.core_ids(),
+            idle_sleep: DEFAULT_IDLE_SLEEP,
         },
     )?;
     let mut server = ThreadedServer {

@@ -65,14 +65,17 @@ pub struct Worker<Io: FrameIo> {
     pub doorbell: Arc<Doorbell>,
     /// Core to pin to; None leaves placement to the scheduler.
     pub core: Option<core_affinity::CoreId>,
+    /// Longest idle sleep in poll(2) before looking at commands again.
+    pub max_sleep: Duration,
 }
 
 /// Spins this many empty iterations before sleeping in poll(2).
 const IDLE_SPINS: u32 = 64;
 /// TX batches flushed per loop iteration at most.
 const MAX_TX_ROUNDS: usize = 16;
-/// Longest sleep, so commands are noticed promptly.
-const MAX_SLEEP: Duration = Duration::from_millis(5);
+/// Default longest idle sleep, so control commands are noticed promptly
+/// (application threads ring the doorbell and need no timeout).
+pub const DEFAULT_IDLE_SLEEP: Duration = Duration::from_millis(5);
 
 impl<Io: FrameIo> Worker<Io> {
     /// Runs until a `Shutdown` command completes; returns the final report.
@@ -149,8 +152,8 @@ impl<Io: FrameIo> Worker<Io> {
                 idle += 1;
                 if idle >= IDLE_SPINS {
                     let wait = match self.stack.poll_at() {
-                        Some(t) => t.saturating_since(now).min(MAX_SLEEP),
-                        None => MAX_SLEEP,
+                        Some(t) => t.saturating_since(now).min(self.max_sleep),
+                        None => self.max_sleep,
                     };
                     // A ring since the last look means the application has
                     // work from another thread: loop instead of sleeping.

@@ -8,11 +8,40 @@ use std::net::SocketAddrV4;
 
 use ahash::RandomState;
 
+use crate::wire::{EtherType, EthernetRepr, Ipv4Repr, MacAddr, IP_PROTO_TCP};
+
 /// A connection's identity as seen from our side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FourTuple {
     pub local: SocketAddrV4,
     pub remote: SocketAddrV4,
+}
+
+impl FourTuple {
+    /// The Ethernet and IPv4 headers of a segment we send on this flow
+    /// (IPv4 payload length is filled in by `emit_tcp_frame`).
+    pub(crate) fn outgoing_headers(
+        &self,
+        src_mac: MacAddr,
+        dst_mac: MacAddr,
+        ttl: u8,
+    ) -> (EthernetRepr, Ipv4Repr) {
+        let eth = EthernetRepr {
+            src_addr: src_mac,
+            dst_addr: dst_mac,
+            ethertype: EtherType::Ipv4,
+        };
+        let ip = Ipv4Repr {
+            src_addr: *self.local.ip(),
+            dst_addr: *self.remote.ip(),
+            protocol: IP_PROTO_TCP,
+            payload_len: 0,
+            ttl,
+            dscp_ecn: 0,
+            ident: 0,
+        };
+        (eth, ip)
+    }
 }
 
 /// Maps a [`FourTuple`] to the slab index of its connection.

@@ -22,8 +22,8 @@ use crate::tcp::state::State;
 use crate::tcp::timer_wheel::TimerWheel;
 use crate::tcp::{Instant, Transmit};
 use crate::wire::{
-    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EtherType, EthernetRepr, Ipv4Repr, MacAddr,
-    SeqNum, TcpFlags, TcpOptions, TcpRepr, WireError, IP_PROTO_TCP,
+    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, MacAddr, SeqNum, TcpFlags, TcpOptions, TcpRepr,
+    WireError,
 };
 
 /// Stack-wide counters.
@@ -577,20 +577,9 @@ impl Stack {
             urgent: 0,
             options: TcpOptions::default(),
         };
-        let eth = EthernetRepr {
-            src_addr: self.config.mac,
-            dst_addr: seg.remote_mac,
-            ethertype: EtherType::Ipv4,
-        };
-        let ip = Ipv4Repr {
-            src_addr: *seg.tuple.local.ip(),
-            dst_addr: *seg.tuple.remote.ip(),
-            protocol: IP_PROTO_TCP,
-            payload_len: 0,
-            ttl: self.config.tcp.ttl,
-            dscp_ecn: 0,
-            ident: 0,
-        };
+        let (eth, ip) =
+            seg.tuple
+                .outgoing_headers(self.config.mac, seg.remote_mac, self.config.tcp.ttl);
         let len = tcp_frame_len(&repr, 0);
         if !tx.transmit(len, |buf| emit_tcp_frame(buf, &eth, &ip, &repr, &[], &[])) {
             return false;

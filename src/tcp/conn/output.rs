@@ -6,8 +6,7 @@ use crate::tcp::congestion::CongestionControl;
 use crate::tcp::state::State;
 use crate::tcp::{Instant, Transmit};
 use crate::wire::{
-    emit_tcp_frame, tcp_frame_len, EtherType, EthernetRepr, Ipv4Repr, MacAddr, SeqNum, TcpFlags,
-    TcpOptions, TcpRepr, Timestamps, IP_PROTO_TCP,
+    emit_tcp_frame, tcp_frame_len, MacAddr, SeqNum, TcpFlags, TcpOptions, TcpRepr, Timestamps,
 };
 
 /// Stack-wide facts the connection needs to build frames.
@@ -370,20 +369,9 @@ impl Connection {
             urgent: 0,
             options: self.segment_options(now, syn),
         };
-        let eth = EthernetRepr {
-            src_addr: env.mac,
-            dst_addr: self.remote_mac,
-            ethertype: EtherType::Ipv4,
-        };
-        let ip = Ipv4Repr {
-            src_addr: *self.tuple.local.ip(),
-            dst_addr: *self.tuple.remote.ip(),
-            protocol: IP_PROTO_TCP,
-            payload_len: 0,
-            ttl: self.config.ttl,
-            dscp_ecn: 0,
-            ident: 0,
-        };
+        let (eth, ip) = self
+            .tuple
+            .outgoing_headers(env.mac, self.remote_mac, self.config.ttl);
         let (a, b) = self.send_buf.slices_at(seg.data_off, seg.data_len);
         let len = tcp_frame_len(&repr, a.len() + b.len());
         if !tx.transmit(len, |buf| emit_tcp_frame(buf, &eth, &ip, &repr, a, b)) {
