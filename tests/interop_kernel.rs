@@ -425,6 +425,35 @@ fn serve_rejects_bad_configuration_with_a_message() {
             "{args:?}: expected '{expect}' in: {err}"
         );
     }
+    // Without privileges (as nobody, with no capabilities).
+    let out = tb
+        .in_server("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            BIN,
+            "serve",
+        ])
+        .args([
+            "--iface",
+            &tb.server_if,
+            "--addr",
+            &ip,
+            "--port",
+            "80",
+            "--app",
+            "http",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("run as root") && err.contains("CAP_BPF"),
+        "{err}"
+    );
     // A port the kernel already listens on.
     let mut listener = Child::spawn({
         let mut c = tb.in_server("python3");
