@@ -2078,3 +2078,35 @@ fn out_of_window_data_gets_ack_in_every_close_path_state() {
         assert_eq!(h.stack.state(c), Ok(state));
     }
 }
+
+/// A handle the user closed is gone (socket semantics): a simultaneous
+/// open closed in SYN-RECEIVED finishes its handshake as an orphan, and
+/// neither `Connected` nor any other event names the closed handle.
+#[test]
+fn closed_handle_gets_no_events_when_its_handshake_completes() {
+    let mut h = Harness::plain();
+    let c = h
+        .stack
+        .connect(h.now, us(), peer(), PEER_MAC)
+        .expect("connect");
+    h.poll();
+    let syn = h.take_one();
+    let iss = syn.tcp.seq;
+    // The peer's own SYN crosses ours: SYN-RECEIVED, SYN-ACK sent.
+    h.send(Seg::syn(PEER_ISS));
+    let synack = h.take_one();
+    assert_eq!(synack.flags(), TcpFlags::SYN | TcpFlags::ACK);
+    h.stack.close(c).expect("close");
+    // The peer acknowledges our SYN: the handshake completes.
+    h.send(Seg::ack(PEER_ISS + 1, iss + 1));
+    let events = h.events();
+    assert!(
+        events.iter().all(|e| e.conn() != c),
+        "events for a closed handle: {events:?}"
+    );
+    // The orphan then closes gracefully with a FIN.
+    assert!(
+        h.take().iter().any(|o| o.flags().fin()),
+        "the orphan sends its FIN"
+    );
+}

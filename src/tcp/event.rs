@@ -45,3 +45,13 @@ pub enum Event {
     /// The connection reached CLOSED; the handle stays valid until `close`.
     Closed { conn: ConnId, reason: CloseReason },
 }
+
+impl Event {
+    /// The connection the event is about.
+    pub fn conn(&self) -> ConnId {
+        match *self {
+            Event::Accepted { conn, .. } | Event::Closed { conn, .. } => conn,
+            Event::Connected(c) | Event::Readable(c) | Event::Writable(c) => c,
+        }
+    }
+}

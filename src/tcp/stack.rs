@@ -399,7 +399,9 @@ impl Stack {
                 });
             }
         }
-        if fx.connected {
+        if fx.connected && user_owned {
+            // A connection the user closed during its handshake finishes
+            // as an orphan: its handle is gone, so nobody is told.
             self.events.push_back(Event::Connected(id));
         }
         let visible = user_owned || self.conns[slot as usize].in_accept_queue;
@@ -480,6 +482,12 @@ impl Stack {
         if self.flows.get(tuple) == Some(slot) {
             self.flows.remove(tuple);
         }
+    }
+
+    /// Drops events still queued for a handle the user just gave up, so no
+    /// event ever names a closed or aborted handle.
+    fn forget_events(&mut self, id: ConnId) {
+        self.events.retain(|e| e.conn() != id);
     }
 
     /// Removes a connection entirely: flow entry, timer, backlog slot.
@@ -820,6 +828,7 @@ impl Stack {
     /// is invalid afterwards; the connection finishes on its own.
     pub fn close(&mut self, id: ConnId) -> Result<(), TcpError> {
         let slot = self.slot_of(id)?;
+        self.forget_events(id);
         let now = self.now;
         let mut fx = Effects::default();
         let done = self.conns[slot as usize].close(now, &mut fx);
@@ -838,6 +847,7 @@ impl Stack {
     /// abort(): RST now, discard both buffers, free the connection.
     pub fn abort(&mut self, id: ConnId) -> Result<(), TcpError> {
         let slot = self.slot_of(id)?;
+        self.forget_events(id);
         let mut fx = Effects::default();
         self.conns[slot as usize].abort(&mut fx);
         if let Some(rst) = fx.rst {
