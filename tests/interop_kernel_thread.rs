@@ -4,78 +4,24 @@
 //! Python kernel-socket clients in the client namespace. Needs root;
 //! without it every test says loudly that it was skipped.
 
+#[path = "support/fastpath.rs"]
+mod fastpath;
 #[path = "support/netns.rs"]
 mod netns;
 
 use std::process::Output;
 use std::time::Duration;
 
+use fastpath::{assert_ok, serve, stat, stop, CLIENT_PY};
 use netns::{Child, Testbed, TestbedOptions};
 
-const BIN: &str = env!("CARGO_BIN_EXE_xdp-tcp");
-const CLIENT_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/tcp_client.py");
-
-/// Starts the threaded echo server in the server namespace and waits for
-/// `ready`.
+/// Starts the threaded echo server (`serve --app thread-echo`).
 fn serve_thread_echo(tb: &Testbed, port: u16, workers: usize) -> Child {
-    let mut cmd = tb.in_server(BIN);
-    cmd.args([
-        "serve",
-        "--iface",
-        &tb.server_if,
-        "--addr",
-        &tb.server_ip.to_string(),
-        "--port",
-        &port.to_string(),
-        "--app",
-        "thread-echo",
-        "--workers",
-        &workers.to_string(),
-    ]);
-    let mut child = Child::spawn(cmd).expect("spawn xdp-tcp serve");
-    if let Err(e) = child.wait_for_line("ready", Duration::from_secs(20)) {
-        panic!(
-            "serve did not become ready: {e}\nstderr: {}",
-            child.stderr_so_far()
-        );
-    }
-    child
-}
-
-/// Stops the server with SIGTERM and returns its stdout (with stats).
-fn stop(mut child: Child) -> String {
-    child.signal(15);
-    let status = child
-        .wait_exit(Duration::from_secs(20))
-        .expect("serve exits after SIGTERM");
-    assert!(
-        status.success(),
-        "serve exited with {status}; stderr: {}",
-        child.stderr_so_far()
-    );
-    child.stdout_so_far()
-}
-
-/// A numeric field of the summary line(s) starting with `prefix`, summed.
-fn stat(summary: &str, prefix: &str, key: &str) -> u64 {
-    summary
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .flat_map(|l| l.split_whitespace())
-        .filter_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .filter_map(|v| v.parse::<u64>().ok())
-        .sum()
-}
-
-fn assert_ok(out: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    serve(
+        tb,
+        port,
+        &["--app", "thread-echo", "--workers", &workers.to_string()],
+    )
 }
 
 /// Runs the Python client `mode` against the server, pinned to `cpu`
