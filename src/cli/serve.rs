@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::app::bridge::BridgeConfig;
 use crate::app::{BuiltinApp, Stream};
-use crate::runtime::{serve, start_threaded, ServeConfig, ServeReport, ThreadedConfig};
-use crate::tcp::StackConfig;
-use crate::xdp::{BindMode, XdpMode, XskConfig};
+use crate::runtime::{
+    serve, start_threaded, FastPathConfig, ServeConfig, ServeReport, ThreadedConfig,
+};
+use crate::xdp::{BindMode, XdpMode};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum AppName {
@@ -116,6 +118,20 @@ impl From<Mode> for XdpMode {
     }
 }
 
+/// The fast-path settings every `serve` mode takes from its flags.
+fn fast_path(a: &ServeArgs) -> FastPathConfig {
+    let mut config = FastPathConfig::new(a.iface.clone(), a.addr, &a.ports);
+    config.workers = a.workers;
+    config.cores = a.cores.as_ref().map(|c| c.0.clone());
+    config.xdp_mode = a.xdp_mode.into();
+    config.zero_copy = a.zero_copy;
+    config.backlog = a.backlog.max(1);
+    config.drain = Duration::from_millis(a.drain_ms);
+    config.stack.tcp.nagle = !a.nodelay;
+    config.xsk.batch = a.batch as usize;
+    config
+}
+
 pub fn run(a: &ServeArgs) -> Result<(), String> {
     let app = match a.app {
         AppName::Echo => BuiltinApp::Echo,
@@ -127,28 +143,13 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         AppName::Hold => BuiltinApp::Hold { hold_ms: a.hold_ms },
         AppName::ThreadEcho => return run_thread_echo(a),
     };
-    let mut stack = StackConfig::default();
-    stack.tcp.nagle = !a.nodelay;
     let config = ServeConfig {
-        iface: a.iface.clone(),
-        addr: a.addr,
-        ports: a.ports.clone(),
+        fast_path: fast_path(a),
         app,
-        workers: a.workers,
-        cores: a.cores.as_ref().map(|c| c.0.clone()),
-        xdp_mode: a.xdp_mode.into(),
-        zero_copy: a.zero_copy,
-        backlog: a.backlog.max(1),
-        drain: Duration::from_millis(a.drain_ms),
-        stack,
-        xsk: XskConfig {
-            batch: a.batch as usize,
-            ..XskConfig::default()
-        },
     };
     let stop = stop_on_signals()?;
     let report = serve(config, stop, |c, mode| {
-        print_ready(a, c.xdp_mode, mode);
+        print_ready(a, c.fast_path.xdp_mode, mode);
     })
     .map_err(|e| e.to_string())?;
     print_summary(&report);
@@ -187,17 +188,12 @@ fn print_ready(a: &ServeArgs, xdp_mode: XdpMode, bind: BindMode) {
 /// by its own blocking thread through the bridge
 /// ([`start_threaded`]), which is what this mode exists to exercise.
 fn run_thread_echo(a: &ServeArgs) -> Result<(), String> {
-    let mut config = ThreadedConfig::new(a.iface.clone(), a.addr, &a.ports);
-    config.workers = a.workers;
-    config.cores = a.cores.as_ref().map(|c| c.0.clone());
-    config.xdp_mode = a.xdp_mode.into();
-    config.zero_copy = a.zero_copy;
-    config.backlog = a.backlog.max(1);
+    let mut config = ThreadedConfig {
+        fast_path: fast_path(a),
+        bridge: BridgeConfig::default(),
+    };
     config.bridge.accept_backlog = a.backlog.max(1);
-    config.drain = Duration::from_millis(a.drain_ms);
-    config.stack.tcp.nagle = !a.nodelay;
-    config.xsk.batch = a.batch as usize;
-    let xdp_mode = config.xdp_mode;
+    let xdp_mode = config.fast_path.xdp_mode;
     let stop = stop_on_signals()?;
     let server = start_threaded(config).map_err(|e| e.to_string())?;
     let mut acceptors = Vec::new();

@@ -22,7 +22,7 @@ pub use clock::Clock;
 pub use doorbell::Doorbell;
 pub use handoff::Handoff;
 pub use io::FrameIo;
-pub use serve::{serve, ServeConfig, ServeError, ServeReport};
+pub use serve::{serve, FastPathConfig, ServeConfig, ServeError, ServeReport};
 pub use threaded::{
     start_bridged, start_threaded, BridgedOptions, BridgedWorkers, ThreadedConfig, ThreadedServer,
 };

@@ -27,22 +27,11 @@ use crate::tcp::{Stack, StackConfig};
 use crate::wire::MacAddr;
 use crate::xdp::{self, BindMode, SteerCounters, SteerProgram, XdpMode, XskConfig, XskSocket};
 
+/// A server running one of the built-in applications on the fast path.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    pub iface: String,
-    pub addr: Ipv4Addr,
-    pub ports: Vec<u16>,
+    pub fast_path: FastPathConfig,
     pub app: BuiltinApp,
-    pub workers: usize,
-    /// Cores to pin workers to, in worker order; None: cores 0, 1, ...
-    pub cores: Option<Vec<usize>>,
-    pub xdp_mode: XdpMode,
-    pub zero_copy: bool,
-    pub backlog: usize,
-    /// How long a graceful shutdown waits for connections to finish.
-    pub drain: Duration,
-    pub stack: StackConfig,
-    pub xsk: XskConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,43 +150,50 @@ pub(crate) fn entropy() -> [u8; 32] {
     e
 }
 
-/// The application-independent part of a server's configuration: what
-/// [`serve`] and [`start_threaded`](crate::runtime::start_threaded) check,
-/// attach and start in the same way.
+/// Where and how a fast-path server runs: interface, address and ports,
+/// workers and their cores, XDP and AF_XDP settings, and the engine's
+/// configuration. Shared by [`serve`] and
+/// [`start_threaded`](crate::runtime::start_threaded), which check, attach
+/// and start in the same way.
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
+pub struct FastPathConfig {
     pub iface: String,
     pub addr: Ipv4Addr,
     pub ports: Vec<u16>,
     pub workers: usize,
+    /// Cores to pin workers to, in worker order; None: cores 0, 1, ...
     pub cores: Option<Vec<usize>>,
     pub xdp_mode: XdpMode,
     pub zero_copy: bool,
+    /// Engine accept backlog per listener and worker.
     pub backlog: usize,
+    /// How long a graceful shutdown waits for connections to finish.
     pub drain: Duration,
     pub stack: StackConfig,
     pub xsk: XskConfig,
 }
 
-impl ServeConfig {
-    fn plan(&self) -> Plan {
-        Plan {
-            iface: self.iface.clone(),
-            addr: self.addr,
-            ports: self.ports.clone(),
-            workers: self.workers,
-            cores: self.cores.clone(),
-            xdp_mode: self.xdp_mode,
-            zero_copy: self.zero_copy,
-            backlog: self.backlog,
-            drain: self.drain,
-            stack: self.stack.clone(),
-            xsk: self.xsk.clone(),
+impl FastPathConfig {
+    /// One worker on queue 0, native XDP in copy mode, and the defaults
+    /// of `xdp-tcp serve` for everything else.
+    pub fn new(iface: impl Into<String>, addr: Ipv4Addr, ports: &[u16]) -> FastPathConfig {
+        FastPathConfig {
+            iface: iface.into(),
+            addr,
+            ports: ports.to_vec(),
+            workers: 1,
+            cores: None,
+            xdp_mode: XdpMode::Native,
+            zero_copy: false,
+            backlog: 1024,
+            drain: Duration::from_millis(2000),
+            stack: StackConfig::default(),
+            xsk: XskConfig::default(),
         }
     }
 }
 
-impl Plan {
+impl FastPathConfig {
     /// Everything checkable before anything is attached. Fills in the
     /// stack's MAC address and MTU from the interface.
     pub(crate) fn preflight(&mut self) -> Result<u32, ServeError> {
@@ -417,7 +413,7 @@ pub fn serve(
     stop: Arc<AtomicBool>,
     ready: impl FnOnce(&ServeConfig, BindMode),
 ) -> Result<ServeReport, ServeError> {
-    let mut plan = config.plan();
+    let mut plan = config.fast_path.clone();
     let ifindex = plan.preflight()?;
     let (program, sockets, bind_mode) = plan.attach(ifindex)?;
     let handles = spawn_workers(
@@ -430,9 +426,9 @@ pub fn serve(
 
     let result = run_until_stopped(&config, &program, &handles, &stop, bind_mode, ready);
     // Graceful stop whatever happened: workers drain, then ports go.
-    let reports = stop_workers(handles, config.drain)?;
-    for &port in &config.ports {
-        let _ = program.remove_port(config.addr, port);
+    let reports = stop_workers(handles, config.fast_path.drain)?;
+    for &port in &config.fast_path.ports {
+        let _ = program.remove_port(config.fast_path.addr, port);
     }
     let steering = program.counters().unwrap_or_default();
     drop(program); // detaches: the bpf_link goes with it
@@ -452,14 +448,14 @@ fn run_until_stopped(
     bind_mode: BindMode,
     ready: impl FnOnce(&ServeConfig, BindMode),
 ) -> Result<(), ServeError> {
-    for &port in &config.ports {
+    for &port in &config.fast_path.ports {
         listen_everywhere(
             handles,
-            SocketAddrV4::new(config.addr, port),
-            config.backlog,
+            SocketAddrV4::new(config.fast_path.addr, port),
+            config.fast_path.backlog,
         )?;
         // Only now does the program steer the port to us.
-        program.add_port(config.addr, port)?;
+        program.add_port(config.fast_path.addr, port)?;
     }
     ready(config, bind_mode);
     while !stop.load(Ordering::Relaxed) {

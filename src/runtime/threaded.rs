@@ -38,68 +38,30 @@ use crate::app::bridge::{BridgeConfig, ListenerRegistry};
 use crate::app::Listener;
 use crate::runtime::io::FrameIo;
 use crate::runtime::serve::{
-    listen_everywhere, spawn_workers, stop_workers, Plan, ServeError, ServeReport, WorkerHandle,
+    listen_everywhere, spawn_workers, stop_workers, FastPathConfig, ServeError, ServeReport,
+    WorkerHandle,
 };
 use crate::runtime::worker::{WorkerReport, DEFAULT_IDLE_SLEEP};
 use crate::tcp::StackConfig;
-use crate::xdp::{BindMode, SteerProgram, XdpMode, XskConfig};
+use crate::xdp::{BindMode, SteerProgram};
 
-/// A threaded server on the fast path: [`ServeConfig`](crate::runtime::ServeConfig)
-/// without the built-in application, plus the bridge's sizes.
+/// A threaded server on the fast path: where and how it runs, plus the
+/// bridge's sizes.
 #[derive(Debug, Clone)]
 pub struct ThreadedConfig {
-    pub iface: String,
-    pub addr: Ipv4Addr,
-    pub ports: Vec<u16>,
-    pub workers: usize,
-    /// Cores to pin workers to, in worker order; None: cores 0, 1, ...
-    pub cores: Option<Vec<usize>>,
-    pub xdp_mode: XdpMode,
-    pub zero_copy: bool,
-    /// Engine accept backlog per listener and worker. The bridge takes
-    /// connections off it at once; `bridge.accept_backlog` bounds how
-    /// many wait for the application.
-    pub backlog: usize,
-    /// How long a shutdown waits for connections to finish.
-    pub drain: Duration,
-    pub stack: StackConfig,
-    pub xsk: XskConfig,
+    /// The engine's accept backlog (`fast_path.backlog`) is per listener
+    /// and worker; the bridge takes connections off it at once and
+    /// `bridge.accept_backlog` bounds how many wait for the application.
+    pub fast_path: FastPathConfig,
     pub bridge: BridgeConfig,
 }
 
 impl ThreadedConfig {
-    /// One worker on queue 0, native XDP in copy mode, and the defaults
-    /// of `xdp-tcp serve` for everything else.
+    /// [`FastPathConfig::new`]'s defaults and the default bridge.
     pub fn new(iface: impl Into<String>, addr: Ipv4Addr, ports: &[u16]) -> ThreadedConfig {
         ThreadedConfig {
-            iface: iface.into(),
-            addr,
-            ports: ports.to_vec(),
-            workers: 1,
-            cores: None,
-            xdp_mode: XdpMode::Native,
-            zero_copy: false,
-            backlog: 1024,
-            drain: Duration::from_millis(2000),
-            stack: StackConfig::default(),
-            xsk: XskConfig::default(),
+            fast_path: FastPathConfig::new(iface, addr, ports),
             bridge: BridgeConfig::default(),
-        }
-    }
-
-    fn plan(&self) -> Plan {
-        Plan {
-            iface: self.iface.clone(),
-            addr: self.addr,
-            ports: self.ports.clone(),
-            workers: self.workers,
-            cores: self.cores.clone(),
-            xdp_mode: self.xdp_mode,
-            zero_copy: self.zero_copy,
-            backlog: self.backlog,
-            drain: self.drain,
-            stack: self.stack.clone(),
-            xsk: self.xsk.clone(),
         }
     }
 }
@@ -222,7 +184,7 @@ pub struct ThreadedServer {
 /// with the bridge on every worker; returns once every port is steered to
 /// the workers. Needs the privileges `serve` needs.
 pub fn start_threaded(config: ThreadedConfig) -> Result<ThreadedServer, ServeError> {
-    let mut plan = config.plan();
+    let mut plan = config.fast_path.clone();
     let ifindex = plan.preflight()?;
     let (program, sockets, bind_mode) = plan.attach(ifindex)?;
     let workers = start_bridged(
