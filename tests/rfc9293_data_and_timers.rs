@@ -1368,7 +1368,10 @@ fn three_duplicate_acks_fast_retransmit_and_newreno_repairs_each_hole() {
         info.cwnd
     );
     assert_eq!(info.ssthresh, ssthresh);
-    assert_eq!(info.stats.fast_retransmits, 1);
+    // One recovery episode; two segments retransmitted in it (S2 and S5),
+    // counted like Linux's TCPFastRetrans.
+    assert_eq!(info.stats.recoveries, 1);
+    assert_eq!(info.stats.fast_retransmits, 2);
     assert_eq!(info.stats.rto_timeouts, 0);
 }
 

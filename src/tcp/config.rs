@@ -43,7 +43,8 @@ pub struct TcpConfig {
     pub recv_buffer: usize,
     /// Offer window scaling (RFC 7323 §2).
     pub window_scaling: bool,
-    /// Offer SACK-permitted (RFC 2018). Negotiated now, used by SACK recovery.
+    /// Offer SACK-permitted (RFC 2018): with it, losses are recovered with
+    /// the SACK scoreboard (RFC 6675) and RACK-TLP (RFC 8985).
     pub sack: bool,
     /// Offer timestamps (RFC 7323 §3).
     pub timestamps: bool,
@@ -65,6 +66,10 @@ pub struct TcpConfig {
     pub fin_wait2_timeout: Duration,
     pub keepalive: Option<KeepaliveConfig>,
     pub congestion: CongestionAlgorithm,
+    /// RACK-TLP loss detection and tail-loss probes (RFC 8985), used when
+    /// SACK is negotiated; off falls back to the RFC 6675 §4 IsLost rule
+    /// and RTO for tails. On by default, as on Linux.
+    pub rack: bool,
     /// Initial congestion window in segments (RFC 6928: 10).
     pub initial_window_segments: usize,
     /// IPv4 TTL of emitted segments.
@@ -91,6 +96,7 @@ impl Default for TcpConfig {
             fin_wait2_timeout: Duration::from_secs(60),
             keepalive: None,
             congestion: CongestionAlgorithm::default(),
+            rack: true,
             initial_window_segments: 10,
             ttl: 64,
         }

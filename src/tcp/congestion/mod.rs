@@ -106,6 +106,16 @@ pub trait CongestionControl {
     /// `ssthresh = max(flight/2, 2·SMSS)`, `cwnd = 1·SMSS`.
     fn on_rto(&mut self, now: Instant, flight: usize);
 
+    /// Loss detected in SACK-based recovery (RFC 6675 §5 step 4.2): reduce
+    /// ssthresh; cwnd is then set by the caller's PRR (RFC 6937).
+    fn on_loss_detected(&mut self, now: Instant, flight: usize);
+
+    /// Sets cwnd (PRR, end of recovery); at least one SMSS.
+    fn set_cwnd(&mut self, cwnd: usize);
+
+    /// True while cwnd < ssthresh.
+    fn in_slow_start(&self) -> bool;
+
     /// Restart after idle longer than the RTO (RFC 5681 §4.1):
     /// `cwnd = min(cwnd, RW)` with the restart window `RW` = the initial
     /// window.
@@ -199,6 +209,27 @@ impl CongestionControl for Congestion {
     fn on_rto(&mut self, now: Instant, flight: usize) {
         match self {
             Congestion::NewReno(cc) => cc.on_rto(now, flight),
+        }
+    }
+
+    #[inline]
+    fn on_loss_detected(&mut self, now: Instant, flight: usize) {
+        match self {
+            Congestion::NewReno(cc) => cc.on_loss_detected(now, flight),
+        }
+    }
+
+    #[inline]
+    fn set_cwnd(&mut self, cwnd: usize) {
+        match self {
+            Congestion::NewReno(cc) => cc.set_cwnd(cwnd),
+        }
+    }
+
+    #[inline]
+    fn in_slow_start(&self) -> bool {
+        match self {
+            Congestion::NewReno(cc) => CongestionControl::in_slow_start(cc),
         }
     }
 

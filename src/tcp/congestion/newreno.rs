@@ -189,6 +189,21 @@ impl CongestionControl for NewReno {
         self.on_window_reduction();
     }
 
+    fn on_loss_detected(&mut self, _now: Instant, flight: usize) {
+        self.ssthresh = self.halve(flight);
+        self.in_rto_loss = false;
+        self.on_window_reduction();
+    }
+
+    fn set_cwnd(&mut self, cwnd: usize) {
+        self.cwnd = cwnd.max(self.mss);
+        self.pristine = false;
+    }
+
+    fn in_slow_start(&self) -> bool {
+        self.cwnd < self.ssthresh
+    }
+
     fn on_rto(&mut self, _now: Instant, flight: usize) {
         // RFC 5681 §3.1: ssthresh is set by eq. (4) only when "the given
         // segment has not yet been resent by way of the retransmission

@@ -3,7 +3,6 @@
 //! processing. LISTEN and CLOSED arrivals are the stack's (no TCB).
 
 use super::{Connection, ControlSegment, Effects};
-use crate::tcp::congestion::CongestionControl;
 use crate::tcp::event::CloseReason;
 use crate::tcp::rto::{RtoConfig, RtoEstimator};
 use crate::tcp::state::State;
@@ -314,17 +313,13 @@ impl Connection {
         self.restart_keepalive(now);
 
         let window = (tcp.window as usize) << self.snd_wscale;
-        if ack > self.snd_una {
-            self.on_new_ack(now, ack, fx);
-        } else if ack == self.snd_una
+        // RFC 5681 §2 definition of a duplicate acknowledgment.
+        let duplicate = ack == self.snd_una
             && payload.is_empty()
             && !tcp.flags.fin()
             && window == self.snd_wnd
-            && self.snd_max > self.snd_una
-        {
-            // RFC 5681 §2 definition of a duplicate acknowledgment.
-            self.on_duplicate_ack(now, fx);
-        }
+            && self.snd_max > self.snd_una;
+        self.on_ack_for_sender(now, tcp, duplicate, fx);
 
         // Window update (RFC 9293 §3.10.7.4): only from a segment newer
         // than the one that last set it.
@@ -365,82 +360,18 @@ impl Connection {
         true
     }
 
-    /// SND.UNA < SEG.ACK <= SND.MAX: new data acknowledged.
-    fn on_new_ack(&mut self, now: Instant, ack: SeqNum, fx: &mut Effects) {
-        let acked = ack.since(self.snd_una);
-        let data_acked = acked.min(self.send_buf.len());
-        self.send_buf.consume(data_acked);
-        self.snd_una = ack;
-        if self.snd_nxt < ack {
-            self.snd_nxt = ack;
-        }
-        self.stats.bytes_acked += data_acked as u64;
-        let rtt = self.take_rtt_sample(now, ack);
-        self.retries = 0;
-        self.dup_acks = 0;
-
-        if self.in_recovery {
-            if ack > self.recover {
-                // RFC 6582 §3.2 step 3 (full acknowledgment: everything up
-                // to and including `recover`): leave recovery.
-                self.in_recovery = false;
-                self.cc.on_exit_recovery(self.flight_size());
-            } else {
-                // Partial acknowledgment: retransmit the next hole, deflate
-                // the window, and reset the timer (RFC 6582 §3.2 step 3).
-                self.retransmit_pending = true;
-                self.cc.on_partial_ack(data_acked);
-                self.rto_deadline = Some(now + self.rto.rto());
-            }
-        } else {
-            self.cc.on_ack(now, data_acked, rtt);
-        }
-
-        // RFC 6298 §5.2 / §5.3.
-        if self.snd_una == self.snd_max {
-            self.rto_deadline = None;
-        } else if !self.in_recovery {
-            self.rto_deadline = Some(now + self.rto.rto());
-        }
-        if self.want_writable && self.send_buf.free() > 0 && data_acked > 0 {
-            self.want_writable = false;
-            fx.writable = true;
-        }
-        fx.output = true;
-    }
-
-    fn on_duplicate_ack(&mut self, now: Instant, fx: &mut Effects) {
-        self.stats.dup_acks_received += 1;
-        self.dup_acks += 1;
-        if self.in_recovery {
-            // RFC 5681 §3.2 step 4: inflate; new data may go out.
-            self.cc.on_recovery_dup_ack();
-            fx.output = true;
-        } else if self.dup_acks == 3 && self.snd_una > self.recover {
-            // RFC 5681 §3.2 step 2 with RFC 6582 §3.2 step 2's check that
-            // the cumulative ACK covers more than `recover` (no repeated
-            // reductions for losses from one window).
-            self.recover = self.snd_max - 1;
-            self.in_recovery = true;
-            self.cc.on_enter_recovery(now, self.flight_size());
-            self.retransmit_pending = true;
-            self.rtt_probe = None;
-            self.stats.fast_retransmits += 1;
-            fx.output = true;
-        }
-    }
-
-    /// Karn's algorithm (RFC 6298 §3): only segments never retransmitted
-    /// are timed; `rtt_probe` is cleared on every retransmission.
-    fn take_rtt_sample(&mut self, now: Instant, ack: SeqNum) -> Option<std::time::Duration> {
-        let (end, sent) = self.rtt_probe?;
+    /// The RTT of our SYN or SYN-ACK, if it was sent only once (Karn,
+    /// RFC 6298 §3); data segments are timed by the scoreboard.
+    fn take_rtt_sample(&mut self, now: Instant, ack: SeqNum) {
+        let Some((end, sent)) = self.rtt_probe else {
+            return;
+        };
         if ack >= end {
             self.rtt_probe = None;
             let rtt = now.saturating_since(sent);
             self.rto.on_rtt_sample(rtt);
-            return Some(rtt);
+            self.rack.on_rtt_sample(rtt);
         }
-        None
     }
 
     /// RFC 9293 §3.10.7.4 seventh (segment text) and eighth (FIN).

@@ -8,6 +8,7 @@
 
 mod input;
 mod output;
+mod recovery;
 pub use output::OutputEnv;
 mod timers;
 
@@ -18,8 +19,11 @@ use crate::tcp::congestion::{Congestion, CongestionControl};
 use crate::tcp::error::TcpError;
 use crate::tcp::event::{CloseReason, ListenerId};
 use crate::tcp::flow_table::FourTuple;
+use crate::tcp::rack::{Rack, TailLossProbe};
 use crate::tcp::recv_buffer::ReceiveBuffer;
 use crate::tcp::rto::RtoEstimator;
+use crate::tcp::sack_scoreboard::SackScoreboard;
+use recovery::{Prr, Undo};
 use crate::tcp::send_buffer::SendBuffer;
 use crate::tcp::state::State;
 use crate::tcp::timer_wheel::TimerId;
@@ -86,6 +90,24 @@ pub struct ConnStats {
     pub zero_windows_received: u64,
     pub keepalive_probes: u64,
     pub acks_sent: u64,
+    /// SACK blocks received (D-SACK blocks not included).
+    pub sack_blocks_received: u64,
+    /// D-SACK blocks received (RFC 2883): a segment reached the peer twice.
+    pub dsacks_received: u64,
+    /// Retransmissions a D-SACK showed were unnecessary (RFC 3708).
+    pub spurious_retransmits: u64,
+    /// Congestion responses undone as spurious (D-SACK or timestamps).
+    pub congestion_undos: u64,
+    /// Fast-recovery episodes entered.
+    pub recoveries: u64,
+    /// Segments marked lost by RACK or the RFC 6675 rule.
+    pub lost_segments: u64,
+    /// Tail-loss probes sent (RFC 8985 §7).
+    pub tlp_probes: u64,
+    /// Tail losses a probe repaired.
+    pub tlp_repairs: u64,
+    /// Times the peer discarded data it had SACKed (RFC 2018 §8).
+    pub sack_reneging: u64,
 }
 
 /// A snapshot for users, like Linux's `struct tcp_info`.
@@ -177,7 +199,8 @@ pub struct Connection {
     pub(crate) rto_deadline: Option<Instant>,
     /// Consecutive timeouts without progress (SYN retries in the handshake).
     pub(crate) retries: u32,
-    /// Segment being timed for an RTT sample: (end sequence, send time).
+    /// The SYN being timed for an RTT sample: (end sequence, send time).
+    /// Data segments are timed through the scoreboard.
     pub(crate) rtt_probe: Option<(SeqNum, Instant)>,
     pub(crate) cc: Congestion,
     pub(crate) dup_acks: u32,
@@ -187,6 +210,24 @@ pub struct Connection {
     pub(crate) recover: SeqNum,
     pub(crate) persist_deadline: Option<Instant>,
     pub(crate) persist_backoff: u32,
+
+    // Loss recovery (conn/recovery.rs).
+    /// Segments in flight and what the peer SACKed (RFC 6675 §3).
+    pub(crate) scoreboard: SackScoreboard,
+    pub(crate) rack: Rack,
+    pub(crate) tlp: TailLossProbe,
+    /// RACK-TLP probe timeout (RFC 8985 §7.2).
+    pub(crate) pto_deadline: Option<Instant>,
+    /// RACK reordering timer (RFC 8985 §6.3).
+    pub(crate) reorder_deadline: Option<Instant>,
+    /// A tail-loss probe is due at the next output.
+    pub(crate) tlp_pending: bool,
+    /// After an RTO until SND.UNA passes `recover`.
+    pub(crate) in_loss: bool,
+    pub(crate) prr: Prr,
+    pub(crate) undo: Option<Undo>,
+    /// Sending stopped on cwnd since the last ACK (not on the app or rwnd).
+    pub(crate) cwnd_limited: bool,
     /// Zero-window probes sent since the peer last acknowledged anything.
     pub(crate) probes_unanswered: u32,
     pub(crate) keepalive: Option<KeepaliveConfig>,
@@ -206,6 +247,9 @@ pub struct Connection {
     /// the sender's fast retransmit counts them, so the per-flush ACK
     /// coalescing must not merge them (SACK will make one ACK enough).
     pub(crate) dup_acks_owed: u16,
+    /// The first lost segment goes out even if cwnd is full: the fast
+    /// retransmit (RFC 5681 §3.2 step 3), a partial ACK (RFC 6582 §3.2),
+    /// or the first retransmission after an RTO.
     pub(crate) retransmit_pending: bool,
     /// A probe (zero-window or keepalive) with this sequence number.
     pub(crate) probe_pending: Option<SeqNum>,
@@ -289,6 +333,16 @@ impl Connection {
             recover: p.iss,
             persist_deadline: None,
             persist_backoff: 0,
+            scoreboard: SackScoreboard::new(),
+            rack: Rack::new(),
+            tlp: TailLossProbe::default(),
+            pto_deadline: None,
+            reorder_deadline: None,
+            tlp_pending: false,
+            in_loss: false,
+            prr: Prr::default(),
+            undo: None,
+            cwnd_limited: false,
             probes_unanswered: 0,
             keepalive: cfg.keepalive,
             keepalive_deadline: None,
@@ -593,6 +647,7 @@ impl Connection {
         }
         self.send_buf.clear();
         self.recv_buf.clear();
+        self.scoreboard.clear();
         self.enter_closed(CloseReason::Aborted, fx);
     }
 
@@ -611,6 +666,9 @@ impl Connection {
     pub(crate) fn enter_closed(&mut self, reason: CloseReason, fx: &mut Effects) {
         self.state = State::Closed;
         self.rto_deadline = None;
+        self.pto_deadline = None;
+        self.reorder_deadline = None;
+        self.tlp_pending = false;
         self.persist_deadline = None;
         self.keepalive_deadline = None;
         self.close_deadline = None;
@@ -639,6 +697,7 @@ impl Connection {
             CloseReason::Reset | CloseReason::Refused | CloseReason::TimedOut
         ) {
             // Buffers go with the connection; the error is what remains.
+            self.scoreboard.clear();
             self.send_buf.clear();
             self.recv_buf.clear();
             fx.readable = true;
@@ -651,6 +710,9 @@ impl Connection {
     pub(crate) fn enter_time_wait(&mut self, now: Instant, fx: &mut Effects) {
         self.state = State::TimeWait;
         self.rto_deadline = None;
+        self.pto_deadline = None;
+        self.reorder_deadline = None;
+        self.tlp_pending = false;
         self.persist_deadline = None;
         self.keepalive_deadline = None;
         self.retransmit_pending = false;

@@ -33,11 +33,14 @@ impl Connection {
             State::SynSent | State::SynReceived => return self.output_handshake(now, env, tx),
             _ => {}
         }
-        if self.retransmit_pending {
-            if !self.output_retransmit(now, env, tx) {
+        if !self.output_lost(now, env, tx) {
+            return false;
+        }
+        if self.tlp_pending {
+            if !self.output_tail_loss_probe(now, env, tx) {
                 return false;
             }
-            self.retransmit_pending = false;
+            self.tlp_pending = false;
         }
         if let Some(seq) = self.probe_pending {
             let seg = Segment {
@@ -121,45 +124,104 @@ impl Connection {
         true
     }
 
-    /// One segment from SND.UNA: fast retransmit, or the next hole after a
-    /// partial ACK (RFC 6582 §3.2).
-    fn output_retransmit<T: Transmit>(
+    /// RFC 6675 §5 step (C) with NextSeg rule (1): retransmit segments
+    /// deemed lost, in sequence order, while cwnd − pipe allows (PRR sets
+    /// cwnd during recovery). `retransmit_pending` lets the first one out
+    /// regardless (the fast retransmit, RFC 5681 §3.2 step 3).
+    fn output_lost<T: Transmit>(&mut self, now: Instant, env: &OutputEnv, tx: &mut T) -> bool {
+        while let Some((start, len)) = self.scoreboard.next_lost() {
+            let room = self.cc.cwnd().saturating_sub(self.scoreboard.pipe());
+            if room < len.min(self.snd_mss) && !self.retransmit_pending {
+                return true;
+            }
+            if !self.send_recorded(now, env, tx, start, len) {
+                return false;
+            }
+            self.retransmit_pending = false;
+            self.note_retransmission(now, start, len);
+        }
+        self.retransmit_pending = false;
+        true
+    }
+
+    /// RFC 8985 §7.3: the probe is one new segment if the peer's window
+    /// allows, else the last segment sent again.
+    fn output_tail_loss_probe<T: Transmit>(
         &mut self,
         now: Instant,
         env: &OutputEnv,
         tx: &mut T,
     ) -> bool {
-        let len = self.send_buf.len().min(self.snd_mss);
-        let fin = self.fin_queued && len == self.send_buf.len() && self.fin_seq.is_some();
-        if len == 0 && !fin {
+        let sent = self.snd_nxt.since(self.snd_una);
+        let unsent = self.send_buf.len().saturating_sub(sent);
+        let room = self.snd_wnd.saturating_sub(sent);
+        if unsent > 0 && room > 0 && self.fin_seq.is_none() {
+            let len = unsent.min(room).min(self.snd_mss);
+            let mut flags = TcpFlags::ACK;
+            if len == unsent {
+                flags.insert(TcpFlags::PSH);
+                if self.fin_queued {
+                    flags.insert(TcpFlags::FIN);
+                }
+            }
+            let seg = Segment {
+                seq: self.snd_nxt,
+                flags,
+                data_off: sent,
+                data_len: len,
+            };
+            if !self.transmit(now, env, tx, seg) {
+                return false;
+            }
+            self.after_send(now, seg);
+            self.tlp.on_probe_sent(self.snd_max, false);
             return true;
         }
+        let Some(last) = self.scoreboard.last().copied() else {
+            return true;
+        };
+        if !self.send_recorded(now, env, tx, last.start, last.len as usize) {
+            return false;
+        }
+        self.stats.retransmits += 1;
+        self.tlp.on_probe_sent(self.snd_max, true);
+        true
+    }
+
+    /// Sends the recorded segment `[start, start + len)` again, FIN
+    /// included if it carries ours, and tells the scoreboard.
+    fn send_recorded<T: Transmit>(
+        &mut self,
+        now: Instant,
+        env: &OutputEnv,
+        tx: &mut T,
+        start: SeqNum,
+        len: usize,
+    ) -> bool {
+        let fin = self.fin_seq.is_some_and(|f| f >= start && f < start + len);
+        let data_len = len - fin as usize;
         let mut flags = TcpFlags::ACK;
         if fin {
             flags.insert(TcpFlags::FIN);
         }
         let seg = Segment {
-            seq: self.snd_una,
+            seq: start,
             flags,
-            data_off: 0,
-            data_len: len,
+            data_off: start.since(self.snd_una),
+            data_len,
         };
         if !self.transmit(now, env, tx, seg) {
             return false;
         }
-        self.stats.retransmits += 1;
+        self.scoreboard.on_retransmit(start, now);
         self.rtt_probe = None;
-        let end = self.snd_una + len + fin as usize;
-        if self.snd_nxt < end {
-            self.snd_nxt = end;
-        }
         if self.rto_deadline.is_none() {
             self.rto_deadline = Some(now + self.rto.rto());
         }
         true
     }
 
-    /// New data (and retransmission after go-back-N), then the FIN.
+    /// New data, then the FIN.
     fn output_data<T: Transmit>(&mut self, now: Instant, env: &OutputEnv, tx: &mut T) -> bool {
         if !matches!(
             self.state,
@@ -202,9 +264,15 @@ impl Connection {
                 }
                 return true;
             }
-            let window = self.snd_wnd.min(self.cc.cwnd());
-            let usable = window.saturating_sub(sent);
-            let len = unsent.min(usable).min(self.snd_mss);
+            // The peer's window counts sequence space in flight; cwnd counts
+            // the RFC 6675 pipe (what is believed still in the network).
+            let window_room = self.snd_wnd.saturating_sub(sent);
+            let cwnd_room = self.cc.cwnd().saturating_sub(self.scoreboard.pipe());
+            let wanted = unsent.min(window_room).min(self.snd_mss);
+            if cwnd_room < wanted {
+                self.cwnd_limited = true;
+            }
+            let len = wanted.min(cwnd_room);
             let unacked = self.snd_max > self.snd_una;
             if len == 0 {
                 // Window closed: the persist timer probes it (RFC 9293 §3.8.6.1).
@@ -217,11 +285,7 @@ impl Connection {
             // send a full segment, or everything queued when Nagle allows,
             // or at least half the largest window the peer offered, or on
             // the persist-timer override.
-            // Retransmissions after go-back-N are not new data: Nagle and
-            // SWS avoidance do not hold them back.
-            let retransmitting = self.snd_nxt < self.snd_max;
-            let send_now = retransmitting
-                || len == self.snd_mss
+            let send_now = len == self.snd_mss
                 || (is_last && nagle_ok)
                 || (nagle_ok && len >= self.max_snd_wnd / 2)
                 || self.force_send;
@@ -258,11 +322,10 @@ impl Connection {
         if seg.data_len > 0 {
             self.last_data_sent = now;
         }
-        let retransmission = seg.seq < self.snd_max;
-        if retransmission {
-            self.stats.retransmits += 1;
-        } else if self.rtt_probe.is_none() && seg.data_len > 0 {
-            self.rtt_probe = Some((seg.seq + seg.data_len, now));
+        // Only new data comes here; retransmissions go through `send_recorded`.
+        self.scoreboard.on_send(seg.seq, seg.data_len + fin, now);
+        if self.in_recovery {
+            self.prr.out += seg.data_len + fin;
         }
         if seg.flags.fin() {
             self.fin_seq = Some(seg.seq + seg.data_len);
@@ -276,6 +339,8 @@ impl Connection {
             self.rto_deadline = Some(now + self.rto.rto());
         }
         self.persist_deadline = None;
+        // RFC 8985 §7.2: (re)arm the probe timer after new data.
+        self.arm_tail_loss_probe(now);
     }
 
     /// Starts the persist timer when nothing is in flight to elicit the

@@ -17,6 +17,8 @@ impl Connection {
     pub fn next_deadline(&self) -> Option<Instant> {
         [
             self.rto_deadline,
+            self.pto_deadline,
+            self.reorder_deadline,
             self.persist_deadline,
             self.keepalive_deadline,
             self.close_deadline,
@@ -52,6 +54,14 @@ impl Connection {
             if self.state == State::Closed {
                 return;
             }
+        }
+        if due(self.reorder_deadline, now) {
+            self.reorder_deadline = None;
+            self.on_reorder_timeout(now, fx);
+        }
+        if due(self.pto_deadline, now) {
+            self.pto_deadline = None;
+            self.on_probe_timeout(now, fx);
         }
         if due(self.persist_deadline, now) {
             self.persist_deadline = None;
@@ -105,16 +115,29 @@ impl Connection {
                 }
                 self.retries += 1;
                 self.stats.rto_timeouts += 1;
+                if !self.in_loss {
+                    // Consecutive timeouts are one episode: undo (RFC 3522)
+                    // restores the state from before the first.
+                    self.start_undo_episode();
+                }
                 // RFC 5681 §3.1 eq. 4 and the loss window; RFC 6582 §4:
                 // after a timeout, `recover` is the highest sequence sent.
                 self.cc.on_rto(now, self.snd_max.since(self.snd_una));
                 self.in_recovery = false;
+                self.in_loss = true;
                 self.dup_acks = 0;
                 self.recover = self.snd_max - 1;
-                // RFC 6298 §5.5 back off, §5.4 retransmit the earliest
-                // unacknowledged segment: go back to SND.UNA.
+                // RFC 6298 §5.4 retransmit the earliest unacknowledged
+                // segment, and RFC 6675 §5.1: everything not SACKed is
+                // now lost and goes again in order as the window opens.
+                self.scoreboard.mark_all_lost();
+                self.retransmit_pending = true;
+                self.tlp_pending = false;
+                self.tlp = Default::default();
+                self.pto_deadline = None;
+                self.reorder_deadline = None;
+                // RFC 6298 §5.5: back off the timer.
                 self.rto.backoff();
-                self.snd_nxt = self.snd_una;
                 self.rto_deadline = Some(now + self.rto.rto());
                 fx.output = true;
             }
