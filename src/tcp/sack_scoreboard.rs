@@ -91,8 +91,11 @@ pub struct AckOutcome {
     pub delivered: usize,
     /// The delivered segment sent last (for RACK).
     pub newest: Option<Delivered>,
-    /// An RTT sample from the oldest newly cumulatively acknowledged
-    /// segment that was sent only once (Karn-safe, RFC 6298 §3).
+    /// An RTT sample (Karn-safe, RFC 6298 §3): from the oldest newly
+    /// cumulatively acknowledged segment if none of the cumulatively
+    /// acknowledged data was retransmitted (otherwise segments behind a
+    /// repaired hole would report the repair time as their RTT, as Linux
+    /// also avoids); else from the newest newly SACKed segment sent once.
     pub rtt: Option<Duration>,
     /// A segment sent only once was delivered below the highest SACKed
     /// sequence seen before this ACK: the path reorders (RFC 8985 §6.2 step 3).
@@ -391,6 +394,8 @@ impl SackScoreboard {
         }
 
         // Cumulative part.
+        let mut cum_rtt = None;
+        let mut cum_retransmitted = false;
         while let Some(&front) = self.segs.front() {
             if front.start >= ack {
                 break;
@@ -419,8 +424,10 @@ impl SackScoreboard {
                 out.retransmits_delivered += 1;
             }
             let ever = front.was_retransmitted();
-            if !ever && out.rtt.is_none() {
-                out.rtt = Some(now.saturating_since(front.xmit));
+            if ever {
+                cum_retransmitted = true;
+            } else if cum_rtt.is_none() {
+                cum_rtt = Some(now.saturating_since(front.xmit));
             }
             if !ever && fack_before.is_some_and(|f| front.end() < f) {
                 out.reordering = true;
@@ -447,6 +454,7 @@ impl SackScoreboard {
         // Selective part.
         let snd_max = self.segs.back().map_or(ack, |s| s.end());
         let skip = out.dsack.is_some() as usize;
+        let newest_before_sack = out.newest;
         for &(l, r) in &blocks[skip.min(blocks.len())..] {
             out.sack_blocks += 1;
             let l = l.max(ack);
@@ -456,7 +464,14 @@ impl SackScoreboard {
             }
             self.add_sack_range(l, r, fack_before, &mut out);
         }
+        let sack_rtt = match out.newest {
+            Some(n) if out.newest != newest_before_sack && !n.retransmitted => {
+                Some(now.saturating_since(n.xmit))
+            }
+            _ => None,
+        };
         out.delivered = out.cum_acked + out.newly_sacked;
+        out.rtt = if cum_retransmitted { None } else { cum_rtt }.or(sack_rtt);
         if self.segs.is_empty() {
             self.lost_hint = None;
         }

@@ -128,11 +128,29 @@ impl Connection {
         }
 
         // Loss detection.
+        let mut delivered = out.delivered;
         if self.sack_permitted {
             if duplicate {
                 self.stats.dup_acks_received += 1;
+                self.dup_acks += 1;
+                if out.delivered == 0 && out.sack_blocks == 0 {
+                    // RFC 6937 §3: without SACK information each duplicate
+                    // ACK stands for one segment delivered.
+                    delivered = self.snd_mss;
+                }
             }
             self.detect_losses(now);
+            if !self.in_recovery
+                && !self.in_loss
+                && self.dup_acks >= DUP_THRESH as u32
+                && self.snd_una > self.recover
+            {
+                // RFC 6675 §5 step (4): DupAcks ≥ DupThresh also starts
+                // recovery, retransmitting HighACK + 1 (4.3) even if the
+                // ACKs carried no SACK blocks.
+                self.scoreboard.mark_head_lost();
+                self.enter_sack_recovery(now);
+            }
         } else if duplicate {
             self.on_duplicate_ack_without_sack(now);
         }
@@ -145,7 +163,12 @@ impl Connection {
             if advanced && ack > self.recover {
                 self.exit_recovery();
             } else if self.sack_permitted {
-                self.prr_on_ack(out.delivered);
+                if advanced && self.scoreboard.sacked_bytes() == 0 {
+                    // A peer that negotiated SACK but sends no blocks: fall
+                    // back to RFC 6582's partial-ACK rule for the next hole.
+                    self.scoreboard.mark_head_lost();
+                }
+                self.prr_on_ack(delivered);
             } else if advanced {
                 // RFC 6582 §3.2 step 3, partial acknowledgment: retransmit
                 // the next hole now, deflate, and restart the timer.
