@@ -64,7 +64,10 @@ pub struct TcpConfig {
     /// How long an orphaned connection may sit in FIN-WAIT-2 (Linux tcp_fin_timeout).
     pub fin_wait2_timeout: Duration,
     pub keepalive: Option<KeepaliveConfig>,
+    /// Congestion control (Linux net.ipv4.tcp_congestion_control; default CUBIC, RFC 9438).
     pub congestion: CongestionAlgorithm,
+    /// HyStart++ (RFC 9406) in the initial slow start, for every algorithm.
+    pub hystart: bool,
     /// Initial congestion window in segments (RFC 6928: 10).
     pub initial_window_segments: usize,
     /// IPv4 TTL of emitted segments.
@@ -91,6 +94,7 @@ impl Default for TcpConfig {
             fin_wait2_timeout: Duration::from_secs(60),
             keepalive: None,
             congestion: CongestionAlgorithm::default(),
+            hystart: true,
             initial_window_segments: 10,
             ttl: 64,
         }

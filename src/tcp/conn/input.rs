@@ -3,7 +3,7 @@
 //! processing. LISTEN and CLOSED arrivals are the stack's (no TCB).
 
 use super::{Connection, ControlSegment, Effects};
-use crate::tcp::congestion::CongestionControl;
+use crate::tcp::congestion::{AckSample, CongestionControl};
 use crate::tcp::event::CloseReason;
 use crate::tcp::rto::{RtoConfig, RtoEstimator};
 use crate::tcp::state::State;
@@ -393,7 +393,15 @@ impl Connection {
                 self.rto_deadline = Some(now + self.rto.rto());
             }
         } else {
-            self.cc.on_ack(now, data_acked, rtt);
+            self.cc.on_ack(&AckSample {
+                now,
+                acked: data_acked,
+                rtt,
+                snd_una: self.snd_una,
+                snd_nxt: self.snd_max,
+                in_flight: self.flight_size(),
+                cwnd_limited: true,
+            });
         }
 
         // RFC 6298 §5.2 / §5.3.
