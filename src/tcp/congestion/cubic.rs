@@ -418,3 +418,275 @@ impl CongestionControl for Cubic {
         self.cwnd < self.ssthresh
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::SeqNum;
+
+    const MSS: usize = 1000;
+    const T0: Instant = Instant::ZERO;
+
+    fn ack_at(now: Instant, acked: usize, rtt: Option<Duration>, limited: bool) -> AckSample {
+        AckSample {
+            now,
+            acked,
+            rtt,
+            snd_una: SeqNum(0),
+            snd_nxt: SeqNum(0),
+            in_flight: 0,
+            cwnd_limited: limited,
+        }
+    }
+
+    /// A controller that lost at cwnd = `w_max` (flight = cwnd) and
+    /// finished recovery at cwnd = ssthresh = β·w_max.
+    fn after_loss(w_max: usize) -> Cubic {
+        let mut cc = Cubic::new(MSS, 10, false);
+        cc.set_cwnd(w_max);
+        cc.on_loss_detected(T0, w_max);
+        cc.set_cwnd(cc.ssthresh());
+        cc
+    }
+
+    /// Acknowledges one window per RTT in per-segment ACKs spread over the
+    /// RTT, from `start` for `rounds` round trips; returns cwnd after each.
+    fn run_rounds(cc: &mut Cubic, start: Instant, rtt: Duration, rounds: usize) -> Vec<usize> {
+        let mut now = start;
+        let mut out = Vec::new();
+        for _ in 0..rounds {
+            let n = (cc.cwnd() / MSS).max(1);
+            let gap = rtt / n as u32;
+            for _ in 0..n {
+                now += gap;
+                cc.on_ack(&ack_at(now, MSS, Some(rtt), true));
+            }
+            out.push(cc.cwnd());
+        }
+        out
+    }
+
+    /// RFC 9438 §4.2 eq. (1)/(2) against hand-computed figures: W_max = 100
+    /// segments, cwnd_epoch = 70: K = ∛(30/0.4) = ∛75 = 4.2172 s;
+    /// W(0) = 70, W(K) = 100, W(K ± 1) = 100 ± 0.4, W(K + 2) = 103.2.
+    #[test]
+    fn k_and_w_cubic_hand_computed() {
+        let k = Cubic::k_for(100 * MSS, 70 * MSS, MSS);
+        assert!((k - 4.217_163).abs() < 1e-5, "K = {k}");
+        assert!((69_999..=70_000).contains(&Cubic::w_cubic(0.0, k, 100 * MSS, MSS)));
+        assert_eq!(Cubic::w_cubic(k, k, 100 * MSS, MSS), 100_000);
+        assert_eq!(Cubic::w_cubic(k + 1.0, k, 100 * MSS, MSS), 100_400);
+        assert_eq!(Cubic::w_cubic(k - 1.0, k, 100 * MSS, MSS), 99_600);
+        assert_eq!(Cubic::w_cubic(k + 2.0, k, 100 * MSS, MSS), 103_200);
+        // Negative values saturate at 0; huge ones at usize::MAX / 2.
+        assert_eq!(Cubic::w_cubic(0.0, 1e6, 0, MSS), 0);
+        assert_eq!(Cubic::w_cubic(1e12, 0.0, 0, MSS), usize::MAX / 2);
+    }
+
+    /// RFC 9438 §4.6: ssthresh = β_cubic·flight, W_max = cwnd, cwnd left to
+    /// PRR; the first CA ACK starts an epoch with §4.2's K.
+    #[test]
+    fn multiplicative_decrease_and_epoch_start() {
+        let mut cc = Cubic::new(MSS, 10, true);
+        cc.set_cwnd(100 * MSS);
+        cc.on_loss_detected(T0, 90 * MSS);
+        assert_eq!(cc.ssthresh(), 63 * MSS);
+        assert_eq!(cc.w_max(), 100 * MSS);
+        assert_eq!(cc.cwnd(), 100 * MSS, "PRR owns cwnd");
+        cc.set_cwnd(70 * MSS);
+        assert!(cc.k().is_none());
+        cc.on_ack(&ack_at(Instant::from_secs(1), MSS, None, true));
+        let k = cc.k().unwrap();
+        assert!((k - 4.217_163).abs() < 1e-5);
+        // Floor: 2·SMSS.
+        cc.on_loss_detected(T0, MSS);
+        assert_eq!(cc.ssthresh(), 2 * MSS);
+        // NewReno-style entry: ssthresh + 3·SMSS.
+        let mut cc = Cubic::new(MSS, 10, true);
+        cc.on_enter_recovery(T0, 20 * MSS);
+        assert_eq!((cc.ssthresh(), cc.cwnd()), (14 * MSS, 17 * MSS));
+    }
+
+    /// RFC 9438 §4.4/§4.5: growth per RTT shrinks while approaching W_max
+    /// (concave), plateaus around t = K, and speeds up beyond (convex).
+    #[test]
+    fn concave_then_convex() {
+        let rtt = Duration::from_millis(100);
+        let mut cc = after_loss(100 * MSS);
+        let start = Instant::from_secs(10);
+        let w = run_rounds(&mut cc, start, rtt, 80); // 8 s; K = 4.2 s
+        let growth = |i: usize| w[i] - w[i - 1];
+        let early: usize = (1..6).map(growth).sum();
+        let plateau: usize = (40..45).map(growth).sum();
+        let late: usize = (75..80).map(growth).sum();
+        assert!(early > plateau, "{w:?}");
+        assert!(late > plateau, "{w:?}");
+        // Concave region never overshoots W_max much before K, and the
+        // window sits near W_max at t ≈ K.
+        assert!(w[..38].iter().all(|&c| c <= 100 * MSS), "{w:?}");
+        assert!((98 * MSS..=102 * MSS).contains(&w[42]), "{w:?}");
+        assert!(w[79] > 105 * MSS, "{w:?}");
+        // Monotone throughout.
+        assert!(w.windows(2).all(|p| p[0] <= p[1]));
+    }
+
+    /// RFC 9438 §4.3: at a short RTT the Reno estimate outgrows the cubic
+    /// curve and sets cwnd: about α = 9/17 SMSS per RTT, far above
+    /// W_cubic(t).
+    #[test]
+    fn reno_friendly_region_dominates_at_small_rtt() {
+        let rtt = Duration::from_millis(1);
+        let mut cc = after_loss(100 * MSS);
+        let start = Instant::from_secs(10);
+        let w = run_rounds(&mut cc, start, rtt, 17);
+        let t = 17.0 * 0.001;
+        let k = Cubic::k_for(100 * MSS, 70 * MSS, MSS);
+        let cubic = Cubic::w_cubic(t, k, 100 * MSS, MSS);
+        assert!(cubic < 71 * MSS, "W_cubic({t}) = {cubic}");
+        // 17 RTTs at α = 9/17 segment per window: ≈ 9 segments.
+        assert!((78 * MSS..=80 * MSS).contains(&w[16]), "{w:?}");
+    }
+
+    /// RFC 9438 §4.3: α becomes 1 once W_est reaches cwnd_prior.
+    #[test]
+    fn reno_friendly_alpha_becomes_one_at_cwnd_prior() {
+        let rtt = Duration::from_millis(1);
+        let mut cc = after_loss(20 * MSS); // cwnd 14 segments, prior 20
+        let w = run_rounds(&mut cc, Instant::from_secs(1), rtt, 40);
+        let i = w.iter().position(|&c| c >= 20 * MSS).unwrap();
+        // From there on, one segment per RTT (cubic still far below).
+        assert_eq!(w[i + 10] - w[i], 10 * MSS, "{w:?}");
+    }
+
+    /// RFC 9438 §4.7: a loss before reaching the previous W_max lowers
+    /// W_max to cwnd·(1 + β)/2; one at or above it sets W_max = cwnd.
+    #[test]
+    fn fast_convergence_lowers_w_max() {
+        let mut cc = after_loss(100 * MSS);
+        assert_eq!(cc.w_max(), 100 * MSS);
+        cc.set_cwnd(80 * MSS);
+        cc.on_loss_detected(T0, 80 * MSS);
+        assert_eq!(cc.w_max(), 68 * MSS);
+        assert_eq!(cc.ssthresh(), 56 * MSS);
+        cc.set_cwnd(90 * MSS);
+        cc.on_loss_detected(T0, 90 * MSS);
+        assert_eq!(cc.w_max(), 90 * MSS);
+    }
+
+    /// RFC 9438 §4.2: the target is at most 1.5·cwnd, however far the
+    /// curve has run.
+    #[test]
+    fn target_clamped_to_one_and_a_half_cwnd() {
+        let mut cc = after_loss(100 * MSS);
+        cc.on_ack(&ack_at(Instant::from_secs(1), 1, None, true)); // epoch starts
+        assert_eq!(cc.cwnd(), 70 * MSS);
+        // 100 s later the curve is at millions of segments; one ACK for
+        // the whole window earns exactly (1.5·cwnd − cwnd).
+        cc.on_ack(&ack_at(Instant::from_secs(101), 70 * MSS, None, true));
+        assert_eq!(cc.cwnd(), 105 * MSS);
+        cc.on_ack(&ack_at(Instant::from_secs(102), 1_000 * MSS, None, true));
+        assert!(cc.cwnd() <= 158 * MSS, "{}", cc.cwnd());
+    }
+
+    /// RFC 9438 §4.8: timeout → ssthresh = β·flight (once per run of
+    /// timeouts), cwnd = 1 SMSS; the next avoidance stage has K = 0 and
+    /// W_max = cwnd_epoch.
+    #[test]
+    fn timeout() {
+        let mut cc = Cubic::new(MSS, 10, true);
+        cc.set_cwnd(100 * MSS);
+        cc.on_rto(T0, 100 * MSS);
+        assert_eq!((cc.cwnd(), cc.ssthresh()), (MSS, 70 * MSS));
+        cc.on_rto(T0, MSS);
+        assert_eq!((cc.cwnd(), cc.ssthresh()), (MSS, 70 * MSS), "held");
+        let mut now = Instant::from_secs(1);
+        while cc.in_slow_start() {
+            now += Duration::from_millis(1);
+            cc.on_ack(&ack_at(now, 2 * MSS, None, true));
+        }
+        assert_eq!(cc.cwnd(), 70 * MSS);
+        cc.on_ack(&ack_at(now, MSS, None, true));
+        assert_eq!(cc.k(), Some(0.0));
+        assert_eq!(cc.w_max(), 70 * MSS);
+        // A new timeout after progress is a new congestion event.
+        cc.on_rto(now, 40 * MSS);
+        assert_eq!(cc.ssthresh(), 28 * MSS);
+    }
+
+    /// RFC 9438 §5.8 / RFC 7661: no growth when not cwnd-limited, in slow
+    /// start or avoidance, and the curve's clock stops meanwhile.
+    #[test]
+    fn no_growth_when_not_cwnd_limited() {
+        let mut cc = Cubic::new(MSS, 10, true);
+        for i in 0..50 {
+            cc.on_ack(&ack_at(Instant::from_millis(i), MSS, None, false));
+        }
+        assert_eq!(cc.cwnd(), 10 * MSS);
+
+        let mut a = after_loss(100 * MSS);
+        a.on_ack(&ack_at(Instant::from_secs(1), 1, None, true));
+        let mut b = a.clone();
+        for s in 2..=11 {
+            a.on_ack(&ack_at(Instant::from_secs(s), 10 * MSS, None, false));
+        }
+        assert_eq!(a.cwnd(), 70 * MSS);
+        // Ten idle-ish seconds later `a` grows exactly as `b` does right away.
+        a.on_ack(&ack_at(Instant::from_secs(12), 70 * MSS, None, true));
+        b.on_ack(&ack_at(Instant::from_secs(2), 70 * MSS, None, true));
+        assert_eq!(a.cwnd(), b.cwnd());
+        assert!(b.cwnd() > 70 * MSS);
+    }
+
+    /// Byte counting is exact at windows where per-ACK rounding of
+    /// (target − cwnd)·SMSS/cwnd would be zero: the first segment of growth
+    /// arrives exactly after ⌈cwnd/(target − cwnd)⌉ full-segment ACKs.
+    #[test]
+    fn byte_counting_exact_at_large_windows() {
+        let w_max = 5_000_000 * MSS; // 5 GB
+        let mut cc = after_loss(w_max);
+        let cwnd = cc.cwnd();
+        assert_eq!(cwnd, 3_500_000 * MSS);
+        let t1 = Instant::from_secs(100);
+        cc.on_ack(&ack_at(t1, 1, None, true));
+        assert_eq!(cc.cwnd(), cwnd);
+        let now = t1 + Duration::from_millis(100);
+        let k = Cubic::k_for(w_max, cwnd, MSS);
+        let d = Cubic::w_cubic(0.1, k, w_max, MSS) - cwnd;
+        assert!(d * MSS < cwnd, "naive per-ACK growth would round to 0");
+        let n = cwnd.div_ceil(d);
+        for _ in 0..n - 1 {
+            cc.on_ack(&ack_at(now, MSS, None, true));
+        }
+        assert_eq!(cc.cwnd(), cwnd);
+        cc.on_ack(&ack_at(now, MSS, None, true));
+        assert_eq!(cc.cwnd(), cwnd + MSS);
+    }
+
+    #[test]
+    fn idle_restart_and_set_mss() {
+        let mut cc = Cubic::new(536, 10, true);
+        cc.set_mss(1460);
+        assert_eq!(cc.cwnd(), 14_600);
+        cc.set_cwnd(100_000);
+        cc.on_idle_restart();
+        assert_eq!(cc.cwnd(), 14_600);
+        cc.set_mss(9000);
+        assert_eq!(cc.cwnd(), 14_600);
+        cc.on_rto(T0, 0);
+        assert_eq!((cc.cwnd(), cc.ssthresh()), (9000, 18_000));
+    }
+
+    #[test]
+    fn newreno_recovery_hooks() {
+        let mut cc = Cubic::new(MSS, 10, true);
+        cc.on_enter_recovery(T0, 20 * MSS); // ssthresh 14, cwnd 17
+        cc.on_recovery_dup_ack();
+        assert_eq!(cc.cwnd(), 18 * MSS);
+        cc.on_partial_ack(3 * MSS);
+        assert_eq!(cc.cwnd(), 16 * MSS);
+        cc.on_partial_ack(100 * MSS);
+        assert_eq!(cc.cwnd(), MSS);
+        cc.on_exit_recovery(30 * MSS);
+        assert_eq!(cc.cwnd(), 14 * MSS);
+    }
+}

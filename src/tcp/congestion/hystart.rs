@@ -108,8 +108,11 @@ impl HyStartPlusPlus {
     }
 
     /// Processes one ACK in slow start (RFC 9406 §4.2) and says how the
-    /// window may grow. Rounds and RTT minima are tracked whether or not
-    /// the ACK was cwnd-limited.
+    /// window may grow *for this ACK*. As in the RFC's per-ACK steps, the
+    /// window update comes first and the RTT checks after it, so a switch
+    /// between standard and conservative slow start takes effect from the
+    /// next ACK. Rounds and RTT minima are tracked whether or not the ACK
+    /// was cwnd-limited.
     pub fn on_slow_start_ack(&mut self, ack: &AckSample) -> Phase {
         if !self.active {
             return Phase::SlowStart;
@@ -131,15 +134,22 @@ impl HyStartPlusPlus {
             self.on_congestion();
             return Phase::ExitToAvoidance;
         }
+        let growth = if self.css_baseline_min_rtt.is_some() {
+            Phase::Conservative
+        } else {
+            Phase::SlowStart
+        };
         if let Some(rtt) = ack.rtt {
             self.current_round_min_rtt =
                 Some(self.current_round_min_rtt.map_or(rtt, |m| m.min(rtt)));
             self.rtt_sample_count = self.rtt_sample_count.saturating_add(1);
         }
-        let enough = self.rtt_sample_count >= N_RTT_SAMPLE;
+        if self.rtt_sample_count < N_RTT_SAMPLE {
+            return growth;
+        }
         match (self.css_baseline_min_rtt, self.current_round_min_rtt) {
             (None, Some(current)) => {
-                if let (true, Some(last)) = (enough, self.last_round_min_rtt) {
+                if let Some(last) = self.last_round_min_rtt {
                     // RFC 9406 §4.2: RttThresh = max(MIN_RTT_THRESH,
                     // min(lastRoundMinRTT / MIN_RTT_DIVISOR, MAX_RTT_THRESH)).
                     let thresh = (last / MIN_RTT_DIVISOR).clamp(MIN_RTT_THRESH, MAX_RTT_THRESH);
@@ -147,32 +157,25 @@ impl HyStartPlusPlus {
                         self.css_baseline_min_rtt = Some(current);
                         self.css_rounds = 0;
                         self.css_growth_remainder = 0;
-                        return Phase::Conservative;
                     }
                 }
-                Phase::SlowStart
             }
-            (Some(baseline), Some(current)) => {
-                if enough && current < baseline {
-                    // RFC 9406 §4.2: the delay rise was spurious — resume
-                    // standard slow start.
-                    self.css_baseline_min_rtt = None;
-                    self.css_growth_remainder = 0;
-                    Phase::SlowStart
-                } else {
-                    Phase::Conservative
-                }
+            (Some(baseline), Some(current)) if current < baseline => {
+                // RFC 9406 §4.2: the delay rise was spurious — resume
+                // standard slow start.
+                self.css_baseline_min_rtt = None;
+                self.css_growth_remainder = 0;
             }
-            (None, None) => Phase::SlowStart,
-            (Some(_), None) => Phase::Conservative,
+            _ => {}
         }
+        growth
     }
 
     /// The slow-start increase for `increase` bytes of (ABC-limited)
-    /// growth: unchanged in standard slow start, divided by
+    /// growth in `phase`: unchanged in standard slow start, divided by
     /// [`CSS_GROWTH_DIVISOR`] in CSS (RFC 9406 §4.2), carrying the remainder.
-    pub fn scale_increase(&mut self, increase: usize) -> usize {
-        if !self.in_css() {
+    pub fn scale_increase(&mut self, phase: Phase, increase: usize) -> usize {
+        if phase != Phase::Conservative {
             return increase;
         }
         let total = increase.saturating_add(self.css_growth_remainder);
@@ -259,11 +262,15 @@ pub(crate) mod tests {
                 .iter()
                 .all(|p| *p == Phase::SlowStart));
         }
-        let phases = run(&mut h, &r.round(10, 113));
+        let acks = r.round(10, 113);
         // Not before the eighth sample of the round.
-        assert!(phases[..7].iter().all(|p| *p == Phase::SlowStart), "{phases:?}");
-        assert_eq!(phases[7], Phase::Conservative);
+        assert!(run(&mut h, &acks[..7]).iter().all(|p| *p == Phase::SlowStart));
+        assert!(!h.in_css());
+        // The eighth still grows fully (the update precedes the check) ...
+        assert_eq!(run(&mut h, &acks[7..8]), [Phase::SlowStart]);
         assert!(h.in_css());
+        // ... the ACKs after it are conservative.
+        assert_eq!(run(&mut h, &acks[8..]), [Phase::Conservative; 2]);
     }
 
     /// RFC 9406 §4.2: jitter below RttThresh is noise, not a queue.
@@ -295,20 +302,24 @@ pub(crate) mod tests {
         let mut h = HyStartPlusPlus::new(true);
         let mut r = Rounds::new();
         run(&mut h, &r.round(8, 10));
-        assert!(!run(&mut h, &r.round(8, 13)).contains(&Phase::Conservative));
+        run(&mut h, &r.round(8, 13));
+        assert!(!h.in_css());
         let mut h = HyStartPlusPlus::new(true);
         let mut r = Rounds::new();
         run(&mut h, &r.round(8, 10));
-        assert!(run(&mut h, &r.round(8, 14)).contains(&Phase::Conservative));
+        run(&mut h, &r.round(8, 14));
+        assert!(h.in_css());
         // 400 ms / 8 = 50 ms → 16 ms.
         let mut h = HyStartPlusPlus::new(true);
         let mut r = Rounds::new();
         run(&mut h, &r.round(8, 400));
-        assert!(!run(&mut h, &r.round(8, 415)).contains(&Phase::Conservative));
+        run(&mut h, &r.round(8, 415));
+        assert!(!h.in_css());
         let mut h = HyStartPlusPlus::new(true);
         let mut r = Rounds::new();
         run(&mut h, &r.round(8, 400));
-        assert!(run(&mut h, &r.round(8, 416)).contains(&Phase::Conservative));
+        run(&mut h, &r.round(8, 416));
+        assert!(h.in_css());
     }
 
     /// RFC 9406 §4.2: in CSS, a round whose minimum RTT falls below the
@@ -321,8 +332,8 @@ pub(crate) mod tests {
         run(&mut h, &r.round(10, 50)); // 40 + 5 ms → CSS, baseline 50
         assert!(h.in_css());
         let phases = run(&mut h, &r.round(10, 45));
-        assert_eq!(phases[6], Phase::Conservative);
-        assert_eq!(phases[7], Phase::SlowStart);
+        assert!(phases[..8].iter().all(|p| *p == Phase::Conservative));
+        assert!(phases[8..].iter().all(|p| *p == Phase::SlowStart));
         assert!(!h.in_css());
         assert!(h.is_active());
     }
@@ -348,12 +359,10 @@ pub(crate) mod tests {
     #[test]
     fn css_growth_is_divided_exactly() {
         let mut h = HyStartPlusPlus::new(true);
-        assert_eq!(h.scale_increase(1000), 1000);
-        let mut r = Rounds::new();
-        run(&mut h, &r.round(10, 40));
-        run(&mut h, &r.round(10, 50));
-        assert!(h.in_css());
-        let total: usize = (0..8).map(|_| h.scale_increase(1001)).sum();
+        assert_eq!(h.scale_increase(Phase::SlowStart, 1000), 1000);
+        let total: usize = (0..8)
+            .map(|_| h.scale_increase(Phase::Conservative, 1001))
+            .sum();
         assert_eq!(total, 2002);
     }
 

@@ -426,7 +426,8 @@ pub(crate) fn slow_start(
     if !ack.cwnd_limited || ack.acked == 0 {
         return 0;
     }
-    let increase = hystart.scale_increase(ack.acked.min(mss.saturating_mul(ABC_LIMIT_SEGMENTS)));
+    let limited = ack.acked.min(mss.saturating_mul(ABC_LIMIT_SEGMENTS));
+    let increase = hystart.scale_increase(phase, limited);
     let room = ssthresh.saturating_sub(*cwnd);
     if increase < room {
         *cwnd += increase;
@@ -586,6 +587,184 @@ mod tests {
             cc.on_ack(&a);
             replay.on_ack(&a);
             assert_eq!((cc.cwnd(), cc.ssthresh()), (replay.cwnd(), replay.ssthresh()));
+        }
+    }
+
+    /// RFC 9406 in both algorithms: a delay rise ends the initial slow
+    /// start through CSS (growth divided by 4) with ssthresh = cwnd after
+    /// CSS_ROUNDS rounds; a steady RTT keeps slow start going; with
+    /// HyStart++ disabled the delay rise changes nothing.
+    #[test]
+    fn hystart_ends_slow_start_in_both_algorithms() {
+        use hystart::tests::Rounds;
+        for algorithm in CongestionAlgorithm::ALL {
+            let mut cc = Congestion::new(algorithm, 1000, 10, true);
+            let mut r = Rounds::new();
+            for a in r.round(10, 50) {
+                cc.on_ack(&a);
+            }
+            assert_eq!(cc.cwnd(), 20_000);
+            // Delay rises by 10 ms (> 50/8 → 6.25 ms): CSS from the 8th ACK.
+            for a in r.round(10, 60) {
+                cc.on_ack(&a);
+            }
+            assert_eq!(cc.cwnd(), 20_000 + 8 * 1000 + 2 * 250, "{algorithm}");
+            assert!(cc.in_slow_start());
+            let mut rounds = 1;
+            while cc.in_slow_start() {
+                let acks = r.round(10, 60);
+                for a in acks {
+                    cc.on_ack(&a);
+                }
+                rounds += 1;
+                assert!(rounds <= hystart::CSS_ROUNDS + 1, "{algorithm}");
+            }
+            assert_eq!(rounds, hystart::CSS_ROUNDS + 1, "{algorithm}");
+            assert_eq!(cc.ssthresh(), 28_500 + 4 * 2500, "{algorithm}: ssthresh = cwnd at exit");
+
+            // Without HyStart++, the same rise keeps doubling.
+            let mut cc = Congestion::new(algorithm, 1000, 10, false);
+            let mut r = Rounds::new();
+            for rtt in [50, 60, 60] {
+                for a in r.round(10, rtt) {
+                    cc.on_ack(&a);
+                }
+            }
+            assert_eq!(cc.cwnd(), 40_000);
+            assert!(cc.in_slow_start());
+        }
+    }
+
+    /// RFC 9406 §4.2 last paragraph: a loss in CSS sets ssthresh by the
+    /// algorithm's own decrease, not to cwnd.
+    #[test]
+    fn loss_in_css_uses_the_algorithms_decrease() {
+        use hystart::tests::Rounds;
+        for (algorithm, expected) in [
+            (CongestionAlgorithm::NewReno, 15_000),
+            (CongestionAlgorithm::Cubic, 21_000),
+        ] {
+            let mut cc = Congestion::new(algorithm, 1000, 10, true);
+            let mut r = Rounds::new();
+            for rtt in [50, 60] {
+                for a in r.round(10, rtt) {
+                    cc.on_ack(&a);
+                }
+            }
+            cc.on_loss_detected(Instant::ZERO, 30_000);
+            assert_eq!(cc.ssthresh(), expected, "{algorithm}");
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Event {
+            Ack {
+                dt_us: u64,
+                acked: usize,
+                rtt_us: Option<u64>,
+                advance: u32,
+                limited: bool,
+            },
+            EnterRecovery(usize),
+            DupAck,
+            PartialAck(usize),
+            ExitRecovery(usize),
+            LossDetected(usize),
+            SetCwnd(usize),
+            Rto(usize),
+            IdleRestart,
+            SetMss(usize),
+        }
+
+        fn bytes() -> impl Strategy<Value = usize> {
+            prop_oneof![0usize..100_000, Just(0), Just(usize::MAX), any::<usize>()]
+        }
+
+        fn event() -> impl Strategy<Value = Event> {
+            prop_oneof![
+                6 => (
+                    prop_oneof![0u64..200_000, any::<u64>().prop_map(|t| t >> 8)],
+                    bytes(),
+                    proptest::option::of(prop_oneof![0u64..500_000, any::<u64>().prop_map(|t| t >> 8)]),
+                    0u32..100_000,
+                    any::<bool>()
+                )
+                    .prop_map(|(dt_us, acked, rtt_us, advance, limited)| Event::Ack {
+                        dt_us,
+                        acked,
+                        rtt_us,
+                        advance,
+                        limited
+                    }),
+                1 => bytes().prop_map(Event::EnterRecovery),
+                1 => Just(Event::DupAck),
+                1 => bytes().prop_map(Event::PartialAck),
+                1 => bytes().prop_map(Event::ExitRecovery),
+                1 => bytes().prop_map(Event::LossDetected),
+                1 => bytes().prop_map(Event::SetCwnd),
+                1 => bytes().prop_map(Event::Rto),
+                1 => Just(Event::IdleRestart),
+                1 => prop_oneof![0usize..10_000, Just(usize::MAX), Just(65_535)].prop_map(Event::SetMss),
+            ]
+        }
+
+        proptest! {
+            /// For arbitrary event sequences, neither algorithm panics
+            /// (debug builds check overflow), and cwnd stays at least one
+            /// SMSS and ssthresh at least 2·SMSS once a loss set it.
+            #[test]
+            fn cwnd_never_below_one_smss(
+                algorithm in prop_oneof![Just(CongestionAlgorithm::NewReno), Just(CongestionAlgorithm::Cubic)],
+                hystart in any::<bool>(),
+                mss in 1usize..9000,
+                events in proptest::collection::vec(event(), 1..200),
+            ) {
+                let mut cc = Congestion::new(algorithm, mss, 10, hystart);
+                let mut mss = mss;
+                let mut now = Instant::ZERO;
+                let mut una = SeqNum(7);
+                for e in events {
+                    match e {
+                        Event::Ack { dt_us, acked, rtt_us, advance, limited } => {
+                            now += Duration::from_micros(dt_us);
+                            una = una + advance as usize;
+                            cc.on_ack(&AckSample {
+                                now,
+                                acked,
+                                rtt: rtt_us.map(Duration::from_micros),
+                                snd_una: una,
+                                snd_nxt: una + (advance as usize) * 2,
+                                in_flight: acked,
+                                cwnd_limited: limited,
+                            });
+                        }
+                        Event::EnterRecovery(f) => cc.on_enter_recovery(now, f),
+                        Event::DupAck => cc.on_recovery_dup_ack(),
+                        Event::PartialAck(a) => cc.on_partial_ack(a),
+                        Event::ExitRecovery(f) => cc.on_exit_recovery(f),
+                        Event::LossDetected(f) => {
+                            cc.on_loss_detected(now, f);
+                            prop_assert!(cc.ssthresh() >= mss.saturating_mul(2));
+                        }
+                        Event::SetCwnd(c) => cc.set_cwnd(c),
+                        Event::Rto(f) => {
+                            cc.on_rto(now, f);
+                            prop_assert_eq!(cc.cwnd(), mss);
+                        }
+                        Event::IdleRestart => cc.on_idle_restart(),
+                        Event::SetMss(m) => {
+                            cc.set_mss(m);
+                            mss = m.max(1);
+                        }
+                    }
+                    prop_assert!(cc.cwnd() >= mss, "cwnd {} < mss {} after {:?}", cc.cwnd(), mss, cc);
+                    prop_assert!(cc.ssthresh() >= 1);
+                }
+            }
         }
     }
 }
