@@ -15,10 +15,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
+use xdp_tcp::tcp::congestion::CongestionAlgorithm;
 use xdp_tcp::tcp::{
     CloseReason, ConnId, Event, KeepaliveConfig, StackConfig, State, TcpConfig, TcpError,
 };
-use xdp_tcp::tcp::congestion::CongestionAlgorithm;
 use xdp_tcp::wire::{SeqNum, TcpFlags};
 
 const MSS: usize = 1460;

@@ -264,7 +264,9 @@ pub(crate) mod tests {
         }
         let acks = r.round(10, 113);
         // Not before the eighth sample of the round.
-        assert!(run(&mut h, &acks[..7]).iter().all(|p| *p == Phase::SlowStart));
+        assert!(run(&mut h, &acks[..7])
+            .iter()
+            .all(|p| *p == Phase::SlowStart));
         assert!(!h.in_css());
         // The eighth still grows fully (the update precedes the check) ...
         assert_eq!(run(&mut h, &acks[7..8]), [Phase::SlowStart]);

@@ -299,7 +299,12 @@ impl Congestion {
     /// The controller a connection with configuration `cfg` starts with,
     /// for sender MSS `mss`.
     pub fn from_config(cfg: &TcpConfig, mss: usize) -> Self {
-        Self::new(cfg.congestion, mss, cfg.initial_window_segments, cfg.hystart)
+        Self::new(
+            cfg.congestion,
+            mss,
+            cfg.initial_window_segments,
+            cfg.hystart,
+        )
     }
 
     /// The algorithm this controller runs.
@@ -586,7 +591,10 @@ mod tests {
             let a = acked(Instant::from_secs(2) + Duration::from_millis(10 * i), 1000);
             cc.on_ack(&a);
             replay.on_ack(&a);
-            assert_eq!((cc.cwnd(), cc.ssthresh()), (replay.cwnd(), replay.ssthresh()));
+            assert_eq!(
+                (cc.cwnd(), cc.ssthresh()),
+                (replay.cwnd(), replay.ssthresh())
+            );
         }
     }
 
@@ -620,7 +628,11 @@ mod tests {
                 assert!(rounds <= hystart::CSS_ROUNDS + 1, "{algorithm}");
             }
             assert_eq!(rounds, hystart::CSS_ROUNDS + 1, "{algorithm}");
-            assert_eq!(cc.ssthresh(), 28_500 + 4 * 2500, "{algorithm}: ssthresh = cwnd at exit");
+            assert_eq!(
+                cc.ssthresh(),
+                28_500 + 4 * 2500,
+                "{algorithm}: ssthresh = cwnd at exit"
+            );
 
             // Without HyStart++, the same rise keeps doubling.
             let mut cc = Congestion::new(algorithm, 1000, 10, false);
