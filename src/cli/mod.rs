@@ -139,8 +139,7 @@ mod tests {
         assert!(cli.is_ok(), "{:?}", cli.err());
         // An unknown algorithm is refused with a message naming the choices.
         let err = Cli::try_parse_from(["xdp-tcp", "sim", "--congestion", "bbr"])
-            .err()
-            .expect("bbr is refused")
+            .expect_err("bbr is refused")
             .to_string();
         assert!(err.contains("use one of newreno, cubic"), "{err}");
     }

@@ -218,8 +218,8 @@ pub(crate) mod tests {
             self.nxt = self.una + acks;
             (0..acks)
                 .map(|_| {
-                    self.una = self.una + 1;
-                    self.nxt = self.nxt + 1;
+                    self.una += 1;
+                    self.nxt += 1;
                     ack(self.una, self.nxt, Some(Duration::from_millis(rtt_ms)))
                 })
                 .collect()

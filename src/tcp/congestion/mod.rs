@@ -743,7 +743,7 @@ mod tests {
                     match e {
                         Event::Ack { dt_us, acked, rtt_us, advance, limited } => {
                             now += Duration::from_micros(dt_us);
-                            una = una + advance as usize;
+                            una += advance as usize;
                             cc.on_ack(&AckSample {
                                 now,
                                 acked,
