@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
+use xdp_tcp::tcp::congestion::CongestionAlgorithm;
 use xdp_tcp::tcp::{
     CloseReason, ConnId, Event, KeepaliveConfig, StackConfig, State, TcpConfig, TcpError,
 };
@@ -51,6 +52,13 @@ fn config(f: impl FnOnce(&mut TcpConfig)) -> StackConfig {
     let mut c = plain_config();
     f(&mut c.tcp);
     c
+}
+
+/// The plain configuration with NewReno: tests that check RFC 5681's
+/// window arithmetic (ssthresh = FlightSize/2) pin the algorithm it
+/// specifies, since the default is CUBIC (β = 0.7, RFC 9438).
+fn newreno_config() -> StackConfig {
+    config(|t| t.congestion = CongestionAlgorithm::NewReno)
 }
 
 /// A passively opened ESTABLISHED connection (handshake RTT 0).
@@ -1254,7 +1262,7 @@ fn ack_of_new_data_restarts_the_retransmission_timer() {
 /// retransmitted.
 #[test]
 fn retransmission_timeout_resends_one_segment_and_collapses_cwnd() {
-    let (mut h, c, iss) = open(plain_config());
+    let (mut h, c, iss) = open(newreno_config());
     assert_eq!(h.stack.send(c, &pattern(10 * MSS, 25)), Ok(10 * MSS));
     h.poll();
     assert_eq!(h.take().len(), 10);
@@ -1312,7 +1320,7 @@ fn seg_start(iss: SeqNum, k: usize) -> SeqNum {
 /// min(ssthresh, max(FlightSize, SMSS) + SMSS) or ssthresh. No RTO fires.
 #[test]
 fn three_duplicate_acks_fast_retransmit_and_newreno_repairs_each_hole() {
-    let (mut h, c, iss) = open(plain_config());
+    let (mut h, c, iss) = open(newreno_config());
     assert_eq!(h.stack.send(c, &pattern(14 * MSS, 26)), Ok(14 * MSS));
     h.poll();
     assert_eq!(h.take().len(), 10);
@@ -1382,7 +1390,7 @@ fn three_duplicate_acks_fast_retransmit_and_newreno_repairs_each_hole() {
 /// any RTO.
 #[test]
 fn fast_retransmit_when_the_first_data_segment_is_lost() {
-    let (mut h, c, iss) = open(plain_config());
+    let (mut h, c, iss) = open(newreno_config());
     assert_eq!(h.stack.send(c, &pattern(4 * MSS, 27)), Ok(4 * MSS));
     h.poll();
     assert_eq!(h.take().len(), 4);

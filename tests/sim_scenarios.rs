@@ -6,10 +6,13 @@
 //!
 //! `SIM_SEEDS` sets the seeds per scenario (default 100). A failure lists
 //! every failing seed; `xdp-tcp sim --seed N ...` replays one.
+//! `SIM_CONGESTION=newreno|cubic` runs both ends with that algorithm
+//! (default: the stack default, CUBIC), to compare them.
 
 use std::time::Duration;
 
 use xdp_tcp::sim::{run_transfer, GilbertElliott, Impairments, TransferReport, TransferSpec};
+use xdp_tcp::tcp::congestion::CongestionAlgorithm;
 
 const TEN_MB: usize = 10 * 1024 * 1024;
 
@@ -18,6 +21,14 @@ fn seeds() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100)
+}
+
+fn congestion() -> Option<CongestionAlgorithm> {
+    let name = std::env::var("SIM_CONGESTION").ok()?;
+    Some(
+        name.parse()
+            .unwrap_or_else(|e| panic!("SIM_CONGESTION: {e}")),
+    )
 }
 
 /// Runs `spec_for(seed)` for every seed, checks `check` on each report, and
@@ -30,7 +41,11 @@ fn run_seeds(
     let mut failures = Vec::new();
     let mut reports = Vec::new();
     for seed in 0..seeds() {
-        let spec = spec_for(seed);
+        let mut spec = spec_for(seed);
+        if let Some(algorithm) = congestion() {
+            spec.client_tcp.congestion = algorithm;
+            spec.server_tcp.congestion = algorithm;
+        }
         match run_transfer(&spec).and_then(|r| check(&r).map(|_| r)) {
             Ok(r) => reports.push(r),
             Err(e) => failures.push(format!("seed {seed}: {e}")),

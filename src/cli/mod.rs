@@ -115,6 +115,9 @@ mod tests {
             "--batch",
             "32",
             "--nodelay",
+            "--congestion",
+            "newreno",
+            "--no-hystart",
         ]);
         assert!(cli.is_ok(), "{:?}", cli.err());
         let cli = Cli::try_parse_from([
@@ -132,6 +135,13 @@ mod tests {
             "xdp-tcp", "sim", "--burst", "0.01,0.3", "--trace", "--bytes", "1M",
         ]);
         assert!(cli.is_ok(), "{:?}", cli.err());
+        let cli = Cli::try_parse_from(["xdp-tcp", "sim", "--congestion", "cubic", "--no-hystart"]);
+        assert!(cli.is_ok(), "{:?}", cli.err());
+        // An unknown algorithm is refused with a message naming the choices.
+        let err = Cli::try_parse_from(["xdp-tcp", "sim", "--congestion", "bbr"])
+            .expect_err("bbr is refused")
+            .to_string();
+        assert!(err.contains("use one of newreno, cubic"), "{err}");
     }
 
     #[test]

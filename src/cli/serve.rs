@@ -13,6 +13,7 @@ use crate::app::{BuiltinApp, Stream};
 use crate::runtime::{
     serve, start_threaded, FastPathConfig, ServeConfig, ServeReport, ThreadedConfig,
 };
+use crate::tcp::congestion::CongestionAlgorithm;
 use crate::xdp::{BindMode, XdpMode};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -81,6 +82,12 @@ pub struct ServeArgs {
     /// Disable Nagle's algorithm on every connection.
     #[arg(long)]
     nodelay: bool,
+    /// Congestion control for every connection: newreno or cubic (RFC 9438).
+    #[arg(long, default_value_t = CongestionAlgorithm::default())]
+    congestion: CongestionAlgorithm,
+    /// Disable HyStart++ (RFC 9406) in the initial slow start.
+    #[arg(long)]
+    no_hystart: bool,
 }
 
 /// A list of core numbers (one clap value: "0,1" or "2-5").
@@ -128,6 +135,8 @@ fn fast_path(a: &ServeArgs) -> FastPathConfig {
     config.backlog = a.backlog.max(1);
     config.drain = Duration::from_millis(a.drain_ms);
     config.stack.tcp.nagle = !a.nodelay;
+    config.stack.tcp.congestion = a.congestion;
+    config.stack.tcp.hystart = !a.no_hystart;
     config.xsk.batch = a.batch as usize;
     config
 }

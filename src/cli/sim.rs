@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::sim::{run_transfer, GilbertElliott, Impairments, TransferSpec};
+use crate::tcp::congestion::CongestionAlgorithm;
 
 #[derive(Args, Debug)]
 pub struct SimArgs {
@@ -52,6 +53,12 @@ pub struct SimArgs {
     /// Disable Nagle's algorithm (TCP_NODELAY).
     #[arg(long)]
     nodelay: bool,
+    /// Congestion control: newreno or cubic (RFC 9438).
+    #[arg(long, default_value_t = CongestionAlgorithm::default())]
+    congestion: CongestionAlgorithm,
+    /// Disable HyStart++ (RFC 9406) in the initial slow start.
+    #[arg(long)]
+    no_hystart: bool,
     /// Print every delivered segment to stderr (time, hosts, flags, seq, ack, length, window).
     #[arg(long)]
     trace: bool,
@@ -121,6 +128,8 @@ pub fn run(a: &SimArgs) -> Result<(), String> {
     for tcp in [&mut spec.client_tcp, &mut spec.server_tcp] {
         tcp.recv_buffer = a.recv_buffer;
         tcp.nagle = !a.nodelay;
+        tcp.congestion = a.congestion;
+        tcp.hystart = !a.no_hystart;
         tcp.validate().map_err(|e| format!("--recv-buffer: {e}"))?;
     }
     spec.reader_rate = a
@@ -137,6 +146,11 @@ pub fn run(a: &SimArgs) -> Result<(), String> {
             .take(8)
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
+    );
+    println!(
+        "congestion control {}{}",
+        a.congestion,
+        if a.no_hystart { "" } else { " with HyStart++" }
     );
     println!(
         "virtual time {:.3} s, goodput {:.1} Mbit/s; simulated in {:.2} s wall",

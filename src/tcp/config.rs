@@ -65,11 +65,14 @@ pub struct TcpConfig {
     /// How long an orphaned connection may sit in FIN-WAIT-2 (Linux tcp_fin_timeout).
     pub fin_wait2_timeout: Duration,
     pub keepalive: Option<KeepaliveConfig>,
+    /// Congestion control (Linux net.ipv4.tcp_congestion_control; default CUBIC, RFC 9438).
     pub congestion: CongestionAlgorithm,
     /// RACK-TLP loss detection and tail-loss probes (RFC 8985), used when
     /// SACK is negotiated; off falls back to the RFC 6675 §4 IsLost rule
     /// and RTO for tails. On by default, as on Linux.
     pub rack: bool,
+    /// HyStart++ (RFC 9406) in the initial slow start, for every algorithm.
+    pub hystart: bool,
     /// Initial congestion window in segments (RFC 6928: 10).
     pub initial_window_segments: usize,
     /// IPv4 TTL of emitted segments.
@@ -97,6 +100,7 @@ impl Default for TcpConfig {
             keepalive: None,
             congestion: CongestionAlgorithm::default(),
             rack: true,
+            hystart: true,
             initial_window_segments: 10,
             ttl: 64,
         }

@@ -6,19 +6,10 @@
 //! `recover` point and the choice of hook belong to the connection; see the
 //! caller protocol on [`CongestionControl`].
 
-use std::time::Duration;
-
-use super::{initial_window, CongestionControl};
+use super::{
+    initial_window, slow_start, AckSample, CongestionControl, HyStartPlusPlus, INITIAL_SSTHRESH,
+};
 use crate::tcp::Instant;
-
-/// RFC 5681 §3.1: "the initial value of ssthresh SHOULD be set arbitrarily
-/// high (e.g., to the size of the largest possible advertised window)". Half
-/// of `usize::MAX` leaves headroom so `ssthresh + k·SMSS` cannot overflow.
-const INITIAL_SSTHRESH: usize = usize::MAX / 2;
-
-/// RFC 3465 §2.2: the slow-start increase per ACK is capped at `L·SMSS`,
-/// with `L = 2` recommended (it covers a delayed ACK of two segments).
-const ABC_LIMIT_SEGMENTS: usize = 2;
 
 /// NewReno congestion control state for one connection.
 ///
@@ -36,6 +27,9 @@ const ABC_LIMIT_SEGMENTS: usize = 2;
 ///   SMSS per window of data regardless of ACK frequency (delayed or
 ///   stretch ACKs do not slow it down, unlike `SMSS·SMSS/cwnd` per ACK,
 ///   which also rounds to zero once `cwnd > SMSS²`).
+/// - **HyStart++** (RFC 9406) may end the initial slow start early, with
+///   `ssthresh = cwnd`; see [`HyStartPlusPlus`].
+/// - Neither grows when the ACK reports the sender was not cwnd-limited.
 ///
 /// All arithmetic saturates; `cwnd` never drops below one SMSS.
 #[derive(Debug, Clone)]
@@ -58,14 +52,16 @@ pub struct NewReno {
     /// `SND.UNA` since, so another timeout is the *same* segment timing out
     /// again (RFC 5681 §3.1: ssthresh is only reduced the first time).
     in_rto_loss: bool,
+    /// RFC 9406 HyStart++ for the initial slow start.
+    hystart: HyStartPlusPlus,
 }
 
 impl NewReno {
     /// A fresh controller: `cwnd` = [`initial_window`]`(mss,
     /// initial_window_segments)`, `ssthresh` arbitrarily high (RFC 5681
     /// §3.1). An `mss` of 0 is treated as 1 so the window can never stall at
-    /// zero.
-    pub fn new(mss: usize, initial_window_segments: usize) -> Self {
+    /// zero. `hystart` enables HyStart++ (RFC 9406) in the initial slow start.
+    pub fn new(mss: usize, initial_window_segments: usize, hystart: bool) -> Self {
         let mss = mss.max(1);
         NewReno {
             mss,
@@ -75,17 +71,13 @@ impl NewReno {
             bytes_acked: 0,
             pristine: true,
             in_rto_loss: false,
+            hystart: HyStartPlusPlus::new(hystart),
         }
     }
 
     /// The sender MSS this controller sizes its window with.
     pub fn mss(&self) -> usize {
         self.mss
-    }
-
-    /// True while in slow start (`cwnd < ssthresh`).
-    pub fn in_slow_start(&self) -> bool {
-        self.cwnd < self.ssthresh
     }
 
     fn initial_window(&self) -> usize {
@@ -119,37 +111,42 @@ impl NewReno {
         self.bytes_acked = 0;
         self.pristine = false;
     }
+
+    /// The multiplicative decrease of a loss event (RFC 5681 §3.1 eq. (4)),
+    /// ending HyStart++ (RFC 9406 §4.2).
+    fn reduce_ssthresh(&mut self, flight: usize) {
+        self.ssthresh = self.halve(flight);
+        self.hystart.on_congestion();
+    }
 }
 
 impl CongestionControl for NewReno {
-    fn on_ack(&mut self, _now: Instant, acked: usize, _rtt: Option<Duration>) {
+    fn on_ack(&mut self, ack: &AckSample) {
         self.pristine = false;
         self.in_rto_loss = false;
-        if acked == 0 {
-            return;
-        }
-        if self.cwnd < self.ssthresh {
-            // RFC 5681 §3.1 slow start with RFC 3465 §2.2 ABC, L = 2·SMSS.
-            let limit = self.mss.saturating_mul(ABC_LIMIT_SEGMENTS);
-            let increase = acked.min(limit);
-            let room = self.ssthresh - self.cwnd;
-            if increase < room {
-                self.cwnd += increase;
-            } else {
-                // Reaching ssthresh: stop there and let the rest of this
-                // ACK count towards congestion avoidance (RFC 5681 §3.1
-                // allows either algorithm at cwnd == ssthresh).
-                self.cwnd = self.ssthresh;
-                self.congestion_avoidance(acked - room);
-            }
+        let acked = if self.cwnd < self.ssthresh {
+            // RFC 5681 §3.1 slow start with RFC 3465 §2.2 ABC, L = 2·SMSS,
+            // and RFC 9406 HyStart++.
+            slow_start(
+                &mut self.cwnd,
+                &mut self.ssthresh,
+                self.mss,
+                &mut self.hystart,
+                ack,
+            )
         } else {
+            ack.acked
+        };
+        // RFC 7661 spirit: an application- or receiver-limited sender has
+        // not tested the window, so it does not grow.
+        if acked > 0 && ack.cwnd_limited {
             self.congestion_avoidance(acked);
         }
     }
 
     fn on_enter_recovery(&mut self, _now: Instant, flight: usize) {
         // RFC 5681 §3.2 step 2 / RFC 6582 §3.2 step 2: eq. (4).
-        self.ssthresh = self.halve(flight);
+        self.reduce_ssthresh(flight);
         // RFC 5681 §3.2 step 3: inflate by the three segments that left the
         // network (the duplicate ACKs).
         self.cwnd = self.ssthresh.saturating_add(self.mss.saturating_mul(3));
@@ -189,28 +186,13 @@ impl CongestionControl for NewReno {
         self.on_window_reduction();
     }
 
-    fn on_loss_detected(&mut self, _now: Instant, flight: usize) {
-        self.ssthresh = self.halve(flight);
-        self.in_rto_loss = false;
-        self.on_window_reduction();
-    }
-
-    fn set_cwnd(&mut self, cwnd: usize) {
-        self.cwnd = cwnd.max(self.mss);
-        self.pristine = false;
-    }
-
-    fn in_slow_start(&self) -> bool {
-        self.cwnd < self.ssthresh
-    }
-
     fn on_rto(&mut self, _now: Instant, flight: usize) {
         // RFC 5681 §3.1: ssthresh is set by eq. (4) only when "the given
         // segment has not yet been resent by way of the retransmission
         // timer"; consecutive timeouts without an ACK in between are the
         // same segment, so hold ssthresh.
         if !self.in_rto_loss {
-            self.ssthresh = self.halve(flight);
+            self.reduce_ssthresh(flight);
             self.in_rto_loss = true;
         }
         // RFC 5681 §3.1: cwnd = loss window LW = 1 full-sized segment.
@@ -240,6 +222,20 @@ impl CongestionControl for NewReno {
         }
     }
 
+    fn on_loss_detected(&mut self, _now: Instant, flight: usize) {
+        // RFC 6675 §5 step 4.2 / RFC 6937: ssthresh by eq. (4); PRR moves
+        // cwnd from here.
+        self.reduce_ssthresh(flight);
+        self.in_rto_loss = false;
+        self.on_window_reduction();
+    }
+
+    fn set_cwnd(&mut self, cwnd: usize) {
+        self.cwnd = cwnd.max(self.mss);
+        self.bytes_acked = self.bytes_acked.min(self.cwnd - 1);
+        self.pristine = false;
+    }
+
     fn cwnd(&self) -> usize {
         self.cwnd
     }
@@ -247,17 +243,35 @@ impl CongestionControl for NewReno {
     fn ssthresh(&self) -> usize {
         self.ssthresh
     }
+
+    fn in_slow_start(&self) -> bool {
+        self.cwnd < self.ssthresh
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::SeqNum;
 
     const MSS: usize = 1000;
     const T: Instant = Instant::ZERO;
 
+    /// An ACK of `n` bytes, cwnd-limited, without an RTT sample.
+    fn acked(n: usize) -> AckSample {
+        AckSample {
+            now: T,
+            acked: n,
+            rtt: None,
+            snd_una: SeqNum(0),
+            snd_nxt: SeqNum(0),
+            in_flight: 0,
+            cwnd_limited: true,
+        }
+    }
+
     fn reno() -> NewReno {
-        NewReno::new(MSS, 10)
+        NewReno::new(MSS, 10, false)
     }
 
     /// A controller in congestion avoidance with cwnd == ssthresh == `w`.
@@ -265,7 +279,7 @@ mod tests {
         let mut cc = reno();
         cc.on_rto(T, 2 * w); // ssthresh = w, cwnd = 1 SMSS
         while cc.cwnd() < cc.ssthresh() {
-            cc.on_ack(T, MSS, None);
+            cc.on_ack(&acked(MSS));
         }
         assert_eq!((cc.cwnd(), cc.ssthresh()), (w, w));
         assert_eq!(cc.bytes_acked, 0);
@@ -278,12 +292,12 @@ mod tests {
         assert_eq!(cc.cwnd(), 10 * MSS);
         assert_eq!(cc.ssthresh(), usize::MAX / 2);
         assert!(cc.in_slow_start());
-        assert_eq!(NewReno::new(1460, 0).cwnd(), 4380);
+        assert_eq!(NewReno::new(1460, 0, false).cwnd(), 4380);
     }
 
     #[test]
     fn zero_mss_is_treated_as_one() {
-        let cc = NewReno::new(0, 10);
+        let cc = NewReno::new(0, 10, false);
         assert_eq!(cc.mss(), 1);
         assert_eq!(cc.cwnd(), 10);
     }
@@ -291,11 +305,11 @@ mod tests {
     #[test]
     fn slow_start_grows_by_acked_bytes() {
         let mut cc = reno();
-        cc.on_ack(T, MSS, None);
+        cc.on_ack(&acked(MSS));
         assert_eq!(cc.cwnd(), 11 * MSS);
-        cc.on_ack(T, 500, None);
+        cc.on_ack(&acked(500));
         assert_eq!(cc.cwnd(), 11 * MSS + 500);
-        cc.on_ack(T, 2 * MSS, None); // a delayed ACK: full credit
+        cc.on_ack(&acked(2 * MSS)); // a delayed ACK: full credit
         assert_eq!(cc.cwnd(), 13 * MSS + 500);
     }
 
@@ -305,13 +319,13 @@ mod tests {
         let w = cc.cwnd();
         // One ACK per segment for a whole window.
         for _ in 0..w / MSS {
-            cc.on_ack(T, MSS, None);
+            cc.on_ack(&acked(MSS));
         }
         assert_eq!(cc.cwnd(), 2 * w);
         // Delayed ACKs (one per two segments) also double it, thanks to ABC.
         let w = cc.cwnd();
         for _ in 0..w / (2 * MSS) {
-            cc.on_ack(T, 2 * MSS, None);
+            cc.on_ack(&acked(2 * MSS));
         }
         assert_eq!(cc.cwnd(), 2 * w);
     }
@@ -320,7 +334,7 @@ mod tests {
     fn slow_start_abc_limit() {
         let mut cc = reno();
         // A stretch ACK for 10 segments only earns L = 2·SMSS (RFC 3465).
-        cc.on_ack(T, 10 * MSS, None);
+        cc.on_ack(&acked(10 * MSS));
         assert_eq!(cc.cwnd(), 12 * MSS);
     }
 
@@ -330,10 +344,10 @@ mod tests {
         cc.on_rto(T, 11 * MSS); // ssthresh 5500, cwnd 1000
         assert_eq!(cc.ssthresh(), 5500);
         for _ in 0..4 {
-            cc.on_ack(T, MSS, None);
+            cc.on_ack(&acked(MSS));
         }
         assert_eq!(cc.cwnd(), 5000);
-        cc.on_ack(T, 2 * MSS, None);
+        cc.on_ack(&acked(2 * MSS));
         // 500 bytes of growth reach ssthresh; the other 1500 count towards
         // congestion avoidance.
         assert_eq!(cc.cwnd(), 5500);
@@ -344,7 +358,7 @@ mod tests {
     #[test]
     fn zero_byte_ack_changes_nothing() {
         let mut cc = reno();
-        cc.on_ack(T, 0, None);
+        cc.on_ack(&acked(0));
         assert_eq!(cc.cwnd(), 10 * MSS);
     }
 
@@ -354,14 +368,14 @@ mod tests {
         let mut cc = in_avoidance(w);
         // One window's worth of per-segment ACKs: exactly +1 SMSS.
         for _ in 0..w / MSS {
-            cc.on_ack(T, MSS, None);
+            cc.on_ack(&acked(MSS));
         }
         assert_eq!(cc.cwnd(), w + MSS);
         // Ten more round trips, each ACKing the then-current window.
         for _ in 0..10 {
             let w = cc.cwnd();
             for _ in 0..w / MSS {
-                cc.on_ack(T, MSS, None);
+                cc.on_ack(&acked(MSS));
             }
             assert_eq!(cc.cwnd(), w + MSS);
         }
@@ -373,7 +387,7 @@ mod tests {
         let mut cc = in_avoidance(w);
         // Delayed ACKs, one per two segments: still +1 SMSS per window.
         for _ in 0..w / (2 * MSS) {
-            cc.on_ack(T, 2 * MSS, None);
+            cc.on_ack(&acked(2 * MSS));
         }
         assert_eq!(cc.cwnd(), w + MSS);
     }
@@ -383,10 +397,10 @@ mod tests {
         let w = 10 * MSS;
         let mut cc = in_avoidance(w);
         for _ in 0..(w / 100) - 1 {
-            cc.on_ack(T, 100, None);
+            cc.on_ack(&acked(100));
         }
         assert_eq!(cc.cwnd(), w);
-        cc.on_ack(T, 100, None);
+        cc.on_ack(&acked(100));
         assert_eq!(cc.cwnd(), w + MSS);
     }
 
@@ -394,7 +408,7 @@ mod tests {
     fn congestion_avoidance_at_most_one_smss_per_ack() {
         let w = 10 * MSS;
         let mut cc = in_avoidance(w);
-        cc.on_ack(T, 100 * w, None);
+        cc.on_ack(&acked(100 * w));
         assert_eq!(cc.cwnd(), w + MSS);
         assert!(cc.bytes_acked < cc.cwnd());
     }
@@ -404,10 +418,10 @@ mod tests {
         // cwnd far above SMSS², where SMSS·SMSS/cwnd would round to zero.
         let w = 4_000_000_000usize.min(usize::MAX / 4) / MSS * MSS;
         let mut cc = in_avoidance_direct(w);
-        let mut acked = 0;
-        while acked < w {
-            cc.on_ack(T, 64 * MSS, None);
-            acked += 64 * MSS;
+        let mut total = 0;
+        while total < w {
+            cc.on_ack(&acked(64 * MSS));
+            total += 64 * MSS;
         }
         assert_eq!(cc.cwnd(), w + MSS);
     }
@@ -518,7 +532,7 @@ mod tests {
         assert_eq!(cc.ssthresh(), 15 * MSS);
         assert_eq!(cc.cwnd(), MSS);
         // After forward progress a new timeout is a new loss event.
-        cc.on_ack(T, MSS, None);
+        cc.on_ack(&acked(MSS));
         cc.on_rto(T, 8 * MSS);
         assert_eq!(cc.ssthresh(), 4 * MSS);
     }
@@ -536,7 +550,7 @@ mod tests {
     fn idle_restart() {
         let mut cc = reno();
         for _ in 0..40 {
-            cc.on_ack(T, MSS, None);
+            cc.on_ack(&acked(MSS));
         }
         assert_eq!(cc.cwnd(), 50 * MSS);
         cc.on_idle_restart();
@@ -550,7 +564,7 @@ mod tests {
 
     #[test]
     fn set_mss_before_traffic_resizes_initial_window() {
-        let mut cc = NewReno::new(536, 10);
+        let mut cc = NewReno::new(536, 10, false);
         cc.set_mss(1460);
         assert_eq!(cc.cwnd(), 14_600);
         cc.set_mss(8960);
@@ -563,7 +577,7 @@ mod tests {
     #[test]
     fn set_mss_after_traffic_keeps_window() {
         let mut cc = reno();
-        cc.on_ack(T, MSS, None);
+        cc.on_ack(&acked(MSS));
         cc.set_mss(1460);
         assert_eq!(cc.cwnd(), 11 * MSS);
         // Floors: cwnd >= 1 SMSS, ssthresh >= 2 SMSS.
@@ -579,11 +593,11 @@ mod tests {
     #[test]
     fn no_overflow_at_huge_windows() {
         let mss = 65_535;
-        let mut cc = NewReno::new(mss, 10);
+        let mut cc = NewReno::new(mss, 10, false);
         // Slow start all the way up to the initial ssthresh.
         let mut prev = cc.cwnd();
         for _ in 0..64 {
-            cc.on_ack(T, usize::MAX, None);
+            cc.on_ack(&acked(usize::MAX));
             cc.cwnd = cc.cwnd.max(cc.ssthresh() - mss); // fast-forward
             assert!(cc.cwnd() >= prev);
             prev = cc.cwnd();
@@ -592,7 +606,7 @@ mod tests {
         assert!(!cc.in_slow_start());
         // Congestion avoidance at the top, with huge ACKs.
         for _ in 0..10 {
-            cc.on_ack(T, usize::MAX, None);
+            cc.on_ack(&acked(usize::MAX));
             assert!(cc.cwnd() >= prev);
             prev = cc.cwnd();
         }
@@ -616,7 +630,7 @@ mod tests {
         // cwnd saturates rather than wrapping.
         cc.cwnd = usize::MAX - 1;
         cc.ssthresh = usize::MAX;
-        cc.on_ack(T, usize::MAX, None);
+        cc.on_ack(&acked(usize::MAX));
         assert_eq!(cc.cwnd(), usize::MAX);
         cc.on_recovery_dup_ack();
         assert_eq!(cc.cwnd(), usize::MAX);

@@ -15,7 +15,7 @@ mod timers;
 use std::sync::Arc;
 
 use crate::tcp::config::{KeepaliveConfig, TcpConfig};
-use crate::tcp::congestion::{Congestion, CongestionControl};
+use crate::tcp::congestion::{Congestion, CongestionAlgorithm, CongestionControl};
 use crate::tcp::error::TcpError;
 use crate::tcp::event::{CloseReason, ListenerId};
 use crate::tcp::flow_table::FourTuple;
@@ -118,6 +118,8 @@ pub struct TcpInfo {
     pub rcv_mss: usize,
     pub cwnd: usize,
     pub ssthresh: usize,
+    /// The congestion-control algorithm the connection runs.
+    pub congestion: CongestionAlgorithm,
     pub srtt: Option<std::time::Duration>,
     pub rttvar: Option<std::time::Duration>,
     pub rto: std::time::Duration,
@@ -323,11 +325,7 @@ impl Connection {
             rto_deadline: None,
             retries: 0,
             rtt_probe: None,
-            cc: Congestion::new(
-                cfg.congestion,
-                DEFAULT_PEER_MSS as usize,
-                cfg.initial_window_segments,
-            ),
+            cc: Congestion::from_config(&cfg, DEFAULT_PEER_MSS as usize),
             dup_acks: 0,
             in_recovery: false,
             recover: p.iss,
@@ -471,6 +469,7 @@ impl Connection {
             rcv_mss: self.local_mss as usize,
             cwnd: self.cc.cwnd(),
             ssthresh: self.cc.ssthresh(),
+            congestion: self.cc.algorithm(),
             srtt: self.rto.srtt(),
             rttvar: self.rto.rttvar(),
             rto: self.rto.rto(),

@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use super::{Connection, Effects};
-use crate::tcp::congestion::{Congestion, CongestionControl};
+use crate::tcp::congestion::{AckSample, Congestion, CongestionControl};
 use crate::tcp::rack::{ProbeOutcome, TailLossProbe, DUP_THRESH};
 use crate::tcp::state::State;
 use crate::tcp::Instant;
@@ -177,8 +177,15 @@ impl Connection {
                 self.cc.on_partial_ack(out.cum_acked);
             }
         } else if advanced {
-            let _ = was_cwnd_limited; // wired into the congestion sample
-            self.cc.on_ack(now, out.delivered, rtt);
+            self.cc.on_ack(&AckSample {
+                now,
+                acked: out.delivered,
+                rtt,
+                snd_una: self.snd_una,
+                snd_nxt: self.snd_max,
+                in_flight: self.scoreboard.pipe(),
+                cwnd_limited: was_cwnd_limited,
+            });
         }
         if self.in_loss && advanced && ack > self.recover {
             self.in_loss = false;
