@@ -228,8 +228,10 @@ pub struct Connection {
     pub(crate) in_loss: bool,
     pub(crate) prr: Prr,
     pub(crate) undo: Option<Undo>,
-    /// Sending stopped on cwnd since the last ACK (not on the app or rwnd).
-    pub(crate) cwnd_limited: bool,
+    /// SND.MAX when sending last filled or was stopped by cwnd (not by the
+    /// application or the peer's window); the window counts as used until
+    /// SND.UNA passes it (as Linux's is_cwnd_limited / cwnd_usage_seq).
+    pub(crate) cwnd_limited_until: Option<SeqNum>,
     /// Zero-window probes sent since the peer last acknowledged anything.
     pub(crate) probes_unanswered: u32,
     pub(crate) keepalive: Option<KeepaliveConfig>,
@@ -340,7 +342,7 @@ impl Connection {
             in_loss: false,
             prr: Prr::default(),
             undo: None,
-            cwnd_limited: false,
+            cwnd_limited_until: None,
             probes_unanswered: 0,
             keepalive: cfg.keepalive,
             keepalive_deadline: None,

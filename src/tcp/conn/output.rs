@@ -270,7 +270,7 @@ impl Connection {
             let cwnd_room = self.cc.cwnd().saturating_sub(self.scoreboard.pipe());
             let wanted = unsent.min(window_room).min(self.snd_mss);
             if cwnd_room < wanted {
-                self.cwnd_limited = true;
+                self.cwnd_limited_until = Some(self.snd_max);
             }
             let len = wanted.min(cwnd_room);
             let unacked = self.snd_max > self.snd_una;
@@ -324,6 +324,9 @@ impl Connection {
         }
         // Only new data comes here; retransmissions go through `send_recorded`.
         self.scoreboard.on_send(seg.seq, seg.data_len + fin, now);
+        if self.scoreboard.pipe() >= self.cc.cwnd() {
+            self.cwnd_limited_until = Some(seg.seq + seg.data_len + fin);
+        }
         if self.in_recovery {
             self.prr.out += seg.data_len + fin;
         }

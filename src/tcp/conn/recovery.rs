@@ -64,9 +64,7 @@ impl Connection {
             return; // an old ACK: nothing left to learn from it
         }
         let advanced = ack > self.snd_una;
-        let was_cwnd_limited = self.cwnd_limited
-            || (self.cc.in_slow_start() && self.scoreboard.pipe() * 2 >= self.cc.cwnd());
-        self.cwnd_limited = false;
+        let was_cwnd_limited = self.cwnd_limited_until.is_some_and(|s| self.snd_una <= s);
         let blocks = if self.sack_permitted {
             tcp.options.sack_blocks.as_slice()
         } else {
