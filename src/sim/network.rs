@@ -51,7 +51,16 @@ pub struct Network {
     pub unroutable: u64,
     /// Print every delivered segment to stderr, tcpdump style.
     pub trace: bool,
+    /// Sees every frame a host sends, `(now, from, to, frame)`, before its
+    /// link does; returning true drops it. For scenarios that must lose
+    /// exactly chosen segments.
+    pub filter: Option<FrameFilter>,
+    /// Frames the filter dropped.
+    pub filtered: u64,
 }
+
+/// See [`Network::filter`].
+pub type FrameFilter = Box<dyn FnMut(Instant, usize, usize, &[u8]) -> bool>;
 
 impl Network {
     pub fn new(start: Instant) -> Network {
@@ -65,6 +74,8 @@ impl Network {
             scratch: Vec::with_capacity(2048),
             unroutable: 0,
             trace: false,
+            filter: None,
+            filtered: 0,
         }
     }
 
@@ -171,6 +182,12 @@ impl Network {
             self.unroutable += 1;
             return;
         };
+        if let Some(filter) = self.filter.as_mut() {
+            if filter(self.now, from, to, frame) {
+                self.filtered += 1;
+                return;
+            }
+        }
         match self.link_index.get(&(from, to)) {
             Some(&i) => self.links[i].2.send(self.now, frame),
             None => self.unroutable += 1,

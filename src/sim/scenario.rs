@@ -6,7 +6,10 @@
 //! everything the sender wrote (exactly once, in order), that both sides
 //! saw a clean close, and that it all happened within a virtual time limit.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::rc::Rc;
 use std::time::Duration;
 
 use rand::{RngCore, SeedableRng};
@@ -18,7 +21,7 @@ use crate::sim::network::Network;
 use crate::tcp::{
     CloseReason, ConnId, ConnStats, Event, Instant, StackConfig, StackStats, TcpConfig, TcpError,
 };
-use crate::wire::MacAddr;
+use crate::wire::{parse_tcp_frame, MacAddr, SeqNum};
 
 /// Addresses from the benchmarking range (RFC 2544), as every test uses.
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -43,6 +46,10 @@ pub struct TransferSpec {
     pub time_limit: Duration,
     /// Print every delivered segment (see [`Network::trace`]).
     pub trace: bool,
+    /// Drop the first transmission of the client's data segment that starts
+    /// at each of these stream offsets (bytes from the start of the data),
+    /// on connection 0.
+    pub drop_client_data_at: Vec<usize>,
 }
 
 impl TransferSpec {
@@ -62,6 +69,7 @@ impl TransferSpec {
             reader_rate: None,
             time_limit: Duration::from_secs(3600),
             trace: false,
+            drop_client_data_at: Vec::new(),
         }
     }
 }
@@ -79,6 +87,12 @@ pub struct TransferReport {
     pub forward_link: LinkStats,
     pub reverse_link: LinkStats,
     pub digest: [u8; 32],
+    /// Client data segments of connection 0: the most times any one
+    /// segment (by starting offset) was sent.
+    pub max_sends_of_a_segment: u32,
+    /// For each offset in [`TransferSpec::drop_client_data_at`], the times
+    /// that segment was sent (the first one dropped).
+    pub sends_of_dropped: Vec<(usize, Vec<Instant>)>,
 }
 
 impl TransferReport {
@@ -159,6 +173,8 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
         spec.reverse.clone(),
         spec.seed,
     );
+    let log = Rc::new(RefCell::new(SegmentLog::default()));
+    net.filter = Some(segment_filter(client.0, spec.drop_client_data_at.clone(), log.clone()));
     let server_addr = SocketAddrV4::new(SERVER_IP, SERVER_PORT);
     let listener = net
         .stack(server)
@@ -389,6 +405,7 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
             )));
         }
     }
+    let log = log.borrow();
     Ok(TransferReport {
         elapsed: finished.saturating_since(start),
         bytes: spec.bytes,
@@ -399,5 +416,52 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
         forward_link: net.link_stats(client, server).unwrap_or_default(),
         reverse_link: net.link_stats(server, client).unwrap_or_default(),
         digest,
+        max_sends_of_a_segment: log.sends.values().map(|v| v.len() as u32).max().unwrap_or(0),
+        sends_of_dropped: spec
+            .drop_client_data_at
+            .iter()
+            .map(|&o| (o, log.sends.get(&o).cloned().unwrap_or_default()))
+            .collect(),
+    })
+}
+
+/// What [`segment_filter`] saw of connection 0's client data segments.
+#[derive(Default)]
+struct SegmentLog {
+    /// The client's port and ISN, from its first SYN.
+    isn: Option<(u16, SeqNum)>,
+    /// Send times of each data segment, by stream offset.
+    sends: HashMap<usize, Vec<Instant>>,
+}
+
+/// Logs the client's data segments of its first connection and drops the
+/// first transmission of those starting at `drop_at`.
+fn segment_filter(
+    client: usize,
+    drop_at: Vec<usize>,
+    log: Rc<RefCell<SegmentLog>>,
+) -> crate::sim::network::FrameFilter {
+    Box::new(move |now, from, _to, frame| {
+        if from != client {
+            return false;
+        }
+        let Ok(f) = parse_tcp_frame(frame, false) else {
+            return false;
+        };
+        let mut log = log.borrow_mut();
+        if f.tcp.flags.syn() && !f.tcp.flags.ack() {
+            if log.isn.is_none() {
+                log.isn = Some((f.tcp.src_port, f.tcp.seq));
+            }
+            return false;
+        }
+        let Some((port, isn)) = log.isn else { return false };
+        if f.tcp.src_port != port || f.payload.is_empty() || f.tcp.seq < isn + 1 {
+            return false;
+        }
+        let offset = f.tcp.seq.since(isn + 1);
+        let sends = log.sends.entry(offset).or_default();
+        sends.push(now);
+        sends.len() == 1 && drop_at.contains(&offset)
     })
 }
