@@ -461,12 +461,12 @@ impl Connection {
     fn timestamp_check(&mut self, now: Instant, tcp: &TcpRepr, fx: &mut Effects) -> bool {
         let Some(ts) = tcp.options.timestamps else {
             // RFC 7323 §3.2: "If a non-RST segment is received without a
-            // TSopt, a TCP SHOULD silently drop the segment." We follow the
-            // RFC (Linux accepts such segments): a segment that cannot be
-            // checked by PAWS or timed is not trusted, and a conforming
-            // peer always sends the option once it was negotiated.
+            // TSopt, a TCP SHOULD silently drop the segment." We accept it,
+            // as Linux does (middleboxes strip options mid-connection, and
+            // dropping would stall such a connection for good), count it,
+            // and it cannot update TS.Recent. PAWS has nothing to check.
             self.stats.missing_timestamps += 1;
-            return false;
+            return true;
         };
         // R1 (PAWS): SEG.TSval < TS.Recent, and TS.Recent still valid
         // (§5.5: not idle for more than 24 days): an old duplicate from an

@@ -99,8 +99,8 @@ pub struct ConnStats {
     pub dsacks_sent: u64,
     /// Segments dropped by PAWS (RFC 7323 §5.3): an old TSval.
     pub paws_rejected: u64,
-    /// Segments dropped for lacking the timestamps option on a connection
-    /// that negotiated it (RFC 7323 §3.2).
+    /// Segments without the timestamps option on a connection that
+    /// negotiated it (RFC 7323 §3.2 says drop; accepted, as Linux does).
     pub missing_timestamps: u64,
     /// Times receive-buffer auto-tuning grew the buffer.
     pub recv_buffer_grown: u64,
