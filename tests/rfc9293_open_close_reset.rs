@@ -672,7 +672,11 @@ fn synack_carries_wscale_sack_and_timestamps_when_syn_offered_them() {
     let (c, _, synack) = handshake(&mut h, l, syn);
     let o = synack.tcp.options;
     assert_eq!(o.mss, Some(1460));
-    assert_eq!(o.window_scale, Some(7), "4 MiB (recv_buffer_max) needs a shift of 7");
+    assert_eq!(
+        o.window_scale,
+        Some(7),
+        "4 MiB (recv_buffer_max) needs a shift of 7"
+    );
     assert!(o.sack_permitted);
     let ts = o.timestamps.expect("timestamps on the SYN-ACK");
     assert_eq!(ts.tsecr, 12345, "TSecr echoes the SYN's TSval");

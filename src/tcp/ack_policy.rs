@@ -196,7 +196,15 @@ mod tests {
         ] {
             assert!(d.on_data(t, 10, r, 10, WINDOW, MSS, ms(40)));
         }
-        assert!(d.on_data(t, 10, ImmediateReason::None, 10, WINDOW, MSS, Duration::ZERO));
+        assert!(d.on_data(
+            t,
+            10,
+            ImmediateReason::None,
+            10,
+            WINDOW,
+            MSS,
+            Duration::ZERO
+        ));
         assert_eq!(d.deadline(), None);
     }
 
@@ -220,6 +228,14 @@ mod tests {
         assert!(d.on_data(t, 100, ImmediateReason::None, 100, WINDOW, MSS, ms(40)));
         d.on_data_sent(t + ms(1), ms(40));
         assert!(!d.in_quick_ack_phase());
-        assert!(!d.on_data(t + ms(5), 100, ImmediateReason::None, 100, WINDOW, MSS, ms(40)));
+        assert!(!d.on_data(
+            t + ms(5),
+            100,
+            ImmediateReason::None,
+            100,
+            WINDOW,
+            MSS,
+            ms(40)
+        ));
     }
 }

@@ -144,9 +144,7 @@ impl TcpConfig {
             ));
         }
         if self.recv_buffer_max > (1 << 30) {
-            return Err(
-                "recv_buffer_max above 1 GiB cannot be advertised (RFC 7323 §2.3)".into(),
-            );
+            return Err("recv_buffer_max above 1 GiB cannot be advertised (RFC 7323 §2.3)".into());
         }
         // RFC 1122 §4.2.3.2: "the delay MUST be less than 0.5 seconds".
         if self.delayed_ack > Duration::from_millis(500) {

@@ -86,13 +86,17 @@ impl RecvAutotune {
     /// half of `capacity` in that period. Never above `limit`.
     pub fn adjust(&mut self, now: Instant, capacity: usize, limit: usize) -> Option<usize> {
         let rtt = self.rtt?;
-        if now.saturating_since(self.period_start) < rtt {
+        let elapsed = now.saturating_since(self.period_start);
+        if elapsed < rtt {
             return None;
         }
-        let copied = (self.consumed - self.consumed_at_start) as usize;
+        let copied = self.consumed - self.consumed_at_start;
         self.period_start = now;
         self.consumed_at_start = self.consumed;
-        let target = copied.saturating_mul(2);
+        // Periods end only when data arrives, so one may span many RTTs
+        // (a closed window, an idle sender): scale to one RTT's worth.
+        let per_rtt = (copied as u128 * rtt.as_nanos() / elapsed.as_nanos().max(1)) as usize;
+        let target = per_rtt.saturating_mul(2);
         if target <= capacity || capacity >= limit {
             return None;
         }
@@ -148,6 +152,17 @@ mod tests {
         // Exactly half the buffer per RTT is not enough either.
         let cap = run(128 * 1024, ms(20), 50, 256 * 1024, 4 << 20);
         assert_eq!(cap, 256 * 1024);
+    }
+
+    #[test]
+    fn a_long_period_counts_as_its_rate_per_rtt() {
+        // 64 KiB drained over 50 RTTs (the window was closed meanwhile)
+        // is a slow reader, not a fast one.
+        let t = Instant::from_secs(1);
+        let mut a = RecvAutotune::new(t);
+        a.on_rtt_sample(ms(2));
+        a.on_consumed(64 * 1024);
+        assert_eq!(a.adjust(t + ms(100), 64 * 1024, 4 << 20), None);
     }
 
     #[test]

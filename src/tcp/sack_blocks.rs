@@ -150,7 +150,6 @@ impl SackReporter {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -532,12 +532,20 @@ impl Connection {
     /// for every second full-sized segment, in the quick-ACK phase or with
     /// delayed ACKs off; otherwise by the delayed-ACK deadline. Outgoing
     /// data before then carries the ACK (piggybacking).
-    fn schedule_ack(&mut self, now: Instant, len: usize, reason: ImmediateReason, fx: &mut Effects) {
-        if reason == ImmediateReason::OutOfOrder && !self.sack_permitted && self.ack_pending {
-            // Without SACK the sender counts duplicate ACKs (RFC 5681
-            // §4.2: one per out-of-order segment), so the once-per-flush
-            // ACK must not absorb them. With SACK one ACK carrying the
-            // blocks tells the sender everything.
+    fn schedule_ack(
+        &mut self,
+        now: Instant,
+        len: usize,
+        reason: ImmediateReason,
+        fx: &mut Effects,
+    ) {
+        if reason == ImmediateReason::OutOfOrder && self.ack_pending {
+            // RFC 5681 §4.2: one immediate duplicate ACK per out-of-order
+            // segment, so the once-per-flush ACK must not absorb them: a
+            // sender counting duplicate ACKs (NewReno, today's sender)
+            // needs them. With SACK, one ACK carrying the blocks would be
+            // enough for an RFC 6675 sender that counts SACKed bytes; add
+            // `&& !self.sack_permitted` here once the sender does.
             self.dup_acks_owed = self.dup_acks_owed.saturating_add(1);
         }
         let unacked = if self.rcv_nxt > self.last_ack_sent {
@@ -550,7 +558,7 @@ impl Connection {
             len,
             reason,
             unacked,
-            self.recv_buf.window(),
+            self.rcv_space(),
             self.local_mss as usize,
             self.config.delayed_ack,
         );
@@ -584,7 +592,11 @@ impl Connection {
         if seq < self.rcv_nxt {
             // RFC 2883 §4: a partial duplicate reports the duplicated part.
             let end = text_seq + payload.len();
-            let dup_end = if end < self.rcv_nxt { end } else { self.rcv_nxt };
+            let dup_end = if end < self.rcv_nxt {
+                end
+            } else {
+                self.rcv_nxt
+            };
             self.note_duplicate(seq, dup_end);
             let skip = self.rcv_nxt.since(seq);
             if skip >= data.len() {
@@ -599,7 +611,11 @@ impl Connection {
         if had_holes {
             // Bytes already held out of order are a duplicate too (RFC 2883 §4 (b)).
             let (a, b) = (offset, offset + data.len());
-            let held = self.recv_buf.out_of_order().iter().find(|&(s, e)| s < b && a < e);
+            let held = self
+                .recv_buf
+                .out_of_order()
+                .iter()
+                .find(|&(s, e)| s < b && a < e);
             if let Some((s, e)) = held {
                 let base = self.rcv_nxt;
                 self.note_duplicate(base + a.max(s), base + b.min(e));
@@ -663,8 +679,8 @@ impl Connection {
         // Never beyond what the negotiated scale can announce.
         let announceable = (u16::MAX as usize) << self.rcv_wscale;
         let limit = self.config.recv_buffer_max.min(announceable);
-        if let Some(size) = self.autotune.adjust(now, self.recv_buf.capacity(), limit) {
-            self.recv_buf.grow(size);
+        if let Some(size) = self.autotune.adjust(now, self.rcv_capacity(), limit) {
+            self.recv_buf.grow(size + self.rcv_slack);
             self.stats.recv_buffer_grown += 1;
             self.stats.recv_buffer_peak = self.stats.recv_buffer_peak.max(size as u64);
             // A window grown by at least an MSS is announced at once.

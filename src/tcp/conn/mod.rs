@@ -267,6 +267,11 @@ pub struct Connection {
     pub(crate) autotune: RecvAutotune,
     /// When TS.Recent was last set (RFC 7323 §5.5: invalid after 24 days).
     pub(crate) ts_recent_at: Instant,
+    /// Bytes of the receive ring beyond the buffer size, never offered as
+    /// window on their own: a scaled window that keeps its right edge
+    /// (RFC 9293 §3.8.6) is rounded up to 2^scale bytes, and what we
+    /// advertise must fit (RFC 7323 §2.3).
+    pub(crate) rcv_slack: usize,
 }
 
 /// Parameters of a new connection that come from the stack.
@@ -283,6 +288,11 @@ impl Connection {
     fn new(now: Instant, p: NewConnection, state: State) -> Connection {
         let cfg = p.config.clone();
         let local_mss = cfg.local_mss();
+        let rcv_slack = if cfg.window_scaling {
+            (1usize << cfg.local_window_scale()) - 1
+        } else {
+            0
+        };
         Connection {
             generation: p.generation,
             state,
@@ -310,7 +320,7 @@ impl Connection {
             rcv_nxt: SeqNum(0),
             rcv_adv: SeqNum(0),
             rcv_wscale: 0,
-            recv_buf: ReceiveBuffer::with_capacity(cfg.recv_buffer),
+            recv_buf: ReceiveBuffer::with_capacity(cfg.recv_buffer + rcv_slack),
             peer_fin: None,
             fin_received: false,
             read_closed: false,
@@ -362,6 +372,7 @@ impl Connection {
             sack_report: SackReporter::new(),
             autotune: RecvAutotune::new(now),
             ts_recent_at: now,
+            rcv_slack,
             config: cfg,
         }
     }
@@ -475,6 +486,17 @@ impl Connection {
         now.saturating_since(self.ts_recent_at) > std::time::Duration::from_secs(24 * 86_400)
     }
 
+    /// The receive buffer size (without the scaling slack).
+    pub(crate) fn rcv_capacity(&self) -> usize {
+        self.recv_buf.capacity() - self.rcv_slack
+    }
+
+    /// Free receive space we may offer: the window before scaling and SWS
+    /// avoidance.
+    pub(crate) fn rcv_space(&self) -> usize {
+        self.recv_buf.window().saturating_sub(self.rcv_slack)
+    }
+
     /// Our TSval clock: 1 ms ticks plus the per-connection offset (RFC 7323 §5.4).
     pub(crate) fn ts_now(&self, now: Instant) -> u32 {
         (now.total_millis() as u32).wrapping_add(self.ts_offset)
@@ -513,7 +535,7 @@ impl Connection {
             snd_wscale: self.snd_wscale,
             rcv_wscale: self.rcv_wscale,
             stats: self.stats,
-            recv_buffer_capacity: self.recv_buf.capacity(),
+            recv_buffer_capacity: self.rcv_capacity(),
             rcv_rtt: self.autotune.rtt(),
         }
     }
@@ -595,8 +617,8 @@ impl Connection {
             return;
         }
         let current = self.rcv_adv.since(self.rcv_nxt);
-        let free = self.recv_buf.window();
-        let threshold = (self.recv_buf.capacity() / 2).min(self.local_mss as usize);
+        let free = self.rcv_space();
+        let threshold = (self.rcv_capacity() / 2).min(self.local_mss as usize);
         if free >= current + threshold {
             self.ack_pending = true;
             fx.output = true;

@@ -299,14 +299,14 @@ impl Connection {
     /// (RFC 9293 §3.8.6.2.2) and never moving the right edge left (§3.8.6).
     /// Returns (header field, bytes advertised).
     fn window_to_advertise(&self, syn: bool) -> (u16, usize) {
-        let free = self.recv_buf.window();
+        let free = self.rcv_space();
         if syn {
             // RFC 7323 §2.2: SYN windows are unscaled.
             let w = free.min(u16::MAX as usize);
             return (w as u16, w);
         }
         let current = self.rcv_adv.since(self.rcv_nxt);
-        let threshold = (self.recv_buf.capacity() / 2).min(self.local_mss as usize);
+        let threshold = (self.rcv_capacity() / 2).min(self.local_mss as usize);
         let mut wnd = free;
         if wnd > current && wnd - current < threshold {
             wnd = current;
