@@ -40,6 +40,8 @@ pub struct DelayedAck {
     rcv_mss: usize,
     /// When data last arrived, for the interactive-connection test.
     last_data_rx: Option<Instant>,
+    /// The MSS we announced: the receive MSS estimate never exceeds it.
+    local_mss: usize,
 }
 
 impl DelayedAck {
@@ -52,6 +54,7 @@ impl DelayedAck {
             // Linux tcp_initialize_rcv_mss: start from the RFC 9293 default.
             rcv_mss: mss.min(536),
             last_data_rx: None,
+            local_mss: mss.max(1),
         }
     }
 
@@ -70,8 +73,7 @@ impl DelayedAck {
 
     /// A data segment of `len` bytes arrived. `unacked` is how many bytes
     /// are now received but not yet acknowledged (RCV.NXT − Last.ACK.sent),
-    /// `window` our receive window, `local_mss` the MSS we announced and
-    /// `delay` the configured timeout. Returns true when the ACK must go
+    /// `window` our receive window and `delay` the configured timeout. Returns true when the ACK must go
     /// out at the next flush; otherwise the delayed-ACK timer is running.
     pub fn on_data(
         &mut self,
@@ -80,12 +82,11 @@ impl DelayedAck {
         reason: ImmediateReason,
         unacked: usize,
         window: usize,
-        local_mss: usize,
         delay: Duration,
     ) -> bool {
         self.last_data_rx = Some(now);
         if len >= self.rcv_mss {
-            self.rcv_mss = len.min(local_mss.max(1));
+            self.rcv_mss = len.min(self.local_mss);
         }
         // Linux tcp_incr_quickack: never more quick ACKs than half a
         // window of full-sized segments.
@@ -159,15 +160,15 @@ mod tests {
         let mut d = DelayedAck::new(2, MSS);
         let none = ImmediateReason::None;
         // Quick-ACK phase: both segments immediate.
-        assert!(d.on_data(t, MSS, none, MSS, WINDOW, MSS, ms(40)));
+        assert!(d.on_data(t, MSS, none, MSS, WINDOW, ms(40)));
         d.on_ack_sent();
-        assert!(d.on_data(t, MSS, none, MSS, WINDOW, MSS, ms(40)));
+        assert!(d.on_data(t, MSS, none, MSS, WINDOW, ms(40)));
         d.on_ack_sent();
         assert!(!d.in_quick_ack_phase());
         // First full segment waits, the second is acknowledged.
-        assert!(!d.on_data(t, MSS, none, MSS, WINDOW, MSS, ms(40)));
+        assert!(!d.on_data(t, MSS, none, MSS, WINDOW, ms(40)));
         assert_eq!(d.deadline(), Some(t + ms(40)));
-        assert!(d.on_data(t, MSS, none, 2 * MSS, WINDOW, MSS, ms(40)));
+        assert!(d.on_data(t, MSS, none, 2 * MSS, WINDOW, ms(40)));
         d.on_ack_sent();
         assert_eq!(d.deadline(), None);
     }
@@ -176,9 +177,9 @@ mod tests {
     fn deadline_is_not_pushed_back() {
         let t = Instant::from_secs(1);
         let mut d = DelayedAck::new(0, MSS);
-        assert!(!d.on_data(t, 10, ImmediateReason::None, 10, WINDOW, MSS, ms(40)));
+        assert!(!d.on_data(t, 10, ImmediateReason::None, 10, WINDOW, ms(40)));
         let later = t + ms(30);
-        assert!(!d.on_data(later, 10, ImmediateReason::None, 20, WINDOW, MSS, ms(40)));
+        assert!(!d.on_data(later, 10, ImmediateReason::None, 20, WINDOW, ms(40)));
         assert_eq!(d.deadline(), Some(t + ms(40)));
         assert!(!d.on_timer(t + ms(39)));
         assert!(d.on_timer(t + ms(40)));
@@ -194,17 +195,9 @@ mod tests {
             ImmediateReason::FillsHole,
             ImmediateReason::Duplicate,
         ] {
-            assert!(d.on_data(t, 10, r, 10, WINDOW, MSS, ms(40)));
+            assert!(d.on_data(t, 10, r, 10, WINDOW, ms(40)));
         }
-        assert!(d.on_data(
-            t,
-            10,
-            ImmediateReason::None,
-            10,
-            WINDOW,
-            MSS,
-            Duration::ZERO
-        ));
+        assert!(d.on_data(t, 10, ImmediateReason::None, 10, WINDOW, Duration::ZERO));
         assert_eq!(d.deadline(), None);
     }
 
@@ -214,28 +207,20 @@ mod tests {
         // 4 full segments of window: at most 2 quick ACKs.
         let mut d = DelayedAck::new(16, MSS);
         let none = ImmediateReason::None;
-        assert!(d.on_data(t, MSS, none, MSS, 4 * MSS, MSS, ms(40)));
+        assert!(d.on_data(t, MSS, none, MSS, 4 * MSS, ms(40)));
         d.on_ack_sent();
-        assert!(d.on_data(t, MSS, none, MSS, 4 * MSS, MSS, ms(40)));
+        assert!(d.on_data(t, MSS, none, MSS, 4 * MSS, ms(40)));
         d.on_ack_sent();
-        assert!(!d.on_data(t, MSS, none, MSS, 4 * MSS, MSS, ms(40)));
+        assert!(!d.on_data(t, MSS, none, MSS, 4 * MSS, ms(40)));
     }
 
     #[test]
     fn responding_promptly_ends_the_quick_ack_phase() {
         let t = Instant::from_secs(1);
         let mut d = DelayedAck::new(16, MSS);
-        assert!(d.on_data(t, 100, ImmediateReason::None, 100, WINDOW, MSS, ms(40)));
+        assert!(d.on_data(t, 100, ImmediateReason::None, 100, WINDOW, ms(40)));
         d.on_data_sent(t + ms(1), ms(40));
         assert!(!d.in_quick_ack_phase());
-        assert!(!d.on_data(
-            t + ms(5),
-            100,
-            ImmediateReason::None,
-            100,
-            WINDOW,
-            MSS,
-            ms(40)
-        ));
+        assert!(!d.on_data(t + ms(5), 100, ImmediateReason::None, 100, WINDOW, ms(40)));
     }
 }

@@ -559,7 +559,6 @@ impl Connection {
             reason,
             unacked,
             self.rcv_space(),
-            self.local_mss as usize,
             self.config.delayed_ack,
         );
         if immediate {

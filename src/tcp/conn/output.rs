@@ -431,12 +431,10 @@ impl Connection {
     fn after_ack_sent(&mut self, now: Instant, repr: &TcpRepr, data_len: usize) {
         self.delayed_ack.on_ack_sent();
         let blocks = &repr.options.sack_blocks;
-        if !blocks.is_empty() {
-            if self.sack_report.dsack_pending() {
-                self.sack_report.on_sent(blocks);
-                if !self.sack_report.dsack_pending() {
-                    self.stats.dsacks_sent += 1;
-                }
+        if !blocks.is_empty() && self.sack_report.dsack_pending() {
+            self.sack_report.on_sent(blocks);
+            if !self.sack_report.dsack_pending() {
+                self.stats.dsacks_sent += 1;
             }
         }
         if data_len > 0 {
