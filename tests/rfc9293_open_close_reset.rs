@@ -41,6 +41,9 @@ fn options_config() -> StackConfig {
     cfg.tcp.sack = true;
     cfg.tcp.window_scaling = true;
     cfg.tcp.recv_buffer = 256 * 1024;
+    // Auto-tuning may grow the buffer to 4 MiB: the announced window
+    // scale covers the largest buffer (RFC 7323 §2.3), a shift of 7.
+    cfg.tcp.recv_buffer_max = 4 * 1024 * 1024;
     cfg
 }
 
@@ -669,7 +672,11 @@ fn synack_carries_wscale_sack_and_timestamps_when_syn_offered_them() {
     let (c, _, synack) = handshake(&mut h, l, syn);
     let o = synack.tcp.options;
     assert_eq!(o.mss, Some(1460));
-    assert_eq!(o.window_scale, Some(3), "256 KiB needs a shift of 3");
+    assert_eq!(
+        o.window_scale,
+        Some(7),
+        "4 MiB (recv_buffer_max) needs a shift of 7"
+    );
     assert!(o.sack_permitted);
     let ts = o.timestamps.expect("timestamps on the SYN-ACK");
     assert_eq!(ts.tsecr, 12345, "TSecr echoes the SYN's TSval");
@@ -678,7 +685,7 @@ fn synack_carries_wscale_sack_and_timestamps_when_syn_offered_them() {
     assert!(info.sack_permitted);
     assert!(info.timestamps);
     assert_eq!(info.snd_wscale, 7);
-    assert_eq!(info.rcv_wscale, 3);
+    assert_eq!(info.rcv_wscale, 7);
     assert_eq!(info.snd_mss, 1460 - 12);
 }
 
@@ -705,11 +712,11 @@ fn synack_omits_each_option_the_syn_did_not_offer() {
     only_ws.options.window_scale = Some(2);
     let (c, _, synack) = handshake(&mut h, l, only_ws);
     let o = synack.tcp.options;
-    assert_eq!(o.window_scale, Some(3));
+    assert_eq!(o.window_scale, Some(7));
     assert!(!o.sack_permitted);
     assert_eq!(o.timestamps, None);
     let info = h.stack.info(c).unwrap();
-    assert_eq!((info.snd_wscale, info.rcv_wscale), (2, 3));
+    assert_eq!((info.snd_wscale, info.rcv_wscale), (2, 7));
     assert!(!info.sack_permitted && !info.timestamps);
 
     let mut only_sack = Seg::syn(PEER_ISS).src(41002);
@@ -780,7 +787,7 @@ fn active_open_offers_enabled_options_and_uses_only_those_returned() {
     assert_eq!(syn.flags(), TcpFlags::SYN);
     let o = syn.tcp.options;
     assert_eq!(o.mss, Some(1460));
-    assert_eq!(o.window_scale, Some(3));
+    assert_eq!(o.window_scale, Some(7));
     assert!(o.sack_permitted);
     assert_eq!(o.timestamps.map(|t| t.tsecr), Some(0));
     let iss = syn.tcp.seq;

@@ -147,6 +147,17 @@ impl Network {
     /// Moves the clock to `t` (never backwards), delivers every frame due,
     /// then polls every stack and puts what they send on the links.
     pub fn advance_to(&mut self, t: Instant) {
+        self.deliver_to(t);
+        self.flush();
+    }
+
+    /// The first half of [`advance_to`](Self::advance_to): moves the clock
+    /// to `t` (never backwards) and delivers every frame due, without
+    /// polling. Applications then run on what arrived before
+    /// [`flush`](Self::flush) sends — the order of a worker's loop (receive
+    /// batch, application handlers, one flush), in which a response rides
+    /// on the ACK of its request.
+    pub fn deliver_to(&mut self, t: Instant) {
         if t > self.now {
             self.now = t;
         }
@@ -160,6 +171,12 @@ impl Network {
                 self.hosts[to].stack.receive(now, &self.scratch);
             }
         }
+    }
+
+    /// The second half of [`advance_to`](Self::advance_to): polls every
+    /// stack at the current time and puts what they send on the links.
+    pub fn flush(&mut self) {
+        let now = self.now;
         for from in 0..self.hosts.len() {
             self.hosts[from].stack.poll(now, &mut self.sink);
             let frames = std::mem::take(&mut self.sink.frames);

@@ -139,6 +139,13 @@ fn add(a: &mut ConnStats, b: &ConnStats) {
     a.zero_windows_received += b.zero_windows_received;
     a.keepalive_probes += b.keepalive_probes;
     a.acks_sent += b.acks_sent;
+    a.data_segs_in += b.data_segs_in;
+    a.delayed_acks += b.delayed_acks;
+    a.dsacks_sent += b.dsacks_sent;
+    a.paws_rejected += b.paws_rejected;
+    a.missing_timestamps += b.missing_timestamps;
+    a.recv_buffer_grown += b.recv_buffer_grown;
+    a.recv_buffer_peak = a.recv_buffer_peak.max(b.recv_buffer_peak);
 }
 
 fn entropy(seed: u64, host: u8) -> [u8; 32] {

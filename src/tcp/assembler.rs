@@ -154,7 +154,7 @@ impl Assembler {
     }
 
     /// The ranges as `(start, end)` offsets, ascending, `end` exclusive.
-    pub fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (usize, usize)> + ExactSizeIterator + '_ {
         self.ranges[..self.count].iter().copied()
     }
 

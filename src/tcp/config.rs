@@ -39,8 +39,26 @@ pub struct TcpConfig {
     pub mss: Option<u16>,
     /// Send buffer bytes (SO_SNDBUF).
     pub send_buffer: usize,
-    /// Receive buffer bytes (SO_RCVBUF); also bounds the reassembly window.
+    /// Initial receive buffer bytes (SO_RCVBUF); also bounds the
+    /// reassembly window. Auto-tuning grows it up to `recv_buffer_max`.
     pub recv_buffer: usize,
+    /// Largest receive buffer auto-tuning may grow to (Linux tcp_rmem[2]).
+    /// The window scale we announce is computed from it, so the grown
+    /// buffer can be advertised in full. Equal to `recv_buffer` turns
+    /// auto-tuning off. Without window scaling the window stops at 65535.
+    pub recv_buffer_max: usize,
+    /// Delayed-ACK timeout (RFC 1122 §4.2.3.2, RFC 9293 §3.8.6.3): an ACK
+    /// for in-order data may wait this long for a second full-sized
+    /// segment or outgoing data to ride on. Linux's minimum is 40 ms; the
+    /// RFC bound is 500 ms. `Duration::ZERO` acknowledges every segment at
+    /// the next flush.
+    pub delayed_ack: Duration,
+    /// Quick-ACK phase at connection start: up to this many data segments
+    /// are acknowledged without delay (bounded by rcv_wnd / (2·MSS)), so
+    /// the sender's slow start is not held back by our delayed ACKs (Linux
+    /// TCP_MAX_QUICKACKS = 16). Ends early once the connection is seen to
+    /// be interactive (we send data right after receiving some).
+    pub quick_ack_segments: u32,
     /// Offer window scaling (RFC 7323 §2).
     pub window_scaling: bool,
     /// Offer SACK-permitted (RFC 2018): with it, losses are recovered with
@@ -86,6 +104,9 @@ impl Default for TcpConfig {
             mss: None,
             send_buffer: 256 * 1024,
             recv_buffer: 256 * 1024,
+            recv_buffer_max: 4 * 1024 * 1024,
+            delayed_ack: Duration::from_millis(40),
+            quick_ack_segments: 16,
             window_scaling: true,
             sack: true,
             timestamps: true,
@@ -126,6 +147,22 @@ impl TcpConfig {
         if self.recv_buffer > (1 << 30) || self.send_buffer > (1 << 30) {
             return Err("buffers above 1 GiB cannot be advertised (RFC 7323 §2.3)".into());
         }
+        if self.recv_buffer_max < self.recv_buffer {
+            return Err(format!(
+                "recv_buffer_max ({}) must be at least recv_buffer ({})",
+                self.recv_buffer_max, self.recv_buffer
+            ));
+        }
+        if self.recv_buffer_max > (1 << 30) {
+            return Err("recv_buffer_max above 1 GiB cannot be advertised (RFC 7323 §2.3)".into());
+        }
+        // RFC 1122 §4.2.3.2: "the delay MUST be less than 0.5 seconds".
+        if self.delayed_ack > Duration::from_millis(500) {
+            return Err(format!(
+                "delayed_ack {:?} is above the 500 ms RFC 1122 allows; use at most 500 ms",
+                self.delayed_ack
+            ));
+        }
         if !self.window_scaling && self.recv_buffer > 65535 {
             return Err(
                 "recv_buffer above 65535 needs window_scaling; enable it or shrink the buffer"
@@ -147,10 +184,12 @@ impl TcpConfig {
     }
 
     /// Receive window scale to announce: the smallest shift that lets the
-    /// whole receive buffer be advertised, at most 14 (RFC 7323 §2.3).
+    /// largest receive buffer auto-tuning may reach be advertised, at most
+    /// 14 (RFC 7323 §2.3).
     pub fn local_window_scale(&self) -> u8 {
+        let largest = self.recv_buffer.max(self.recv_buffer_max);
         let mut shift = 0u8;
-        while shift < 14 && (self.recv_buffer >> shift) > 65535 {
+        while shift < 14 && (largest >> shift) > 65535 {
             shift += 1;
         }
         shift

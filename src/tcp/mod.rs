@@ -4,6 +4,7 @@
 //! One [`Stack`] per worker core owns many connections. The driver feeds
 //! it frames with [`Stack::receive`], calls [`Stack::poll`] to run timers
 //! and emit segments into a [`Transmit`], and drains [`Stack::next_event`].
+pub mod ack_policy;
 pub mod assembler;
 pub mod config;
 pub mod congestion;
@@ -13,8 +14,10 @@ pub mod event;
 pub mod flow_table;
 pub mod isn;
 pub mod rack;
+pub mod recv_autotune;
 pub mod recv_buffer;
 pub mod rto;
+pub mod sack_blocks;
 pub mod sack_scoreboard;
 pub mod send_buffer;
 pub mod stack;

@@ -153,6 +153,24 @@ impl ReceiveBuffer {
         !self.ooo.is_empty()
     }
 
+    /// Grows the ring to `capacity` bytes (receive-window auto-tuning),
+    /// keeping every byte, readable and out-of-order, at the same offset
+    /// from the read position. This reallocates: it happens while a
+    /// connection ramps up, never in steady state. A smaller `capacity`
+    /// is ignored (the advertised window must never shrink).
+    pub fn grow(&mut self, capacity: usize) {
+        let old = self.capacity();
+        if capacity <= old {
+            return;
+        }
+        let mut buf = vec![0u8; capacity].into_boxed_slice();
+        let first = old - self.head;
+        buf[..first].copy_from_slice(&self.buf[self.head..]);
+        buf[first..old].copy_from_slice(&self.buf[..self.head]);
+        self.buf = buf;
+        self.head = 0;
+    }
+
     /// Drops all data, readable and out-of-order. Keeps the allocation.
     pub fn clear(&mut self) {
         self.head = 0;
@@ -280,6 +298,26 @@ mod tests {
         assert_eq!(contents(&b), b"01A");
         b.clear();
         assert!(b.is_empty() && !b.has_out_of_order());
+    }
+
+    #[test]
+    fn grow_keeps_readable_and_out_of_order_bytes() {
+        let mut b = ReceiveBuffer::with_capacity(8);
+        assert_eq!(b.write_at(0, b"abcdef"), 6);
+        b.consume(4);
+        // Wraps: "ef" + "ghi" in order, "k" out of order at offset 1.
+        assert_eq!(b.write_at(0, b"ghi"), 3);
+        assert_eq!(b.write_at(1, b"k"), 0);
+        b.grow(16);
+        assert_eq!(b.capacity(), 16);
+        assert_eq!(contents(&b), b"efghi");
+        assert_eq!(b.window(), 11);
+        assert_eq!(b.write_at(0, b"j"), 2);
+        assert_eq!(contents(&b), b"efghijk");
+        assert_eq!(b.write_at(0, b"lmnopqrstu"), 9);
+        assert_eq!(b.window(), 0);
+        b.grow(4);
+        assert_eq!(b.capacity(), 16);
     }
 
     #[test]

@@ -53,6 +53,12 @@ pub struct StackStats {
     pub connections_closed: u64,
     /// TIME-WAIT connections replaced by a new SYN (RFC 6191).
     pub time_wait_recycled: u64,
+    /// Arriving segments that carried data, over all connections.
+    pub rx_data_segments: u64,
+    /// Pure ACKs sent, over all connections. With delayed and batched
+    /// ACKs, `tx_pure_acks / rx_data_segments` is about 0.5 or less for
+    /// bulk receivers.
+    pub tx_pure_acks: u64,
 }
 
 struct Listener {
@@ -216,7 +222,9 @@ impl Stack {
             // The reply MAC was fixed when the connection was created: the
             // Ethernet header carries no checksum we could trust here.
             let conn = &mut self.conns[slot as usize];
+            let data_before = conn.stats.data_segs_in;
             conn.on_segment(now, &tcp, parsed.payload, &mut fx);
+            self.stats.rx_data_segments += conn.stats.data_segs_in - data_before;
             self.apply(slot, fx);
             return true;
         }
@@ -561,9 +569,11 @@ impl Stack {
             }
             conn.in_ready = false;
             let before = conn.stats.segs_out;
+            let acks_before = conn.stats.acks_sent;
             let complete = conn.poll_output(now, &env, tx);
             let sent = conn.stats.segs_out - before;
             self.stats.tx_frames += sent;
+            self.stats.tx_pure_acks += conn.stats.acks_sent - acks_before;
             if !complete {
                 conn.in_ready = true;
                 self.ready.push_front(slot);

@@ -149,6 +149,11 @@ pub fn tuple() -> FourTuple {
 
 /// Stack config with timestamps, SACK and window scaling off so segment
 /// arithmetic in tests is plain; tests that need them turn them on.
+///
+/// Delayed ACKs are off (`delayed_ack: Duration::ZERO`): the tests built on
+/// this config are about other rules and read "the ACK" right after each
+/// segment. The delayed-ACK rules have their own tests with
+/// [`delayed_ack_config`].
 pub fn plain_config() -> StackConfig {
     StackConfig {
         mac: US_MAC,
@@ -158,10 +163,21 @@ pub fn plain_config() -> StackConfig {
             window_scaling: false,
             recv_buffer: 65535,
             send_buffer: 65536,
+            delayed_ack: Duration::ZERO,
             ..TcpConfig::default()
         },
         ..StackConfig::default()
     }
+}
+
+/// [`plain_config`] with the real delayed-ACK defaults (40 ms, quick-ACK
+/// phase of 16 segments).
+pub fn delayed_ack_config() -> StackConfig {
+    let mut c = plain_config();
+    let defaults = TcpConfig::default();
+    c.tcp.delayed_ack = defaults.delayed_ack;
+    c.tcp.quick_ack_segments = defaults.quick_ack_segments;
+    c
 }
 
 impl Harness {

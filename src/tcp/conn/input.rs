@@ -3,6 +3,7 @@
 //! processing. LISTEN and CLOSED arrivals are the stack's (no TCB).
 
 use super::{Connection, ControlSegment, Effects};
+use crate::tcp::ack_policy::ImmediateReason;
 use crate::tcp::event::CloseReason;
 use crate::tcp::rto::{RtoConfig, RtoEstimator};
 use crate::tcp::state::State;
@@ -72,6 +73,7 @@ impl Connection {
         if let Some(ts) = tcp.options.timestamps {
             // RFC 7323 §4.3: TS.Recent starts from the SYN's TSval.
             self.ts_recent = ts.tsval;
+            self.ts_recent_at = now;
         }
         // RFC 7323 §2.2: the window in a <SYN,ACK> is not scaled.
         self.snd_wnd = tcp.window as usize;
@@ -171,6 +173,10 @@ impl Connection {
         let flags = tcp.flags;
         let seg_len = payload.len() + flags.syn() as usize + flags.fin() as usize;
 
+        if self.timestamps && !flags.rst() && !self.timestamp_check(now, tcp, fx) {
+            return;
+        }
+
         // First: sequence number check.
         if !self.acceptable(tcp.seq, seg_len) {
             // RFC 9293 §3.10.7.4: "special allowance should be made to
@@ -192,6 +198,12 @@ impl Connection {
                 if self.state == State::TimeWait && flags.fin() {
                     // A retransmitted FIN: our ACK was lost; restart 2·MSL.
                     self.close_deadline = Some(now + self.config.msl * 2);
+                }
+                if !payload.is_empty() && tcp.seq + payload.len() <= self.rcv_nxt {
+                    // An old duplicate: our ACK was probably lost. RFC 2883
+                    // §4: report it as a D-SACK in the ACK below.
+                    self.stats.data_segs_in += 1;
+                    self.note_duplicate(tcp.seq, tcp.seq + payload.len());
                 }
                 // "If an incoming segment is not acceptable, an
                 // acknowledgment should be sent in reply (unless the RST bit is set)".
@@ -246,7 +258,7 @@ impl Connection {
             return;
         }
         if self.timestamps {
-            self.update_ts_recent(&tcp.options, tcp.seq);
+            self.update_ts_recent(now, &tcp.options, tcp.seq, seg_len);
         }
         if self.state == State::SynReceived {
             if self.snd_una < tcp.ack && tcp.ack <= self.snd_max {
@@ -374,6 +386,31 @@ impl Connection {
         }
     }
 
+    /// RFC 7323 §3.2 and §5.3 R1, before the sequence-number check on a
+    /// connection that negotiated timestamps (RST segments skip it).
+    /// Returns false when the segment must be dropped.
+    fn timestamp_check(&mut self, now: Instant, tcp: &TcpRepr, fx: &mut Effects) -> bool {
+        let Some(ts) = tcp.options.timestamps else {
+            // RFC 7323 §3.2: "If a non-RST segment is received without a
+            // TSopt, a TCP SHOULD silently drop the segment." We accept it,
+            // as Linux does (middleboxes strip options mid-connection, and
+            // dropping would stall such a connection for good), count it,
+            // and it cannot update TS.Recent. PAWS has nothing to check.
+            self.stats.missing_timestamps += 1;
+            return true;
+        };
+        // R1 (PAWS): SEG.TSval < TS.Recent, and TS.Recent still valid
+        // (§5.5: not idle for more than 24 days): an old duplicate from an
+        // earlier wrap of the sequence space. Drop it, ACK in reply.
+        if self.ts_older_than_recent(ts.tsval) && !self.ts_recent_expired(now) {
+            self.stats.paws_rejected += 1;
+            self.ack_pending = true;
+            fx.output = true;
+            return false;
+        }
+        true
+    }
+
     /// RFC 9293 §3.10.7.4 seventh (segment text) and eighth (FIN).
     fn process_text_and_fin(
         &mut self,
@@ -392,16 +429,15 @@ impl Connection {
                 self.enter_closed(CloseReason::Aborted, fx);
                 return;
             }
-            if self.state.accepts_data() {
-                self.receive_text(text_seq, payload, fx);
-            } else if self.ack_pending {
-                self.dup_acks_owed = self.dup_acks_owed.saturating_add(1);
-            }
-            // Immediate ACK policy: every data segment, in order, out of
-            // order (RFC 5681 §4.2 requires it there) or duplicate, is
-            // acknowledged at the next flush. The delayed-ACK policy plugs in here.
-            self.ack_pending = true;
-            fx.output = true;
+            self.stats.data_segs_in += 1;
+            let reason = if self.state.accepts_data() {
+                self.receive_text(now, tcp, text_seq, payload, fx)
+            } else {
+                // Text after the peer's FIN can only be a retransmission.
+                self.note_duplicate(text_seq, seg_end.min(self.rcv_nxt));
+                ImmediateReason::OutOfOrder
+            };
+            self.schedule_ack(now, payload.len(), reason, fx);
         }
 
         if tcp.flags.fin() {
@@ -411,6 +447,7 @@ impl Connection {
             if fin_seq >= self.rcv_nxt && fin_seq <= wnd_end && self.peer_fin.is_none() {
                 self.peer_fin = Some(fin_seq);
             }
+            // A FIN is acknowledged at once: the peer is waiting for it.
             self.ack_pending = true;
             fx.output = true;
         }
@@ -421,27 +458,108 @@ impl Connection {
         }
     }
 
-    /// Stores segment text (trimmed to RCV.NXT and the window) and
-    /// advances RCV.NXT over whatever became contiguous.
-    fn receive_text(&mut self, text_seq: SeqNum, payload: &[u8], fx: &mut Effects) {
+    /// The ACK policy for a data segment (RFC 9293 §3.8.6.3, RFC 1122
+    /// §4.2.3.2, RFC 5681 §4.2): at the next flush when `reason` says so,
+    /// for every second full-sized segment, in the quick-ACK phase or with
+    /// delayed ACKs off; otherwise by the delayed-ACK deadline. Outgoing
+    /// data before then carries the ACK (piggybacking).
+    fn schedule_ack(
+        &mut self,
+        now: Instant,
+        len: usize,
+        reason: ImmediateReason,
+        fx: &mut Effects,
+    ) {
+        if reason == ImmediateReason::OutOfOrder && self.ack_pending && !self.sack_permitted {
+            // RFC 5681 §4.2: without SACK, one immediate duplicate ACK per
+            // out-of-order segment, so the once-per-flush ACK must not
+            // absorb them: the sender counts duplicate ACKs. With SACK one
+            // ACK per batch carrying the blocks is enough: RFC 6675 and
+            // Linux senders count the SACKed segments, not the ACKs.
+            self.dup_acks_owed = self.dup_acks_owed.saturating_add(1);
+        }
+        let unacked = if self.rcv_nxt > self.last_ack_sent {
+            self.rcv_nxt.since(self.last_ack_sent)
+        } else {
+            0
+        };
+        let immediate = self.delayed_ack.on_data(
+            now,
+            len,
+            reason,
+            unacked,
+            self.rcv_space(),
+            self.config.delayed_ack,
+        );
+        if immediate {
+            self.ack_pending = true;
+            fx.output = true;
+        }
+    }
+
+    /// Records duplicate bytes `[left, right)` for a D-SACK (RFC 2883).
+    fn note_duplicate(&mut self, left: SeqNum, right: SeqNum) {
+        if self.sack_permitted && left < right {
+            self.sack_report.on_duplicate(left, right);
+        }
+    }
+
+    /// Stores segment text (trimmed to RCV.NXT and the window), advances
+    /// RCV.NXT over whatever became contiguous, feeds SACK reporting and
+    /// auto-tuning, and says whether the ACK must not be delayed.
+    fn receive_text(
+        &mut self,
+        now: Instant,
+        tcp: &TcpRepr,
+        text_seq: SeqNum,
+        payload: &[u8],
+        fx: &mut Effects,
+    ) -> ImmediateReason {
         let mut data = payload;
         let mut seq = text_seq;
+        let mut duplicate = false;
         if seq < self.rcv_nxt {
+            // RFC 2883 §4: a partial duplicate reports the duplicated part.
+            let end = text_seq + payload.len();
+            let dup_end = if end < self.rcv_nxt {
+                end
+            } else {
+                self.rcv_nxt
+            };
+            self.note_duplicate(seq, dup_end);
             let skip = self.rcv_nxt.since(seq);
             if skip >= data.len() {
-                return; // entirely a duplicate
+                return ImmediateReason::Duplicate;
             }
             data = &data[skip..];
             seq = self.rcv_nxt;
+            duplicate = true;
         }
         let offset = seq.since(self.rcv_nxt);
-        if offset > 0 {
-            self.stats.out_of_order += 1;
-            if self.ack_pending {
-                self.dup_acks_owed = self.dup_acks_owed.saturating_add(1);
+        let had_holes = self.recv_buf.has_out_of_order();
+        if had_holes {
+            // Bytes already held out of order are a duplicate too (RFC 2883 §4 (b)).
+            let (a, b) = (offset, offset + data.len());
+            let held = self
+                .recv_buf
+                .out_of_order()
+                .iter()
+                .find(|&(s, e)| s < b && a < e);
+            if let Some((s, e)) = held {
+                let base = self.rcv_nxt;
+                self.note_duplicate(base + a.max(s), base + b.min(e));
+                duplicate = true;
             }
         }
+        if offset > 0 {
+            self.stats.out_of_order += 1;
+        }
         let advanced = self.recv_buf.write_at(offset, data);
+        if offset > 0 && self.sack_permitted {
+            // RFC 2018 §4: this segment's range is the first block.
+            self.sack_report
+                .on_received(seq, self.rcv_nxt, self.recv_buf.out_of_order());
+        }
         if advanced > 0 {
             self.rcv_nxt += advanced;
             self.stats.bytes_received += advanced as u64;
@@ -449,6 +567,53 @@ impl Connection {
                 self.readable_signalled = true;
                 fx.readable = true;
             }
+            self.autotune_receive_buffer(now, tcp, fx);
+        }
+        if offset > 0 {
+            ImmediateReason::OutOfOrder
+        } else if had_holes {
+            ImmediateReason::FillsHole
+        } else if duplicate {
+            ImmediateReason::Duplicate
+        } else {
+            ImmediateReason::None
+        }
+    }
+
+    /// Receive-buffer auto-tuning (see `recv_autotune`): an RTT sample from
+    /// the echoed timestamp (RFC 7323 §4: TSecr is the TSval of our ACK
+    /// this data answers) or from the time to receive a window, then grow
+    /// the buffer if the application drained more than half of it in the
+    /// last RTT. The window scale announced in the SYN was computed from
+    /// `recv_buffer_max`, so the larger window can be advertised.
+    fn autotune_receive_buffer(&mut self, now: Instant, tcp: &TcpRepr, fx: &mut Effects) {
+        match tcp.options.timestamps {
+            Some(ts) if self.timestamps => {
+                let elapsed = self.ts_now(now).wrapping_sub(ts.tsecr) as i32;
+                if ts.tsecr != 0 && elapsed >= 0 {
+                    self.autotune
+                        .on_rtt_sample(Duration::from_millis(elapsed as u64));
+                }
+            }
+            _ => {
+                let advertised = if self.rcv_adv > self.rcv_nxt {
+                    self.rcv_adv.since(self.rcv_nxt)
+                } else {
+                    0
+                };
+                self.autotune
+                    .on_in_order_data(now, self.rcv_nxt, advertised);
+            }
+        }
+        // Never beyond what the negotiated scale can announce.
+        let announceable = (u16::MAX as usize) << self.rcv_wscale;
+        let limit = self.config.recv_buffer_max.min(announceable);
+        if let Some(size) = self.autotune.adjust(now, self.rcv_capacity(), limit) {
+            self.recv_buf.grow(size + self.rcv_slack);
+            self.stats.recv_buffer_grown += 1;
+            self.stats.recv_buffer_peak = self.stats.recv_buffer_peak.max(size as u64);
+            // A window grown by at least an MSS is announced at once.
+            self.maybe_window_update(fx);
         }
     }
 

@@ -14,14 +14,17 @@ mod timers;
 
 use std::sync::Arc;
 
+use crate::tcp::ack_policy::DelayedAck;
 use crate::tcp::config::{KeepaliveConfig, TcpConfig};
 use crate::tcp::congestion::{Congestion, CongestionAlgorithm, CongestionControl};
 use crate::tcp::error::TcpError;
 use crate::tcp::event::{CloseReason, ListenerId};
 use crate::tcp::flow_table::FourTuple;
 use crate::tcp::rack::{Rack, TailLossProbe};
+use crate::tcp::recv_autotune::RecvAutotune;
 use crate::tcp::recv_buffer::ReceiveBuffer;
 use crate::tcp::rto::RtoEstimator;
+use crate::tcp::sack_blocks::SackReporter;
 use crate::tcp::sack_scoreboard::SackScoreboard;
 use recovery::{Prr, Undo};
 use crate::tcp::send_buffer::SendBuffer;
@@ -89,6 +92,8 @@ pub struct ConnStats {
     /// Times the peer's advertised window dropped to zero.
     pub zero_windows_received: u64,
     pub keepalive_probes: u64,
+    /// Pure ACKs sent: segments with no data, SYN or FIN (including
+    /// duplicate ACKs, window updates and probes).
     pub acks_sent: u64,
     /// SACK blocks received (D-SACK blocks not included).
     pub sack_blocks_received: u64,
@@ -108,6 +113,21 @@ pub struct ConnStats {
     pub tlp_repairs: u64,
     /// Times the peer discarded data it had SACKed (RFC 2018 §8).
     pub sack_reneging: u64,
+    /// Arriving segments that carried data (in order, out of order or duplicate).
+    pub data_segs_in: u64,
+    /// Pure ACKs sent because the delayed-ACK timer expired.
+    pub delayed_acks: u64,
+    /// ACKs that carried a D-SACK block (RFC 2883).
+    pub dsacks_sent: u64,
+    /// Segments dropped by PAWS (RFC 7323 §5.3): an old TSval.
+    pub paws_rejected: u64,
+    /// Segments without the timestamps option on a connection that
+    /// negotiated it (RFC 7323 §3.2 says drop; accepted, as Linux does).
+    pub missing_timestamps: u64,
+    /// Times receive-buffer auto-tuning grew the buffer.
+    pub recv_buffer_grown: u64,
+    /// Largest receive buffer the connection had (a gauge).
+    pub recv_buffer_peak: u64,
 }
 
 /// A snapshot for users, like Linux's `struct tcp_info`.
@@ -133,6 +153,24 @@ pub struct TcpInfo {
     pub snd_wscale: u8,
     pub rcv_wscale: u8,
     pub stats: ConnStats,
+    /// Current receive buffer size (grows with auto-tuning).
+    pub recv_buffer_capacity: usize,
+    /// Receiver-side RTT estimate used by auto-tuning.
+    pub rcv_rtt: Option<std::time::Duration>,
+}
+
+impl TcpInfo {
+    /// Pure ACKs sent per data segment received: about 0.5 for a bulk
+    /// receiver with delayed ACKs, 1 when every segment is acknowledged,
+    /// lower when ACKs ride on data or batches coalesce them. 0 before
+    /// any data arrived.
+    pub fn acks_per_data_segment(&self) -> f64 {
+        if self.stats.data_segs_in == 0 {
+            0.0
+        } else {
+            self.stats.acks_sent as f64 / self.stats.data_segs_in as f64
+        }
+    }
 }
 
 /// The transmission control block (RFC 9293 §3.3.1).
@@ -248,8 +286,9 @@ pub struct Connection {
     pub(crate) ack_pending: bool,
     /// Duplicate ACKs owed for out-of-order arrivals, beyond the one
     /// `ack_pending` sends: RFC 5681 §4.2 wants one per such segment, and
-    /// the sender's fast retransmit counts them, so the per-flush ACK
-    /// coalescing must not merge them (SACK will make one ACK enough).
+    /// a sender without SACK counts them, so the per-flush ACK coalescing
+    /// must not merge them. Only without SACK: with it, one ACK per flush
+    /// carrying the blocks is enough.
     pub(crate) dup_acks_owed: u16,
     /// The first lost segment goes out even if cwnd is full: the fast
     /// retransmit (RFC 5681 §3.2 step 3), a partial ACK (RFC 6582 §3.2),
@@ -269,6 +308,18 @@ pub struct Connection {
     pub(crate) readable_signalled: bool,
     pub(crate) last_rx: Instant,
     pub(crate) stats: ConnStats,
+
+    // Receiver side: ACK policy, SACK reporting, PAWS and auto-tuning.
+    pub(crate) delayed_ack: DelayedAck,
+    pub(crate) sack_report: SackReporter,
+    pub(crate) autotune: RecvAutotune,
+    /// When TS.Recent was last set (RFC 7323 §5.5: invalid after 24 days).
+    pub(crate) ts_recent_at: Instant,
+    /// Bytes of the receive ring beyond the buffer size, never offered as
+    /// window on their own: a scaled window that keeps its right edge
+    /// (RFC 9293 §3.8.6) is rounded up to 2^scale bytes, and what we
+    /// advertise must fit (RFC 7323 §2.3).
+    pub(crate) rcv_slack: usize,
 }
 
 /// Parameters of a new connection that come from the stack.
@@ -285,6 +336,11 @@ impl Connection {
     fn new(now: Instant, p: NewConnection, state: State) -> Connection {
         let cfg = p.config.clone();
         let local_mss = cfg.local_mss();
+        let rcv_slack = if cfg.window_scaling {
+            (1usize << cfg.local_window_scale()) - 1
+        } else {
+            0
+        };
         Connection {
             generation: p.generation,
             state,
@@ -312,7 +368,7 @@ impl Connection {
             rcv_nxt: SeqNum(0),
             rcv_adv: SeqNum(0),
             rcv_wscale: 0,
-            recv_buf: ReceiveBuffer::with_capacity(cfg.recv_buffer),
+            recv_buf: ReceiveBuffer::with_capacity(cfg.recv_buffer + rcv_slack),
             peer_fin: None,
             fin_received: false,
             read_closed: false,
@@ -362,7 +418,15 @@ impl Connection {
             want_writable: false,
             readable_signalled: false,
             last_rx: now,
-            stats: ConnStats::default(),
+            stats: ConnStats {
+                recv_buffer_peak: cfg.recv_buffer as u64,
+                ..ConnStats::default()
+            },
+            delayed_ack: DelayedAck::new(cfg.quick_ack_segments, local_mss as usize),
+            sack_report: SackReporter::new(),
+            autotune: RecvAutotune::new(now),
+            ts_recent_at: now,
+            rcv_slack,
             config: cfg,
         }
     }
@@ -393,7 +457,11 @@ impl Connection {
         c.rcv_nxt = syn_seq + 1;
         c.rcv_adv = c.rcv_nxt;
         c.negotiate_options(options);
-        c.update_ts_recent(options, syn_seq);
+        if let (true, Some(ts)) = (c.timestamps, options.timestamps) {
+            // RFC 7323 §4.3: TS.Recent starts from the SYN's TSval.
+            c.ts_recent = ts.tsval;
+            c.ts_recent_at = now;
+        }
         // RFC 7323 §2.2: the window of a SYN is never scaled.
         c.snd_wnd = syn_window as usize;
         c.max_snd_wnd = c.snd_wnd;
@@ -433,17 +501,54 @@ impl Connection {
         self.cc.set_mss(self.snd_mss);
     }
 
-    /// RFC 7323 §4.3 (2): remember TSval when the segment covers
-    /// Last.ACK.sent, so TSecr echoes the right value.
-    pub(crate) fn update_ts_recent(&mut self, options: &TcpOptions, seq: SeqNum) {
-        if let Some(ts) = options.timestamps {
-            if seq <= self.last_ack_sent || self.state == State::SynReceived {
-                let newer = ts.tsval.wrapping_sub(self.ts_recent) as i32 >= 0;
-                if newer || self.ts_recent == 0 {
-                    self.ts_recent = ts.tsval;
-                }
-            }
+    /// RFC 7323 §5.3 R3 (and §4.3 (2)): take SEG.TSval into TS.Recent
+    /// when it is not older and the segment covers Last.ACK.sent:
+    /// SEG.SEQ ≤ Last.ACK.sent < SEG.SEQ + SEG.LEN (`seg_len` counts SYN
+    /// and FIN; an empty segment must start at Last.ACK.sent). With
+    /// delayed ACKs this keeps the TSval of the earliest unacknowledged
+    /// segment, which is what TSecr must echo (§4.3 (3)); out-of-order
+    /// segments never qualify, the one that fills the hole does.
+    pub(crate) fn update_ts_recent(
+        &mut self,
+        now: Instant,
+        options: &TcpOptions,
+        seq: SeqNum,
+        seg_len: usize,
+    ) {
+        let Some(ts) = options.timestamps else {
+            return;
+        };
+        let covers = if seg_len == 0 {
+            seq == self.last_ack_sent
+        } else {
+            seq <= self.last_ack_sent && self.last_ack_sent < seq + seg_len
+        };
+        if covers && (!self.ts_older_than_recent(ts.tsval) || self.ts_recent_expired(now)) {
+            self.ts_recent = ts.tsval;
+            self.ts_recent_at = now;
         }
+    }
+
+    /// SEG.TSval < TS.Recent in 32-bit timestamp arithmetic (RFC 7323 §5.2).
+    pub(crate) fn ts_older_than_recent(&self, tsval: u32) -> bool {
+        (tsval.wrapping_sub(self.ts_recent) as i32) < 0
+    }
+
+    /// RFC 7323 §5.5: a TS.Recent not updated for more than 24 days may
+    /// have wrapped and no longer orders anything.
+    pub(crate) fn ts_recent_expired(&self, now: Instant) -> bool {
+        now.saturating_since(self.ts_recent_at) > std::time::Duration::from_secs(24 * 86_400)
+    }
+
+    /// The receive buffer size (without the scaling slack).
+    pub(crate) fn rcv_capacity(&self) -> usize {
+        self.recv_buf.capacity() - self.rcv_slack
+    }
+
+    /// Free receive space we may offer: the window before scaling and SWS
+    /// avoidance.
+    pub(crate) fn rcv_space(&self) -> usize {
+        self.recv_buf.window().saturating_sub(self.rcv_slack)
     }
 
     /// Our TSval clock: 1 ms ticks plus the per-connection offset (RFC 7323 §5.4).
@@ -485,6 +590,8 @@ impl Connection {
             snd_wscale: self.snd_wscale,
             rcv_wscale: self.rcv_wscale,
             stats: self.stats,
+            recv_buffer_capacity: self.rcv_capacity(),
+            rcv_rtt: self.autotune.rtt(),
         }
     }
 
@@ -544,6 +651,7 @@ impl Connection {
             let (a, b) = self.recv_buf.peek();
             let n = f(a, b).min(a.len() + b.len());
             self.recv_buf.consume(n);
+            self.autotune.on_consumed(n);
             self.maybe_window_update(fx);
             return Ok(n);
         }
@@ -564,8 +672,8 @@ impl Connection {
             return;
         }
         let current = self.rcv_adv.since(self.rcv_nxt);
-        let free = self.recv_buf.window();
-        let threshold = (self.recv_buf.capacity() / 2).min(self.local_mss as usize);
+        let free = self.rcv_space();
+        let threshold = (self.rcv_capacity() / 2).min(self.local_mss as usize);
         if free >= current + threshold {
             self.ack_pending = true;
             fx.output = true;
@@ -675,6 +783,7 @@ impl Connection {
         self.close_deadline = None;
         self.syn_pending = false;
         self.ack_pending = false;
+        self.delayed_ack.cancel();
         self.retransmit_pending = false;
         self.probe_pending = None;
         match reason {

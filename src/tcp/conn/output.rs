@@ -6,7 +6,8 @@ use crate::tcp::congestion::CongestionControl;
 use crate::tcp::state::State;
 use crate::tcp::{Instant, Transmit};
 use crate::wire::{
-    emit_tcp_frame, tcp_frame_len, MacAddr, SeqNum, TcpFlags, TcpOptions, TcpRepr, Timestamps,
+    emit_tcp_frame, tcp_frame_len, MacAddr, SackBlocks, SeqNum, TcpFlags, TcpOptions, TcpRepr,
+    Timestamps,
 };
 
 /// Stack-wide facts the connection needs to build frames.
@@ -63,6 +64,9 @@ impl Connection {
             data_off: 0,
             data_len: 0,
         };
+        // One ACK per flush (unless data above carried it): every segment
+        // of a receive batch that wanted an immediate ACK shares it, with
+        // the SACK blocks of this moment.
         if self.ack_pending && !self.transmit(now, env, tx, ack) {
             return false;
         }
@@ -363,14 +367,14 @@ impl Connection {
     /// (RFC 9293 §3.8.6.2.2) and never moving the right edge left (§3.8.6).
     /// Returns (header field, bytes advertised).
     fn window_to_advertise(&self, syn: bool) -> (u16, usize) {
-        let free = self.recv_buf.window();
+        let free = self.rcv_space();
         if syn {
             // RFC 7323 §2.2: SYN windows are unscaled.
             let w = free.min(u16::MAX as usize);
             return (w as u16, w);
         }
         let current = self.rcv_adv.since(self.rcv_nxt);
-        let threshold = (self.recv_buf.capacity() / 2).min(self.local_mss as usize);
+        let threshold = (self.rcv_capacity() / 2).min(self.local_mss as usize);
         let mut wnd = free;
         if wnd > current && wnd - current < threshold {
             wnd = current;
@@ -385,7 +389,8 @@ impl Connection {
         (field as u16, field << scale)
     }
 
-    fn segment_options(&self, now: Instant, syn: bool) -> TcpOptions {
+    /// Options of an outgoing segment with `data_len` bytes of payload.
+    fn segment_options(&self, now: Instant, syn: bool, data_len: usize) -> TcpOptions {
         let mut options = TcpOptions::default();
         let cfg = &self.config;
         if syn {
@@ -404,13 +409,43 @@ impl Connection {
                     tsecr: if offering { 0 } else { self.ts_recent },
                 });
             }
-        } else if self.timestamps {
-            options.timestamps = Some(Timestamps {
-                tsval: self.ts_now(now),
-                tsecr: self.ts_recent,
-            });
+        } else {
+            if self.timestamps {
+                options.timestamps = Some(Timestamps {
+                    tsval: self.ts_now(now),
+                    tsecr: self.ts_recent,
+                });
+            }
+            if self.sack_permitted {
+                options.sack_blocks = self.sack_blocks_to_send(data_len);
+            }
         }
         options
+    }
+
+    /// RFC 2018 §4 / RFC 2883 §4: the SACK blocks for an ACK, while holes
+    /// exist or a D-SACK is pending. At most 4 blocks, 3 next to the
+    /// timestamps option (40 bytes of option space). On a data segment
+    /// only as many as fit beside the payload: the peer's MSS bounds
+    /// payload plus options (RFC 6691), and `snd_mss` already leaves room
+    /// for the timestamps.
+    fn sack_blocks_to_send(&self, data_len: usize) -> SackBlocks {
+        let ooo = self.recv_buf.out_of_order();
+        if ooo.is_empty() && !self.sack_report.dsack_pending() {
+            return SackBlocks::new();
+        }
+        // Kind and length (2 bytes) plus 2 NOPs of alignment, 8 per block.
+        const SACK_OVERHEAD: usize = 4;
+        const SACK_BLOCK: usize = 8;
+        let by_space = if self.timestamps { 3 } else { 4 };
+        let room = self.snd_mss.saturating_sub(data_len);
+        let by_room = if data_len == 0 {
+            by_space
+        } else {
+            room.saturating_sub(SACK_OVERHEAD) / SACK_BLOCK
+        };
+        self.sack_report
+            .blocks(self.rcv_nxt, ooo, by_space.min(by_room))
     }
 
     /// Builds and hands one segment to `tx`; updates what the peer now knows.
@@ -435,7 +470,7 @@ impl Connection {
             flags: seg.flags,
             window,
             urgent: 0,
-            options: self.segment_options(now, syn),
+            options: self.segment_options(now, syn, seg.data_len),
         };
         let (eth, ip) = self
             .tuple
@@ -453,7 +488,25 @@ impl Connection {
             if seg.data_len == 0 && !seg.flags.fin() && !syn {
                 self.stats.acks_sent += 1;
             }
+            self.after_ack_sent(now, &repr, seg.data_len);
         }
         true
+    }
+
+    /// Receiver-side bookkeeping once a segment carrying an ACK left: the
+    /// delayed ACK (if any) rode on it, a D-SACK it carried is done, and
+    /// data sent soon after data arrived marks an interactive exchange.
+    fn after_ack_sent(&mut self, now: Instant, repr: &TcpRepr, data_len: usize) {
+        self.delayed_ack.on_ack_sent();
+        let blocks = &repr.options.sack_blocks;
+        if !blocks.is_empty() && self.sack_report.dsack_pending() {
+            self.sack_report.on_sent(blocks);
+            if !self.sack_report.dsack_pending() {
+                self.stats.dsacks_sent += 1;
+            }
+        }
+        if data_len > 0 {
+            self.delayed_ack.on_data_sent(now, self.config.delayed_ack);
+        }
     }
 }

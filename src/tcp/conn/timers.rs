@@ -1,6 +1,6 @@
 //! Timer expiry: retransmission (RFC 6298 §5), persist (RFC 9293
 //! §3.8.6.1), keepalive (RFC 1122 §4.2.3.6), TIME-WAIT and the orphan
-//! FIN-WAIT-2 timeout.
+//! FIN-WAIT-2 timeout, and the delayed ACK (RFC 1122 §4.2.3.2).
 
 use super::{Connection, Effects};
 use crate::tcp::congestion::CongestionControl;
@@ -22,6 +22,7 @@ impl Connection {
             self.persist_deadline,
             self.keepalive_deadline,
             self.close_deadline,
+            self.delayed_ack.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -70,6 +71,13 @@ impl Connection {
         if due(self.keepalive_deadline, now) {
             self.keepalive_deadline = None;
             self.on_keepalive_timeout(now, fx);
+        }
+        // RFC 1122 §4.2.3.2: the delayed ACK is due; whatever the next
+        // flush sends carries it.
+        if self.delayed_ack.on_timer(now) && self.state.is_synchronized() {
+            self.ack_pending = true;
+            self.stats.delayed_acks += 1;
+            fx.output = true;
         }
     }
 
