@@ -124,28 +124,71 @@ struct Receiver {
     closed: bool,
 }
 
+/// Sums the counters of `b` into `a` (gauges take the maximum). The
+/// destructuring is exhaustive so a new `ConnStats` field cannot be missed.
 fn add(a: &mut ConnStats, b: &ConnStats) {
-    a.segs_in += b.segs_in;
-    a.segs_out += b.segs_out;
-    a.bytes_received += b.bytes_received;
-    a.bytes_acked += b.bytes_acked;
-    a.retransmits += b.retransmits;
-    a.fast_retransmits += b.fast_retransmits;
-    a.rto_timeouts += b.rto_timeouts;
-    a.dup_acks_received += b.dup_acks_received;
-    a.out_of_window += b.out_of_window;
-    a.out_of_order += b.out_of_order;
-    a.zero_window_probes += b.zero_window_probes;
-    a.zero_windows_received += b.zero_windows_received;
-    a.keepalive_probes += b.keepalive_probes;
-    a.acks_sent += b.acks_sent;
-    a.data_segs_in += b.data_segs_in;
-    a.delayed_acks += b.delayed_acks;
-    a.dsacks_sent += b.dsacks_sent;
-    a.paws_rejected += b.paws_rejected;
-    a.missing_timestamps += b.missing_timestamps;
-    a.recv_buffer_grown += b.recv_buffer_grown;
-    a.recv_buffer_peak = a.recv_buffer_peak.max(b.recv_buffer_peak);
+    let ConnStats {
+        segs_in,
+        segs_out,
+        bytes_received,
+        bytes_acked,
+        retransmits,
+        fast_retransmits,
+        rto_timeouts,
+        dup_acks_received,
+        out_of_window,
+        out_of_order,
+        zero_window_probes,
+        zero_windows_received,
+        keepalive_probes,
+        acks_sent,
+        sack_blocks_received,
+        dsacks_received,
+        spurious_retransmits,
+        congestion_undos,
+        recoveries,
+        lost_segments,
+        tlp_probes,
+        tlp_repairs,
+        sack_reneging,
+        data_segs_in,
+        delayed_acks,
+        dsacks_sent,
+        paws_rejected,
+        missing_timestamps,
+        recv_buffer_grown,
+        recv_buffer_peak,
+    } = *b;
+    a.segs_in += segs_in;
+    a.segs_out += segs_out;
+    a.bytes_received += bytes_received;
+    a.bytes_acked += bytes_acked;
+    a.retransmits += retransmits;
+    a.fast_retransmits += fast_retransmits;
+    a.rto_timeouts += rto_timeouts;
+    a.dup_acks_received += dup_acks_received;
+    a.out_of_window += out_of_window;
+    a.out_of_order += out_of_order;
+    a.zero_window_probes += zero_window_probes;
+    a.zero_windows_received += zero_windows_received;
+    a.keepalive_probes += keepalive_probes;
+    a.acks_sent += acks_sent;
+    a.sack_blocks_received += sack_blocks_received;
+    a.dsacks_received += dsacks_received;
+    a.spurious_retransmits += spurious_retransmits;
+    a.congestion_undos += congestion_undos;
+    a.recoveries += recoveries;
+    a.lost_segments += lost_segments;
+    a.tlp_probes += tlp_probes;
+    a.tlp_repairs += tlp_repairs;
+    a.sack_reneging += sack_reneging;
+    a.data_segs_in += data_segs_in;
+    a.delayed_acks += delayed_acks;
+    a.dsacks_sent += dsacks_sent;
+    a.paws_rejected += paws_rejected;
+    a.missing_timestamps += missing_timestamps;
+    a.recv_buffer_grown += recv_buffer_grown;
+    a.recv_buffer_peak = a.recv_buffer_peak.max(recv_buffer_peak);
 }
 
 fn entropy(seed: u64, host: u8) -> [u8; 32] {
@@ -181,7 +224,11 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
         spec.seed,
     );
     let log = Rc::new(RefCell::new(SegmentLog::default()));
-    net.filter = Some(segment_filter(client.0, spec.drop_client_data_at.clone(), log.clone()));
+    net.filter = Some(segment_filter(
+        client.0,
+        spec.drop_client_data_at.clone(),
+        log.clone(),
+    ));
     let server_addr = SocketAddrV4::new(SERVER_IP, SERVER_PORT);
     let listener = net
         .stack(server)
@@ -423,7 +470,12 @@ pub fn run_transfer(spec: &TransferSpec) -> Result<TransferReport, String> {
         forward_link: net.link_stats(client, server).unwrap_or_default(),
         reverse_link: net.link_stats(server, client).unwrap_or_default(),
         digest,
-        max_sends_of_a_segment: log.sends.values().map(|v| v.len() as u32).max().unwrap_or(0),
+        max_sends_of_a_segment: log
+            .sends
+            .values()
+            .map(|v| v.len() as u32)
+            .max()
+            .unwrap_or(0),
         sends_of_dropped: spec
             .drop_client_data_at
             .iter()
@@ -462,7 +514,9 @@ fn segment_filter(
             }
             return false;
         }
-        let Some((port, isn)) = log.isn else { return false };
+        let Some((port, isn)) = log.isn else {
+            return false;
+        };
         if f.tcp.src_port != port || f.payload.is_empty() || f.tcp.seq < isn + 1 {
             return false;
         }

@@ -75,17 +75,18 @@ impl Rack {
     }
 
     /// RFC 8985 §6.2 step 2 (RACK_update) for the delivered segment sent
-    /// last. `echo_predates_send` is true when the ACK's TSecr is older
-    /// than the segment's last transmission: the ACK is for an earlier
-    /// copy, so a retransmitted segment's RTT would be wrong.
-    pub fn on_delivered(&mut self, d: Delivered, now: Instant, echo_predates_send: bool) {
+    /// last. For a retransmitted segment it is ambiguous which copy was
+    /// delivered; a sample clearly shorter than the minimum RTT must be
+    /// the original's, so it is ignored. (The RFC's other test, TSecr older than
+    /// the retransmission, cannot work for SACKed data: RFC 7323 §4.3 keeps
+    /// TS.Recent from in-order segments only, so the ACK of an out-of-order
+    /// retransmission always echoes an older TSval. Linux skips it too.)
+    pub fn on_delivered(&mut self, d: Delivered, now: Instant) {
         let rtt = now.saturating_since(d.xmit);
-        if d.retransmitted {
-            // Step 2: a retransmitted segment whose ACK may be for the
-            // original is no evidence about this transmission.
-            if echo_predates_send || self.min_rtt.is_some_and(|m| rtt < m) {
-                return;
-            }
+        // An eighth of slack: delay jitter makes a genuine retransmission's
+        // round trip come in a little under the minimum seen so far.
+        if d.retransmitted && self.min_rtt.is_some_and(|m| rtt < m - m / 8) {
+            return;
         }
         self.rtt = rtt;
         let after = match self.newest {
@@ -128,7 +129,12 @@ impl Rack {
     /// zero during recovery or once `DupThresh` segments are SACKed (the
     /// classic rule, so a burst of losses is repaired at once); otherwise
     /// `min_RTT/4 · reo_wnd_mult`, at most SRTT.
-    pub fn reo_wnd(&self, in_recovery: bool, sacked_segments: usize, srtt: Option<Duration>) -> Duration {
+    pub fn reo_wnd(
+        &self,
+        in_recovery: bool,
+        sacked_segments: usize,
+        srtt: Option<Duration>,
+    ) -> Duration {
         if !self.reordering_seen && (in_recovery || sacked_segments >= DUP_THRESH) {
             return Duration::ZERO;
         }
@@ -167,7 +173,11 @@ impl TailLossProbe {
     /// RFC 8985 §7.2 (TLP_calc_PTO): 2·SRTT, plus the worst-case delayed
     /// ACK when one segment is in flight; 1 s without an RTT sample; never
     /// later than the pending RTO would fire.
-    pub fn timeout(srtt: Option<Duration>, one_segment_in_flight: bool, rto_left: Option<Duration>) -> Duration {
+    pub fn timeout(
+        srtt: Option<Duration>,
+        one_segment_in_flight: bool,
+        rto_left: Option<Duration>,
+    ) -> Duration {
         let mut pto = match srtt {
             Some(srtt) => {
                 let mut p = srtt * 2;
@@ -197,7 +207,12 @@ impl TailLossProbe {
 
     /// RFC 8985 §7.4.2 (TLP_process_ack). `ack` is SEG.ACK, `advanced`
     /// whether it moved SND.UNA, `dsack` a D-SACK block the ACK carried.
-    pub fn on_ack(&mut self, ack: SeqNum, advanced: bool, dsack: Option<(SeqNum, SeqNum)>) -> ProbeOutcome {
+    pub fn on_ack(
+        &mut self,
+        ack: SeqNum,
+        advanced: bool,
+        dsack: Option<(SeqNum, SeqNum)>,
+    ) -> ProbeOutcome {
         let Some(end) = self.end_seq else {
             return ProbeOutcome::Open;
         };
@@ -272,38 +287,44 @@ mod tests {
         let mut r = Rack::new();
         let at = Instant::from_millis;
         r.on_delivered(
-            Delivered { xmit: at(10), end: SeqNum(2000), retransmitted: false },
+            Delivered {
+                xmit: at(10),
+                end: SeqNum(2000),
+                retransmitted: false,
+            },
             at(30),
-            false,
         );
         assert_eq!(r.newest(), Some((at(10), SeqNum(2000))));
         assert_eq!(r.rtt(), ms(20));
         r.on_rtt_sample(ms(20));
         // An older segment does not move RACK.xmit_ts back.
         r.on_delivered(
-            Delivered { xmit: at(5), end: SeqNum(1000), retransmitted: false },
+            Delivered {
+                xmit: at(5),
+                end: SeqNum(1000),
+                retransmitted: false,
+            },
             at(31),
-            false,
         );
         assert_eq!(r.newest(), Some((at(10), SeqNum(2000))));
-        // A retransmission whose ACK predates it is ignored (RFC 8985 §6.2 step 2).
+        // A retransmission acknowledged faster than the minimum RTT was
+        // the original's delivery (RFC 8985 §6.2 step 2).
         r.on_delivered(
-            Delivered { xmit: at(40), end: SeqNum(3000), retransmitted: true },
+            Delivered {
+                xmit: at(40),
+                end: SeqNum(3000),
+                retransmitted: true,
+            },
             at(45),
-            true,
-        );
-        assert_eq!(r.newest(), Some((at(10), SeqNum(2000))));
-        // So is one acknowledged faster than the minimum RTT.
-        r.on_delivered(
-            Delivered { xmit: at(40), end: SeqNum(3000), retransmitted: true },
-            at(45),
-            false,
         );
         assert_eq!(r.newest(), Some((at(10), SeqNum(2000))));
         r.on_delivered(
-            Delivered { xmit: at(40), end: SeqNum(3000), retransmitted: true },
+            Delivered {
+                xmit: at(40),
+                end: SeqNum(3000),
+                retransmitted: true,
+            },
             at(65),
-            false,
         );
         assert_eq!(r.newest(), Some((at(40), SeqNum(3000))));
     }
@@ -313,7 +334,10 @@ mod tests {
         assert_eq!(TailLossProbe::timeout(Some(ms(10)), false, None), ms(20));
         assert_eq!(TailLossProbe::timeout(Some(ms(10)), true, None), ms(220));
         assert_eq!(TailLossProbe::timeout(None, false, None), ms(1000));
-        assert_eq!(TailLossProbe::timeout(Some(ms(10)), true, Some(ms(100))), ms(100));
+        assert_eq!(
+            TailLossProbe::timeout(Some(ms(10)), true, Some(ms(100))),
+            ms(100)
+        );
     }
 
     #[test]
@@ -327,7 +351,10 @@ mod tests {
         // Retransmission probe, then a D-SACK for it: original not lost.
         p.on_probe_sent(end, true);
         assert_eq!(p.on_ack(end, true, None), ProbeOutcome::Open);
-        assert_eq!(p.on_ack(end, false, Some((SeqNum(4000), end))), ProbeOutcome::NoLoss);
+        assert_eq!(
+            p.on_ack(end, false, Some((SeqNum(4000), end))),
+            ProbeOutcome::NoLoss
+        );
         // Retransmission probe and a duplicate ACK without a D-SACK: repaired.
         p.on_probe_sent(end, true);
         assert_eq!(p.on_ack(end, true, None), ProbeOutcome::Open);

@@ -37,6 +37,8 @@ const LOST: u8 = 2;
 const RETRANS: u8 = 4;
 /// Retransmitted at least once: its RTT is ambiguous (Karn, RFC 6298 §3).
 const EVER_RETRANS: u8 = 8;
+/// Carries our FIN as its last sequence number.
+const FIN: u8 = 16;
 
 /// One segment in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,17 @@ impl SentSegment {
     /// Sent more than once.
     pub fn was_retransmitted(&self) -> bool {
         self.flags & EVER_RETRANS != 0
+    }
+    /// Whether SACKed data `[l, r)` covers this segment. A receiver's
+    /// blocks hold data only (RFC 2018 §3), so a FIN riding on data counts
+    /// as covered with its data; a bare FIN is only ever cumulatively ACKed.
+    fn covered_by(&self, l: SeqNum, r: SeqNum) -> bool {
+        let fin = self.flags & FIN != 0;
+        if fin && self.len == 1 {
+            return false;
+        }
+        let data_end = self.end() - fin as usize;
+        self.start >= l && data_end <= r
     }
 }
 
@@ -249,9 +262,9 @@ impl SackScoreboard {
         self.weigh(&new, true);
     }
 
-    /// New data left: `len` sequence numbers at `start`, which must follow
-    /// the last record.
-    pub fn on_send(&mut self, start: SeqNum, len: usize, now: Instant) {
+    /// New data left: `len` sequence numbers at `start` (the last one our
+    /// FIN if `fin`), which must follow the last record.
+    pub fn on_send(&mut self, start: SeqNum, len: usize, fin: bool, now: Instant) {
         if len == 0 {
             return;
         }
@@ -260,7 +273,7 @@ impl SackScoreboard {
             start,
             len: len as u32,
             xmit: now,
-            flags: 0,
+            flags: if fin { FIN } else { 0 },
         };
         self.segs.push_back(seg);
         self.weigh(&seg, true);
@@ -444,7 +457,7 @@ impl SackScoreboard {
         }
         // A segment cut by a mid-segment ACK may now lie inside a SACKed range.
         if let (Some(&front), Some(&(l, r))) = (self.segs.front(), self.ranges.first()) {
-            if !front.is_sacked() && front.start >= l && front.end() <= r {
+            if !front.is_sacked() && front.covered_by(l, r) {
                 self.set_flags(0, (front.flags | SACKED) & !(LOST | RETRANS));
                 out.newly_sacked += front.len as usize;
                 out.newly_sacked_segments += 1;
@@ -494,10 +507,7 @@ impl SackScoreboard {
             last += 1;
         }
         let (ml, mr) = if first < last {
-            (
-                self.ranges[first].0.min(l),
-                self.ranges[last - 1].1.max(r),
-            )
+            (self.ranges[first].0.min(l), self.ranges[last - 1].1.max(r))
         } else {
             (l, r)
         };
@@ -540,7 +550,7 @@ impl SackScoreboard {
         while i < self.segs.len() && self.segs[i].start < gr {
             let s = self.segs[i];
             i += 1;
-            if s.flags & SACKED != 0 || s.start < ml || s.end() > mr {
+            if s.flags & SACKED != 0 || !s.covered_by(ml, mr) {
                 continue;
             }
             let len = s.len as usize;
@@ -574,9 +584,8 @@ impl SackScoreboard {
     ) -> (usize, Option<Duration>) {
         let mut marked = 0;
         let mut wait: Option<Duration> = None;
-        let sent_before = |s: &SentSegment| {
-            s.xmit < rack_xmit || (s.xmit == rack_xmit && s.end() < rack_end)
-        };
+        let sent_before =
+            |s: &SentSegment| s.xmit < rack_xmit || (s.xmit == rack_xmit && s.end() < rack_end);
         // Holes: the unSACKed stretches between SACKed ranges, then the
         // tail above the highest SACK.
         let mut hole_start = self.segs.front().map(|s| s.start);
@@ -638,7 +647,9 @@ impl SackScoreboard {
             }
         }
         let Some(limit) = limit else { return 0 };
-        let from = self.dupthresh_marked_to.map_or(0, |m| self.first_ending_after(m));
+        let from = self
+            .dupthresh_marked_to
+            .map_or(0, |m| self.first_ending_after(m));
         let mut marked = 0;
         let mut i = from;
         while i < self.segs.len() && self.segs[i].start < limit {
@@ -681,7 +692,7 @@ mod tests {
     fn board(n: usize) -> SackScoreboard {
         let mut b = SackScoreboard::new();
         for i in 0..n {
-            b.on_send(SeqNum((i * MSS) as u32), MSS, t(i as u64));
+            b.on_send(SeqNum((i * MSS) as u32), MSS, false, t(i as u64));
         }
         b
     }
@@ -848,11 +859,16 @@ mod tests {
         let n = out.newest.unwrap();
         assert_eq!((n.xmit, n.end), (t(5), seq(6)));
         // With a 4 ms window, segments sent at 0..=4 ms expire at 24..=28 ms.
-        let (marked, wait) =
-            b.rack_detect_loss(n.xmit, n.end, Duration::from_millis(20), Duration::from_millis(4), t(26));
+        let (marked, wait) = b.rack_detect_loss(
+            n.xmit,
+            n.end,
+            Duration::from_millis(20),
+            Duration::from_millis(4),
+            t(26),
+        );
         assert_eq!(marked, 3 * MSS); // sent at 0, 1, 2 ms
         assert_eq!(wait, Some(Duration::from_millis(2))); // the one sent at 4 ms
-        // Segments sent after the delivered one are not candidates.
+                                                          // Segments sent after the delivered one are not candidates.
         assert!(b.iter().skip(6).all(|s| !s.is_lost()));
         check_counters(&b);
     }
@@ -866,10 +882,16 @@ mod tests {
         assert_eq!(b.retransmitted_in_flight(), MSS);
         // Later data delivered (a new segment sent at 21 ms, SACKed at 41 ms)
         // while the retransmission (sent at 20 ms) is still missing.
-        b.on_send(seq(4), MSS, t(21));
+        b.on_send(seq(4), MSS, false, t(21));
         let out = b.on_ack(seq(0), &[(seq(1), seq(5))], t(41));
         let n = out.newest.unwrap();
-        let (marked, _) = b.rack_detect_loss(n.xmit, n.end, Duration::from_millis(20), Duration::ZERO, t(41));
+        let (marked, _) = b.rack_detect_loss(
+            n.xmit,
+            n.end,
+            Duration::from_millis(20),
+            Duration::ZERO,
+            t(41),
+        );
         assert_eq!(marked, MSS);
         assert_eq!(b.retransmitted_in_flight(), 0);
         assert_eq!(b.next_lost(), Some((seq(0), MSS)));
@@ -886,6 +908,23 @@ mod tests {
         b.on_retransmit(seq(0), t(11));
         b.on_retransmit(seq(1), t(11));
         assert_eq!(b.next_lost(), Some((seq(3), MSS)));
+        check_counters(&b);
+    }
+
+    #[test]
+    fn a_fin_on_data_is_covered_by_a_block_of_the_data() {
+        let mut b = SackScoreboard::new();
+        b.on_send(seq(0), MSS, false, t(0));
+        b.on_send(seq(1), MSS + 1, true, t(0));
+        let out = b.on_ack(seq(0), &[(seq(1), seq(2))], t(5));
+        assert_eq!(out.newly_sacked_segments, 1);
+        // A bare FIN is never SACKed.
+        let mut b = SackScoreboard::new();
+        b.on_send(seq(0), MSS, false, t(0));
+        b.on_send(seq(1), MSS, false, t(0));
+        b.on_send(seq(2), 1, true, t(0));
+        let out = b.on_ack(seq(0), &[(seq(1), seq(2) + 1)], t(5));
+        assert_eq!(out.newly_sacked_segments, 1);
         check_counters(&b);
     }
 
@@ -926,7 +965,8 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (1u8..5).prop_map(Op::Send),
-            (0u8..8, proptest::collection::vec((0u8..40, 1u8..8), 0..4)).prop_map(|(a, v)| Op::Ack(a, v)),
+            (0u8..8, proptest::collection::vec((0u8..40, 1u8..8), 0..4))
+                .prop_map(|(a, v)| Op::Ack(a, v)),
             Just(Op::Retransmit),
             Just(Op::MarkDupthresh),
             (0u8..30).prop_map(Op::Rack),
@@ -953,7 +993,7 @@ mod tests {
                 match op {
                     Op::Send(n) => {
                         let len = n as usize * unit;
-                        b.on_send(SeqNum(max as u32), len, t(now));
+                        b.on_send(SeqNum(max as u32), len, false, t(now));
                         max += len;
                         covered.resize(max / unit, false);
                     }

@@ -26,12 +26,12 @@ use crate::tcp::recv_buffer::ReceiveBuffer;
 use crate::tcp::rto::RtoEstimator;
 use crate::tcp::sack_blocks::SackReporter;
 use crate::tcp::sack_scoreboard::SackScoreboard;
-use recovery::{Prr, Undo};
 use crate::tcp::send_buffer::SendBuffer;
 use crate::tcp::state::State;
 use crate::tcp::timer_wheel::TimerId;
 use crate::tcp::Instant;
 use crate::wire::{MacAddr, SeqNum, TcpFlags, TcpOptions};
+use recovery::{Prr, Undo};
 
 /// RFC 9293 §3.7.1: the MSS assumed when the peer sends none.
 pub const DEFAULT_PEER_MSS: u16 = 536;

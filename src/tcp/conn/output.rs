@@ -327,7 +327,8 @@ impl Connection {
             self.last_data_sent = now;
         }
         // Only new data comes here; retransmissions go through `send_recorded`.
-        self.scoreboard.on_send(seg.seq, seg.data_len + fin, now);
+        self.scoreboard
+            .on_send(seg.seq, seg.data_len + fin, fin == 1, now);
         if self.scoreboard.pipe() >= self.cc.cwnd() {
             self.cwnd_limited_until = Some(seg.seq + seg.data_len + fin);
         }

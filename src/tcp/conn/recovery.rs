@@ -105,8 +105,7 @@ impl Connection {
             self.on_dsack(l, r);
         }
         if let Some(d) = out.newest {
-            let predates = self.echo_predates(tcp, d.xmit);
-            self.rack.on_delivered(d, now, predates);
+            self.rack.on_delivered(d, now);
         }
         if out.reordering {
             self.rack.on_reordering();
@@ -315,7 +314,8 @@ impl Connection {
         let marked = if self.config.rack {
             self.rack_detect_loss(now)
         } else {
-            self.scoreboard.mark_lost_by_dupthresh(DUP_THRESH, self.snd_mss)
+            self.scoreboard
+                .mark_lost_by_dupthresh(DUP_THRESH, self.snd_mss)
         };
         if marked > 0 {
             self.stats.lost_segments += marked.div_ceil(self.snd_mss.max(1)) as u64;
@@ -468,7 +468,11 @@ impl Connection {
             || self.snd_una == self.snd_max
             || !matches!(
                 self.state,
-                State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+                State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::Closing
+                    | State::LastAck
             )
         {
             return;
