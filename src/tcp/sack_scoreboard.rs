@@ -122,7 +122,7 @@ pub struct AckOutcome {
 }
 
 /// The retransmission queue with SACK state. See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SackScoreboard {
     segs: VecDeque<SentSegment>,
     /// SACKed ranges above the front of the queue: sorted, disjoint, merged.
