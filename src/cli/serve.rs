@@ -2,8 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -147,23 +146,13 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         fast_path: fast_path(a),
         app,
     };
-    let stop = stop_on_signals()?;
+    let stop = super::stop_on_signals()?;
     let report = serve(config, stop, |c, mode| {
         print_ready(a, c.fast_path.xdp_mode, mode);
     })
     .map_err(|e| e.to_string())?;
     print_summary(&report);
     Ok(())
-}
-
-/// A flag that SIGINT and SIGTERM set.
-fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())
-            .map_err(|e| format!("cannot install signal handler: {e}"))?;
-    }
-    Ok(stop)
 }
 
 fn print_ready(a: &ServeArgs, xdp_mode: XdpMode, bind: BindMode) {
@@ -194,7 +183,7 @@ fn run_thread_echo(a: &ServeArgs) -> Result<(), String> {
     };
     config.bridge.accept_backlog = a.backlog.max(1);
     let xdp_mode = config.fast_path.xdp_mode;
-    let stop = stop_on_signals()?;
+    let stop = super::stop_on_signals()?;
     let server = start_threaded(config).map_err(|e| e.to_string())?;
     let mut acceptors = Vec::new();
     for &port in &a.ports {

@@ -16,9 +16,11 @@
 //!
 //! Every queue that can receive owned traffic needs a registered socket;
 //! owned frames on a queue without one fall back to the kernel.
+pub mod packet;
 pub mod program;
 pub mod socket;
 
+pub use packet::{wait_readable, PacketSocket, RecvBatch, RecvOutcome};
 pub use program::{ifindex, SteerCounters, SteerProgram, XdpMode};
 pub use socket::{BindMode, XskConfig, XskSocket, XskStats};
 
