@@ -230,7 +230,7 @@ fn echo_stream(mut stream: Stream) {
 fn print_summary(r: &ServeReport) {
     for w in &r.workers {
         println!(
-            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={}",
+            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={}",
             w.id,
             w.rx_frames,
             w.stack.tx_frames,
@@ -242,7 +242,10 @@ fn print_summary(r: &ServeReport) {
             w.stack.rx_malformed,
             w.stack.listen_drops,
             w.time_wait,
-            w.reset_at_shutdown
+            w.reset_at_shutdown,
+            w.stack.retransmits,
+            w.stack.fast_retransmits,
+            w.stack.rto_timeouts
         );
     }
     println!(
