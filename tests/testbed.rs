@@ -711,8 +711,14 @@ fn bridge_passes_nothing_until_a_relay_bridges_it() {
         return;
     };
     let rtr = tb.router_ns.clone().expect("router namespace");
-    let rc = tb.fact("router_client_if").expect("router_client_if").to_owned();
-    let rs = tb.fact("router_server_if").expect("router_server_if").to_owned();
+    let rc = tb
+        .fact("router_client_if")
+        .expect("router_client_if")
+        .to_owned();
+    let rs = tb
+        .fact("router_server_if")
+        .expect("router_server_if")
+        .to_owned();
     assert_eq!(tb.fact("mode"), Some("bridge"));
     // One subnet; the server sends straight to the client's MAC.
     assert_eq!(tb.client_ip, Ipv4Addr::new(198, 18, 0, 2));

@@ -1,5 +1,6 @@
 //! AF_XDP I/O: the XDP steering program and its maps ([`SteerProgram`]),
-//! and AF_XDP sockets with their UMEM and rings ([`XskSocket`]).
+//! and AF_XDP sockets with their UMEM and rings ([`XskSocket`]); plus the
+//! raw AF_PACKET socket of the impairment relay ([`PacketSocket`]).
 //!
 //! This is the only module of the crate with `unsafe` code; every block
 //! carries a `// SAFETY:` comment.
