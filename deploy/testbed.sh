@@ -5,7 +5,9 @@
 #
 # The server namespace holds the interface the AF_XDP stack runs on; the
 # client namespace holds a kernel TCP peer; the optional router namespace
-# forwards between them and can drop packets at random (nftables numgen).
+# either routes between two subnets and can drop packets at random
+# (--router [--loss], nftables numgen), or has no addresses at all and
+# leaves bridging the one shared subnet to `xdp-tcp impair` (--bridge).
 # Nothing is created in the root namespace: the veth ends are created
 # directly inside their namespaces, routes exist only inside them, and the
 # root namespace's interfaces, routes and sysctls are never touched.
@@ -29,14 +31,21 @@ options (each also settable through the environment variable shown):
   --prefix NAME     namespace/interface prefix, 1-12 of [A-Za-z0-9_-],
                     starting with a letter or digit        [TESTBED_PREFIX, xt]
   --queues N        rx/tx queues on every veth end, 1-256  [TESTBED_QUEUES, 1]
-  --router          put a router namespace between client and server
-                                                           [TESTBED_ROUTER=1]
+  --router          put a routing namespace between client and server
+                    (two subnets, IP forwarding)           [TESTBED_ROUTER=1]
   --loss PERMILLE   with --router: drop PERMILLE/1000 of forwarded packets
                     at random, 0-1000                      [TESTBED_LOSS]
+  --bridge          put a bridging namespace between client and server: one
+                    subnet, no addresses or forwarding in the router, its
+                    interfaces promiscuous with offloads off; nothing
+                    passes until a relay bridges them, e.g.
+                      ip netns exec <prefix>-rtr xdp-tcp impair \
+                        --a <prefix>-rc --b <prefix>-rs --delay 20ms
+                                                           [TESTBED_BRIDGE=1]
   --mtu N           MTU of every veth, 68-65535            [TESTBED_MTU, 1500]
   -h, --help        this text
 
-namespaces: <prefix>-srv, <prefix>-cli, <prefix>-rtr (with --router)
+namespaces: <prefix>-srv, <prefix>-cli, <prefix>-rtr (with --router or --bridge)
 interfaces: <prefix>-s0 (server), <prefix>-c0 (client),
             <prefix>-rs / <prefix>-rc (router, server- / client-facing)
 EOF
@@ -68,6 +77,11 @@ case "${TESTBED_ROUTER:-0}" in
   0 | no | false | off | "") router=0 ;;
   *) bad_usage "TESTBED_ROUTER='${TESTBED_ROUTER}': use 1 or 0" ;;
 esac
+case "${TESTBED_BRIDGE:-0}" in
+  1 | yes | true | on) bridge=1 ;;
+  0 | no | false | off | "") bridge=0 ;;
+  *) bad_usage "TESTBED_BRIDGE='${TESTBED_BRIDGE}': use 1 or 0" ;;
+esac
 
 while [ "$#" -gt 0 ]; do
   arg="$1"
@@ -97,6 +111,10 @@ while [ "$#" -gt 0 ]; do
       [ "$has_inline_value" -eq 0 ] || bad_usage "--router takes no value"
       router=1
       ;;
+    --bridge)
+      [ "$has_inline_value" -eq 0 ] || bad_usage "--bridge takes no value"
+      bridge=1
+      ;;
     -h | --help | help)
       usage
       exit 0
@@ -121,7 +139,13 @@ fi
 if ! is_uint "$mtu" || [ "$mtu" -lt 68 ] || [ "$mtu" -gt 65535 ]; then
   bad_usage "--mtu '$mtu': use a whole number from 68 to 65535"
 fi
+if [ "$router" -eq 1 ] && [ "$bridge" -eq 1 ]; then
+  bad_usage "--router and --bridge are two different middle namespaces: give one of them"
+fi
 if [ -n "$loss" ]; then
+  if [ "$bridge" -eq 1 ]; then
+    bad_usage "--loss is the routed router's nftables drop; with --bridge give the loss to the relay (xdp-tcp impair --loss 1%)"
+  fi
   if ! is_uint "$loss" || [ "$loss" -gt 1000 ]; then
     bad_usage "--loss '$loss': use a whole number of per mille from 0 to 1000"
   fi
@@ -350,7 +374,35 @@ do_up() {
 
   new_ns "$srv_ns"
   new_ns "$cli_ns"
-  if [ "$router" -eq 1 ]; then
+  if [ "$bridge" -eq 1 ]; then
+    new_ns "$rtr_ns"
+    new_veth "$cli_ns" "$cli_if" "$rtr_ns" "$rtr_cli_if"
+    new_veth "$srv_ns" "$srv_if" "$rtr_ns" "$rtr_srv_if"
+    client_ip=198.18.0.2
+    server_ip=198.18.0.1
+    ip -n "$cli_ns" addr add "$client_ip/24" dev "$cli_if"
+    ip -n "$srv_ns" addr add "$server_ip/24" dev "$srv_if"
+    # The router has no addresses and does not forward: with ip_forward 0
+    # and the frames addressed to other MACs, its kernel drops what it
+    # receives. Promiscuous mode, so a relay gets every frame (a veth
+    # delivers them anyway; a NIC would filter); offloads off, so frames
+    # stay MTU-sized (no GRO/GSO/TSO) and carry full checksums.
+    for dev in "$rtr_cli_if" "$rtr_srv_if"; do
+      ip -n "$rtr_ns" link set dev "$dev" promisc on up
+      in_ns "$rtr_ns" ethtool -K "$dev" tx off gro off tso off gso off >/dev/null
+    done
+    ip -n "$cli_ns" link set dev "$cli_if" up
+    ip -n "$srv_ns" link set dev "$srv_if" up
+    # Every kernel sender's frames cross the relay as bytes: checksums must
+    # be complete (a relay cannot finish an offloaded one), so the server
+    # end too, for kernel traffic from the server namespace.
+    quiet_sender "$cli_ns" "$cli_if"
+    quiet_sender "$srv_ns" "$srv_if"
+    set_xps "$cli_ns" "$cli_if" "$queues"
+    set_xps "$rtr_ns" "$rtr_srv_if" "$queues"
+    gw_ip="$client_ip"
+    gw_mac="$(ns_mac "$cli_ns" "$cli_if")"
+  elif [ "$router" -eq 1 ]; then
     new_ns "$rtr_ns"
     new_veth "$cli_ns" "$cli_if" "$rtr_ns" "$rtr_cli_if"
     new_veth "$srv_ns" "$srv_if" "$rtr_ns" "$rtr_srv_if"
@@ -404,7 +456,14 @@ EOF
     echo "prefix=$prefix"
     echo "server_ns=$srv_ns"
     echo "client_ns=$cli_ns"
-    if [ "$router" -eq 1 ]; then
+    if [ "$bridge" -eq 1 ]; then
+      echo "mode=bridge"
+    elif [ "$router" -eq 1 ]; then
+      echo "mode=routed"
+    else
+      echo "mode=direct"
+    fi
+    if [ "$router" -eq 1 ] || [ "$bridge" -eq 1 ]; then
       echo "router_ns=$rtr_ns"
       echo "router_client_if=$rtr_cli_if"
       echo "router_server_if=$rtr_srv_if"

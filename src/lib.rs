@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod impair;
 pub mod kernel;
 pub mod runtime;
 pub mod sim;

@@ -119,6 +119,19 @@ fn one_percent_random_loss() {
                     "no fast retransmit under 1% loss: recovery relies on RTOs only".into(),
                 );
             }
+            // The stack-wide totals (what `xdp-tcp serve` reports) are
+            // the sum over its connections: here the only one.
+            let (stack, conn) = (&r.client_stack, &r.client);
+            if (
+                stack.retransmits,
+                stack.fast_retransmits,
+                stack.rto_timeouts,
+            ) != (conn.retransmits, conn.fast_retransmits, conn.rto_timeouts)
+            {
+                return Err(format!(
+                    "stack totals {stack:?} differ from the connection's {conn:?}"
+                ));
+            }
             Ok(())
         },
     );

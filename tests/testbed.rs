@@ -551,6 +551,9 @@ fn script_rejects_bad_arguments_with_exit_2_and_says_what_to_fix() {
         (&["up", "--router", "--loss", "1001"], "--loss '1001'"),
         (&["up", "--router", "--loss=-1"], "--loss '-1'"),
         (&["up", "--router=1"], "--router takes no value"),
+        (&["up", "--bridge=1"], "--bridge takes no value"),
+        (&["up", "--router", "--bridge"], "give one of them"),
+        (&["up", "--bridge", "--loss", "10"], "xdp-tcp impair --loss"),
         (&["up", "--prefix", "much-too-long-prefix"], "--prefix"),
         (&["down", "--prefix", "bad/name"], "--prefix 'bad/name'"),
     ];
@@ -570,6 +573,11 @@ fn script_rejects_bad_arguments_with_exit_2_and_says_what_to_fix() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let out = script(&["status"])
         .env("TESTBED_ROUTER", "maybe")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = script(&["status"])
+        .env("TESTBED_BRIDGE", "maybe")
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -676,4 +684,103 @@ fn down_is_idempotent_and_status_tells_what_exists() {
     assert!(stdout(&out).contains("state=down"));
     assert_gone(&namespaces(&tb));
     drop(tb); // a third `down`, from Drop, is fine too
+}
+
+/// `xdp-tcp impair` in the router namespace of a bridge testbed, with
+/// `args` after the two interfaces; waits for its `ready` line.
+fn start_relay(tb: &Testbed, args: &[&str]) -> Child {
+    let rc = tb.fact("router_client_if").expect("router_client_if");
+    let rs = tb.fact("router_server_if").expect("router_server_if");
+    let mut cmd = tb.in_router(env!("CARGO_BIN_EXE_xdp-tcp"));
+    cmd.args(["impair", "--a", rc, "--b", rs]).args(args);
+    let mut relay = Child::spawn(cmd).expect("spawn xdp-tcp impair");
+    relay
+        .wait_for_line("ready", READY_TIMEOUT)
+        .unwrap_or_else(|e| panic!("the relay did not start: {e}"));
+    relay
+}
+
+#[test]
+fn bridge_passes_nothing_until_a_relay_bridges_it() {
+    let before = is_root().then(root_snapshot);
+    let opts = TestbedOptions {
+        bridge: true,
+        ..TestbedOptions::default()
+    };
+    let Some(tb) = Testbed::up("bridge", opts) else {
+        return;
+    };
+    let rtr = tb.router_ns.clone().expect("router namespace");
+    let rc = tb
+        .fact("router_client_if")
+        .expect("router_client_if")
+        .to_owned();
+    let rs = tb
+        .fact("router_server_if")
+        .expect("router_server_if")
+        .to_owned();
+    assert_eq!(tb.fact("mode"), Some("bridge"));
+    // One subnet; the server sends straight to the client's MAC.
+    assert_eq!(tb.client_ip, Ipv4Addr::new(198, 18, 0, 2));
+    assert_eq!(tb.server_ip, Ipv4Addr::new(198, 18, 0, 1));
+    assert_eq!(tb.gateway_mac, tb.client_mac);
+    assert_eq!(tb.fact("gateway_ip"), Some("198.18.0.2"));
+
+    // The router is no router: no addresses, no forwarding, promiscuous
+    // interfaces with offloads off.
+    let addrs = stdout(&in_ns(&rtr, &["ip", "-4", "-o", "addr", "show"]));
+    assert!(
+        addrs.lines().all(|l| l.contains(" lo ")),
+        "the bridge has addresses:\n{addrs}"
+    );
+    assert_eq!(read_in_ns(&rtr, "/proc/sys/net/ipv4/ip_forward"), "0");
+    for dev in [&rc, &rs] {
+        let link = stdout(&in_ns(&rtr, &["ip", "link", "show", dev]));
+        assert!(link.contains("PROMISC"), "{dev} not promiscuous:\n{link}");
+        assert_sender_offloads_off(&rtr, dev);
+    }
+    // Kernel senders at both ends checksum their own frames.
+    assert_sender_offloads_off(&tb.client_ns, &tb.client_if);
+    assert_sender_offloads_off(&tb.server_ns, &tb.server_if);
+
+    assert!(
+        !ping_once(&tb, tb.server_ip),
+        "a ping crossed the bridge without a relay"
+    );
+
+    let relay = start_relay(&tb, &[]);
+    assert!(ping_ok(&tb, tb.server_ip), "no ping through the relay");
+    tcp_exchange(&tb, 7002);
+    // L2 unchanged: each end resolved the other's own MAC.
+    assert_eq!(
+        neighbour_mac(&tb.client_ns, tb.server_ip).as_deref(),
+        Some(tb.server_mac.as_str())
+    );
+    relay.signal(15);
+    let mut relay = relay;
+    let status = relay
+        .wait_exit(READY_TIMEOUT)
+        .expect("the relay exits on SIGTERM");
+    assert!(status.success(), "relay: {}", relay.stderr_so_far());
+    let out = relay.stdout_so_far();
+    let stat = |dir: &str, key: &str| -> u64 {
+        out.lines()
+            .find(|l| l.starts_with(&format!("stats dir={dir} ")))
+            .and_then(|l| {
+                l.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} for {dir} in:\n{out}"))
+    };
+    for dir in ["a->b", "b->a"] {
+        // Pings and a TCP exchange, all delivered (a perfect link).
+        assert!(stat(dir, "offered") >= 5, "{out}");
+        assert_eq!(stat(dir, "delivered"), stat(dir, "offered"), "{out}");
+        assert_eq!(stat(dir, "dropped"), 0, "{out}");
+        // ARP passed unimpaired.
+        assert!(stat(dir, "passed_unimpaired") >= 1, "{out}");
+        assert_eq!(stat(dir, "oversize"), 0, "{out}");
+    }
+    assert_root_untouched(before.as_ref().expect("root"), &tb);
 }

@@ -1,11 +1,14 @@
 //! The `xdp-tcp` command line (clap). Every bad flag exits non-zero with a
 //! message that says what to fix.
 
+mod impair;
 mod kernel_serve;
 mod serve;
 mod sim;
 
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +33,11 @@ enum Command {
     /// Run a bulk transfer through the TCP engine in the deterministic
     /// network simulator and print what happened.
     Sim(sim::SimArgs),
+    /// Bridge two interfaces through the simulator's impairment model
+    /// (delay, jitter, rate, loss, reordering, duplication, corruption):
+    /// a link emulator for kernels without netem. Runs until SIGINT/SIGTERM,
+    /// then prints per-direction statistics.
+    Impair(impair::ImpairArgs),
 }
 
 /// Parses arguments and runs the chosen command.
@@ -39,6 +47,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::KernelServe(args) => kernel_serve::run(&args),
         Command::Sim(args) => sim::run(&args),
+        Command::Impair(args) => impair::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,6 +56,16 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A flag that SIGINT and SIGTERM set.
+pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| format!("cannot install signal handler: {e}"))?;
+    }
+    Ok(stop)
 }
 
 /// Parses sizes like `1500`, `64K`, `10M`, `1G` (powers of 1000; `Ki`,

@@ -2,8 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -156,23 +155,13 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         fast_path: fast_path(a),
         app,
     };
-    let stop = stop_on_signals()?;
+    let stop = super::stop_on_signals()?;
     let report = serve(config, stop, |c, mode| {
         print_ready(a, c.fast_path.xdp_mode, mode);
     })
     .map_err(|e| e.to_string())?;
     print_summary(&report);
     Ok(())
-}
-
-/// A flag that SIGINT and SIGTERM set.
-fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())
-            .map_err(|e| format!("cannot install signal handler: {e}"))?;
-    }
-    Ok(stop)
 }
 
 fn print_ready(a: &ServeArgs, xdp_mode: XdpMode, bind: BindMode) {
@@ -203,7 +192,7 @@ fn run_thread_echo(a: &ServeArgs) -> Result<(), String> {
     };
     config.bridge.accept_backlog = a.backlog.max(1);
     let xdp_mode = config.fast_path.xdp_mode;
-    let stop = stop_on_signals()?;
+    let stop = super::stop_on_signals()?;
     let server = start_threaded(config).map_err(|e| e.to_string())?;
     let mut acceptors = Vec::new();
     for &port in &a.ports {
@@ -250,7 +239,7 @@ fn echo_stream(mut stream: Stream) {
 fn print_summary(r: &ServeReport) {
     for w in &r.workers {
         println!(
-            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={}",
+            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={}",
             w.id,
             w.rx_frames,
             w.stack.tx_frames,
@@ -262,7 +251,10 @@ fn print_summary(r: &ServeReport) {
             w.stack.rx_malformed,
             w.stack.listen_drops,
             w.time_wait,
-            w.reset_at_shutdown
+            w.reset_at_shutdown,
+            w.stack.retransmits,
+            w.stack.fast_retransmits,
+            w.stack.rto_timeouts
         );
     }
     println!(

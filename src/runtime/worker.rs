@@ -127,7 +127,7 @@ impl<Io: FrameIo> Worker<Io> {
                         shutdown = Some(now + drain);
                     }
                     Command::Report(reply) => {
-                        report.stack = *self.stack.stats();
+                        report.stack = self.stack.totals();
                         report.connections = self.stack.connection_count();
                         let _ = reply.send(report);
                     }
@@ -142,7 +142,7 @@ impl<Io: FrameIo> Worker<Io> {
                     report.time_wait = self.stack.connection_count() - busy;
                     self.stack.reset_all();
                     self.flush_output(now);
-                    report.stack = *self.stack.stats();
+                    report.stack = self.stack.totals();
                     report.connections = self.stack.connection_count();
                     return report;
                 }

@@ -59,6 +59,15 @@ pub struct StackStats {
     /// ACKs, `tx_pure_acks / rx_data_segments` is about 0.5 or less for
     /// bulk receivers.
     pub tx_pure_acks: u64,
+    /// Segments sent again, summed over connections (see
+    /// [`ConnStats::retransmits`](crate::tcp::ConnStats::retransmits)). In
+    /// [`Stack::stats`] only closed connections count; [`Stack::totals`]
+    /// adds the live ones.
+    pub retransmits: u64,
+    /// Fast retransmits (RFC 5681 §3.2), summed like `retransmits`.
+    pub fast_retransmits: u64,
+    /// Retransmission timeouts (RFC 6298), summed like `retransmits`.
+    pub rto_timeouts: u64,
 }
 
 struct Listener {
@@ -146,6 +155,19 @@ impl Stack {
 
     pub fn stats(&self) -> &StackStats {
         &self.stats
+    }
+
+    /// [`Self::stats`] with the per-connection counters of the live
+    /// connections added, so retransmissions of connections that are
+    /// still open (or in TIME-WAIT) count too.
+    pub fn totals(&self) -> StackStats {
+        let mut t = self.stats;
+        for (_, conn) in &self.conns {
+            t.retransmits += conn.stats.retransmits;
+            t.fast_retransmits += conn.stats.fast_retransmits;
+            t.rto_timeouts += conn.stats.rto_timeouts;
+        }
+        t
     }
 
     /// Live connections, including TIME-WAIT and embryonic ones.
@@ -521,6 +543,9 @@ impl Stack {
             }
         }
         self.stats.connections_closed += 1;
+        self.stats.retransmits += conn.stats.retransmits;
+        self.stats.fast_retransmits += conn.stats.fast_retransmits;
+        self.stats.rto_timeouts += conn.stats.rto_timeouts;
         // A stale slot on the ready list is skipped by generation/flag check.
     }
 

@@ -1,5 +1,6 @@
 //! AF_XDP I/O: the XDP steering program and its maps ([`SteerProgram`]),
-//! and AF_XDP sockets with their UMEM and rings ([`XskSocket`]).
+//! and AF_XDP sockets with their UMEM and rings ([`XskSocket`]); plus the
+//! raw AF_PACKET socket of the impairment relay ([`PacketSocket`]).
 //!
 //! This is the only module of the crate with `unsafe` code; every block
 //! carries a `// SAFETY:` comment.
@@ -16,9 +17,11 @@
 //!
 //! Every queue that can receive owned traffic needs a registered socket;
 //! owned frames on a queue without one fall back to the kernel.
+pub mod packet;
 pub mod program;
 pub mod socket;
 
+pub use packet::{wait_readable, PacketSocket, RecvBatch, RecvOutcome};
 pub use program::{ifindex, SteerCounters, SteerProgram, XdpMode};
 pub use socket::{BindMode, XskConfig, XskSocket, XskStats};
 

@@ -32,10 +32,11 @@ pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/testbed.sh
 
 /// Environment variables the script reads as defaults; cleared when the
 /// tests call it, so a CI setting cannot change what a test asked for.
-const SCRIPT_ENV: [&str; 5] = [
+const SCRIPT_ENV: [&str; 6] = [
     "TESTBED_PREFIX",
     "TESTBED_QUEUES",
     "TESTBED_ROUTER",
+    "TESTBED_BRIDGE",
     "TESTBED_LOSS",
     "TESTBED_MTU",
 ];
@@ -53,6 +54,10 @@ pub struct TestbedOptions {
     pub router: bool,
     /// With `router`: packets dropped per 1000 forwarded (`--loss`).
     pub loss_permille: u32,
+    /// A bridging router namespace instead (`--bridge`): one subnet, no
+    /// addresses in the router; nothing passes until a relay
+    /// (`xdp-tcp impair`) bridges `router_client_if` and `router_server_if`.
+    pub bridge: bool,
     /// MTU of every veth (`--mtu`).
     pub mtu: u32,
 }
@@ -63,6 +68,7 @@ impl Default for TestbedOptions {
             queues: 1,
             router: false,
             loss_permille: 0,
+            bridge: false,
             mtu: 1500,
         }
     }
@@ -271,7 +277,13 @@ impl Testbed {
             "--mtu",
             mtu.as_str(),
         ];
-        if opts.router {
+        if opts.bridge {
+            assert!(
+                !opts.router && opts.loss_permille == 0,
+                "bridge excludes router and loss_permille (the relay impairs)"
+            );
+            args.push("--bridge");
+        } else if opts.router {
             args.extend(["--router", "--loss", loss.as_str()]);
         } else {
             assert_eq!(
