@@ -37,8 +37,9 @@ pub(crate) struct Prr {
 /// What undoing a congestion response needs (RFC 3708 §2, RFC 3522 §2).
 #[derive(Debug, Clone)]
 pub(crate) struct Undo {
-    /// The congestion state before the response.
-    pub snapshot: Congestion,
+    /// The congestion state before the response; `None` once undone (the
+    /// episode's retransmissions are still tracked for D-SACK accounting).
+    pub snapshot: Option<Congestion>,
     /// Retransmissions of the episode not yet shown spurious by a D-SACK.
     pub retransmits: u32,
     /// The sequence range the episode retransmitted in: a D-SACK outside
@@ -255,7 +256,7 @@ impl Connection {
         let segments = r.since(l).div_ceil(self.snd_mss.max(1)) as u32;
         self.stats.spurious_retransmits += segments as u64;
         undo.retransmits = undo.retransmits.saturating_sub(segments);
-        if undo.retransmits == 0 && undo.first_retransmit.is_some() {
+        if undo.retransmits == 0 && undo.first_retransmit.is_some() && undo.snapshot.is_some() {
             self.undo_congestion_response();
         }
     }
@@ -267,7 +268,9 @@ impl Connection {
         let Some(undo) = self.undo.as_ref() else {
             return;
         };
-        let (Some(first), Some((lo, _))) = (undo.first_retransmit, undo.range) else {
+        let (Some(first), Some((lo, _)), true) =
+            (undo.first_retransmit, undo.range, undo.snapshot.is_some())
+        else {
             return;
         };
         if tcp.ack > lo && (self.in_recovery || self.in_loss) && self.echo_predates(tcp, first) {
@@ -278,11 +281,11 @@ impl Connection {
     /// Restores the congestion state saved when the response began and
     /// forgets the loss marks (RFC 3708 §5, RFC 4015 spirit).
     fn undo_congestion_response(&mut self) {
-        let Some(undo) = self.undo.take() else {
+        let Some(snapshot) = self.undo.as_mut().and_then(|u| u.snapshot.take()) else {
             return;
         };
-        if undo.snapshot.cwnd() >= self.cc.cwnd() {
-            self.cc = undo.snapshot;
+        if snapshot.cwnd() >= self.cc.cwnd() {
+            self.cc = snapshot;
         }
         self.scoreboard.clear_lost();
         self.retransmit_pending = false;
@@ -297,7 +300,7 @@ impl Connection {
     /// Remembers the congestion state before a response so it can be undone.
     pub(super) fn start_undo_episode(&mut self) {
         self.undo = Some(Undo {
-            snapshot: self.cc.clone(),
+            snapshot: Some(self.cc.clone()),
             retransmits: 0,
             range: None,
             first_retransmit: None,
