@@ -386,6 +386,15 @@ impl Connection {
         if (field << scale) < current {
             field += 1;
         }
+        // Rounding up keeps the right edge from moving left (§3.8.6), and
+        // the ring's slack of 2^scale − 1 bytes covers one rounding. But
+        // each small arrival re-rounds from a new RCV.NXT; when the edge
+        // would pass what the buffer can really hold, shrink by less than
+        // one scale unit instead (RFC 7323 §2.4 allows it): a window the
+        // receiver cannot honour would drop in-window data for ever.
+        if (field << scale) > self.recv_buf.window() {
+            field = self.recv_buf.window() >> scale;
+        }
         let field = field.min(u16::MAX as usize);
         (field as u16, field << scale)
     }
