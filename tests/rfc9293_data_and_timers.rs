@@ -528,7 +528,10 @@ fn scaled_window_right_edge_retreats_by_less_than_one_scale_unit() {
             h.poll();
             for a in h.take() {
                 let e = a.tcp.ack + (usize::from(a.tcp.window) << shift);
-                assert!(e + (1 << shift) > edge, "right edge moved left a unit: {e:?} < {edge:?}");
+                assert!(
+                    e + (1 << shift) > edge,
+                    "right edge moved left a unit: {e:?} < {edge:?}"
+                );
                 edge = e;
             }
             if (p(received) + n) > edge {
@@ -545,7 +548,10 @@ fn scaled_window_right_edge_retreats_by_less_than_one_scale_unit() {
         assert_eq!(ack.tcp.ack, p(received));
         let wnd = usize::from(ack.tcp.window) << shift;
         let e = ack.tcp.ack + wnd;
-        assert!(e + (1 << shift) > edge, "right edge moved left a unit: {e:?} < {edge:?}");
+        assert!(
+            e + (1 << shift) > edge,
+            "right edge moved left a unit: {e:?} < {edge:?}"
+        );
         edge = e;
     }
 }

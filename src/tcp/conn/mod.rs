@@ -666,7 +666,8 @@ impl Connection {
 
     /// RFC 1122 §4.2.3.3 / RFC 9293 §3.8.6.2.2: after the application
     /// reads, announce the larger window once it has grown by at least
-    /// min(buffer/2, MSS); a window reopening from zero always qualifies.
+    /// min(buffer/2, MSS) and the peer may be starved for window; a window
+    /// reopening from zero always qualifies.
     fn maybe_window_update(&mut self, fx: &mut Effects) {
         if !self.state.is_synchronized() || self.fin_received {
             return;
@@ -674,7 +675,13 @@ impl Connection {
         let current = self.rcv_adv.since(self.rcv_nxt);
         let free = self.rcv_space();
         let threshold = (self.rcv_capacity() / 2).min(self.local_mss as usize);
-        if free >= current + threshold {
+        // A pure window update only when the peer may be starved: the
+        // window it knows is at most half the buffer and the new one at
+        // least doubles it (Linux's tcp_cleanup_rbuf rule). Otherwise the
+        // larger window rides on the next ACK, and a bulk receiver that
+        // reads as data arrives keeps to one ACK per two segments.
+        let starved = current <= self.rcv_capacity() / 2 && free >= 2 * current;
+        if free >= current + threshold && starved {
             self.ack_pending = true;
             fx.output = true;
         }
