@@ -177,8 +177,11 @@ impl Connection {
             if !self.transmit(now, env, tx, seg) {
                 return false;
             }
+            // Open the probe before the bookkeeping re-arms the timer, so
+            // no second probe is armed while this one is outstanding.
+            let end = seg.seq + len + seg.flags.fin() as usize;
+            self.tlp.on_probe_sent(end.max(self.snd_max), false);
             self.after_send(now, seg);
-            self.tlp.on_probe_sent(self.snd_max, false);
             return true;
         }
         let Some(last) = self.scoreboard.last().copied() else {

@@ -466,8 +466,10 @@ impl Connection {
     /// The probe timer fired (RFC 8985 §7.3): send a probe at the next
     /// output, and let the RTO follow it.
     pub(super) fn on_probe_timeout(&mut self, now: Instant, fx: &mut Effects) {
+        let probe_open = self.tlp.end_seq.is_some_and(|end| self.snd_una < end);
         if self.in_recovery
             || self.in_loss
+            || probe_open
             || self.snd_una == self.snd_max
             || !matches!(
                 self.state,
