@@ -147,6 +147,16 @@ impl SackScoreboard {
         Self::default()
     }
 
+    /// Makes room for `segments` records (and a few SACKed ranges) up
+    /// front, so a connection's steady state does not allocate when its
+    /// flight or its first holes appear later. No-op once done.
+    pub fn reserve(&mut self, segments: usize) {
+        if self.segs.capacity() == 0 {
+            self.segs.reserve(segments);
+            self.ranges.reserve((segments / 2).clamp(1, 16));
+        }
+    }
+
     /// Records in the queue.
     pub fn len(&self) -> usize {
         self.segs.len()

@@ -330,6 +330,10 @@ impl Connection {
             self.last_data_sent = now;
         }
         // Only new data comes here; retransmissions go through `send_recorded`.
+        // One record per segment the send buffer can hold, reserved at the
+        // first send (idle connections stay small).
+        let full_flight = self.send_buf.capacity() / self.snd_mss.max(536) + 2;
+        self.scoreboard.reserve(full_flight);
         self.scoreboard
             .on_send(seg.seq, seg.data_len + fin, fin == 1, now);
         if self.scoreboard.pipe() >= self.cc.cwnd() {
