@@ -156,6 +156,8 @@ mod tests {
         assert!(cli.is_ok(), "{:?}", cli.err());
         let cli = Cli::try_parse_from(["xdp-tcp", "sim", "--congestion", "cubic", "--no-hystart"]);
         assert!(cli.is_ok(), "{:?}", cli.err());
+        let cli = Cli::try_parse_from(["xdp-tcp", "sim", "--no-sack", "--no-rack"]);
+        assert!(cli.is_ok(), "{:?}", cli.err());
         // An unknown algorithm is refused with a message naming the choices.
         let err = Cli::try_parse_from(["xdp-tcp", "sim", "--congestion", "bbr"])
             .expect_err("bbr is refused")

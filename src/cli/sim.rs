@@ -59,6 +59,12 @@ pub struct SimArgs {
     /// Disable HyStart++ (RFC 9406) in the initial slow start.
     #[arg(long)]
     no_hystart: bool,
+    /// Do not offer SACK (RFC 2018): recovery falls back to NewReno (RFC 6582).
+    #[arg(long)]
+    no_sack: bool,
+    /// Disable RACK-TLP (RFC 8985): losses by the RFC 6675 rule, tails by RTO.
+    #[arg(long)]
+    no_rack: bool,
     /// Print every delivered segment to stderr (time, hosts, flags, seq, ack, length, window).
     #[arg(long)]
     trace: bool,
@@ -130,6 +136,8 @@ pub fn run(a: &SimArgs) -> Result<(), String> {
         tcp.nagle = !a.nodelay;
         tcp.congestion = a.congestion;
         tcp.hystart = !a.no_hystart;
+        tcp.sack = !a.no_sack;
+        tcp.rack = !a.no_rack;
         tcp.validate().map_err(|e| format!("--recv-buffer: {e}"))?;
     }
     spec.reader_rate = a
@@ -148,9 +156,11 @@ pub fn run(a: &SimArgs) -> Result<(), String> {
             .collect::<String>()
     );
     println!(
-        "congestion control {}{}",
+        "congestion control {}{}; {}; {}",
         a.congestion,
-        if a.no_hystart { "" } else { " with HyStart++" }
+        if a.no_hystart { "" } else { " with HyStart++" },
+        if a.no_sack { "no SACK" } else { "SACK" },
+        if a.no_rack { "no RACK-TLP" } else { "RACK-TLP" }
     );
     println!(
         "virtual time {:.3} s, goodput {:.1} Mbit/s; simulated in {:.2} s wall",
