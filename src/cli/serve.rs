@@ -253,7 +253,7 @@ fn echo_stream(mut stream: Stream) {
 fn print_summary(r: &ServeReport) {
     for w in &r.workers {
         println!(
-            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={}",
+            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={} spurious_retransmits={} tlp_probes={} out_of_window={} dsacks_sent={} rx_data_segments={} tx_pure_acks={}",
             w.id,
             w.rx_frames,
             w.stack.tx_frames,
@@ -268,7 +268,13 @@ fn print_summary(r: &ServeReport) {
             w.reset_at_shutdown,
             w.stack.retransmits,
             w.stack.fast_retransmits,
-            w.stack.rto_timeouts
+            w.stack.rto_timeouts,
+            w.stack.spurious_retransmits,
+            w.stack.tlp_probes,
+            w.stack.out_of_window,
+            w.stack.dsacks_sent,
+            w.stack.rx_data_segments,
+            w.stack.tx_pure_acks
         );
     }
     println!(

@@ -81,12 +81,19 @@ impl SackReporter {
     }
 
     /// A duplicate `[left, right)` arrived: report it in the next ACK.
-    /// A later duplicate before that ACK replaces it (the newest matters
-    /// most to the sender's undo logic).
+    /// Duplicates of one batch that touch form one contiguous duplicate
+    /// sequence, reported as one block (RFC 2883 §4), so a sender undoing
+    /// a burst of spurious retransmissions learns of all of them; a
+    /// separate later duplicate replaces the pending one (the newest
+    /// matters most to the sender's undo logic).
     pub fn on_duplicate(&mut self, left: SeqNum, right: SeqNum) {
-        if left < right {
-            self.dsack = Some((left, right));
+        if left >= right {
+            return;
         }
+        self.dsack = Some(match self.dsack {
+            Some((l, r)) if left <= r && right >= l => (l.min(left), r.max(right)),
+            _ => (left, right),
+        });
     }
 
     pub fn dsack_pending(&self) -> bool {
@@ -227,6 +234,18 @@ mod tests {
             blocks(&r, &ooo, 4),
             [(1140, 1150), (1200, 1210), (1180, 1190), (1160, 1170)]
         );
+    }
+
+    #[test]
+    fn touching_duplicates_of_a_batch_form_one_dsack_block() {
+        let mut r = SackReporter::default();
+        r.on_duplicate(SeqNum(100), SeqNum(200));
+        r.on_duplicate(SeqNum(200), SeqNum(300));
+        r.on_duplicate(SeqNum(50), SeqNum(100));
+        assert_eq!(r.dsack, Some((SeqNum(50), SeqNum(300))));
+        // A separate duplicate replaces it.
+        r.on_duplicate(SeqNum(1000), SeqNum(1100));
+        assert_eq!(r.dsack, Some((SeqNum(1000), SeqNum(1100))));
     }
 
     #[test]

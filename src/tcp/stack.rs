@@ -68,6 +68,27 @@ pub struct StackStats {
     pub fast_retransmits: u64,
     /// Retransmission timeouts (RFC 6298), summed like `retransmits`.
     pub rto_timeouts: u64,
+    /// Retransmissions a D-SACK showed were unnecessary, summed like `retransmits`.
+    pub spurious_retransmits: u64,
+    /// Tail-loss probes (RFC 8985 §7), summed like `retransmits`.
+    pub tlp_probes: u64,
+    /// Arriving segments outside the receive window, summed like `retransmits`.
+    pub out_of_window: u64,
+    /// D-SACK blocks sent (duplicates received), summed like `retransmits`.
+    pub dsacks_sent: u64,
+}
+
+impl StackStats {
+    /// Adds one connection's counters to the per-connection sums.
+    fn add_connection(&mut self, c: &crate::tcp::ConnStats) {
+        self.retransmits += c.retransmits;
+        self.fast_retransmits += c.fast_retransmits;
+        self.rto_timeouts += c.rto_timeouts;
+        self.spurious_retransmits += c.spurious_retransmits;
+        self.tlp_probes += c.tlp_probes;
+        self.out_of_window += c.out_of_window;
+        self.dsacks_sent += c.dsacks_sent;
+    }
 }
 
 struct Listener {
@@ -163,9 +184,7 @@ impl Stack {
     pub fn totals(&self) -> StackStats {
         let mut t = self.stats;
         for (_, conn) in &self.conns {
-            t.retransmits += conn.stats.retransmits;
-            t.fast_retransmits += conn.stats.fast_retransmits;
-            t.rto_timeouts += conn.stats.rto_timeouts;
+            t.add_connection(&conn.stats);
         }
         t
     }
@@ -543,9 +562,8 @@ impl Stack {
             }
         }
         self.stats.connections_closed += 1;
-        self.stats.retransmits += conn.stats.retransmits;
-        self.stats.fast_retransmits += conn.stats.fast_retransmits;
-        self.stats.rto_timeouts += conn.stats.rto_timeouts;
+        let closed = conn.stats;
+        self.stats.add_connection(&closed);
         // A stale slot on the ready list is skipped by generation/flag check.
     }
 
