@@ -254,6 +254,46 @@ fn ack_piggybacks_on_outgoing_data() {
     assert_eq!(h.stack.info(c).unwrap().stats.acks_sent, 0);
 }
 
+// RFC 2018 §4: SACK blocks go on every ACK while holes exist, and most
+// ACKs of a busy connection ride on data. A full-sized data segment has no
+// room for them, so while we hold out-of-order data new segments shrink by
+// the option's size (Linux's tcp_current_mss does the same); without that
+// the peer learns nothing from our data segments and resends what we hold.
+#[test]
+fn data_segments_make_room_for_sack_blocks_while_holes_exist_rfc2018_4() {
+    let (mut h, c, iss) = open_with(sack_config(), sack_options());
+    h.send(data(iss, MSS, MSS));
+    let ack = h.take_one();
+    assert_eq!(blocks(&ack), [(p(MSS), p(2 * MSS))]);
+    assert_eq!(h.stack.send(c, &bytes(3 * MSS, 9)).unwrap(), 3 * MSS);
+    h.poll();
+    let out = h.take();
+    assert!(!out.is_empty());
+    for seg in &out {
+        assert_eq!(seg.tcp.ack, p(0));
+        assert_eq!(
+            blocks(seg),
+            [(p(MSS), p(2 * MSS))],
+            "SACK on the data segment"
+        );
+        // One block: 2 NOPs, kind, length, 8 bytes.
+        assert!(
+            seg.payload.len() <= MSS - 12,
+            "payload {}",
+            seg.payload.len()
+        );
+    }
+    // Once the hole is filled, segments are full-sized again.
+    h.send(data(iss, 0, MSS));
+    h.take();
+    assert_eq!(h.stack.send(c, &bytes(3 * MSS, 9)).unwrap(), 3 * MSS);
+    h.poll();
+    assert!(h
+        .take()
+        .iter()
+        .any(|s| s.payload.len() == MSS && blocks(s).is_empty()));
+}
+
 // Responding within the delayed-ACK time marks the exchange as
 // interactive: the quick-ACK phase ends and later requests are ACKed by
 // their responses.

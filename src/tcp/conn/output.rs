@@ -160,7 +160,7 @@ impl Connection {
         let unsent = self.send_buf.len().saturating_sub(sent);
         let room = self.snd_wnd.saturating_sub(sent);
         if unsent > 0 && room > 0 && self.fin_seq.is_none() {
-            let len = unsent.min(room).min(self.snd_mss);
+            let len = unsent.min(room).min(self.data_room());
             let mut flags = TcpFlags::ACK;
             if len == unsent {
                 flags.insert(TcpFlags::PSH);
@@ -275,7 +275,8 @@ impl Connection {
             // the RFC 6675 pipe (what is believed still in the network).
             let window_room = self.snd_wnd.saturating_sub(sent);
             let cwnd_room = self.cc.cwnd().saturating_sub(self.scoreboard.pipe());
-            let wanted = unsent.min(window_room).min(self.snd_mss);
+            let seg_max = self.data_room();
+            let wanted = unsent.min(window_room).min(seg_max);
             if cwnd_room < wanted {
                 self.cwnd_limited_until = Some(self.snd_max);
             }
@@ -292,7 +293,7 @@ impl Connection {
             // send a full segment, or everything queued when Nagle allows,
             // or at least half the largest window the peer offered, or on
             // the persist-timer override.
-            let send_now = len == self.snd_mss
+            let send_now = len == seg_max
                 || (is_last && nagle_ok)
                 || (nagle_ok && len >= self.max_snd_wnd / 2)
                 || self.force_send;
@@ -446,6 +447,22 @@ impl Connection {
     /// only as many as fit beside the payload: the peer's MSS bounds
     /// payload plus options (RFC 6691), and `snd_mss` already leaves room
     /// for the timestamps.
+    /// Payload bytes a new data segment may carry: the MSS less the room
+    /// the SACK option needs while we hold out-of-order data or owe a
+    /// D-SACK (as Linux's tcp_current_mss). RFC 2018 §4: SACK blocks go on
+    /// every ACK while holes exist, and most of our ACKs ride on data, so
+    /// a full-sized segment without them would leave the sender blind.
+    pub(super) fn data_room(&self) -> usize {
+        let ooo = self.recv_buf.out_of_order();
+        if !self.sack_permitted || (ooo.is_empty() && !self.sack_report.dsack_pending()) {
+            return self.snd_mss;
+        }
+        let by_space = if self.timestamps { 3 } else { 4 };
+        let blocks = (ooo.len() + self.sack_report.dsack_pending() as usize).min(by_space);
+        // Kind and length plus two NOPs of alignment, then 8 per block.
+        self.snd_mss.saturating_sub(4 + 8 * blocks).max(1)
+    }
+
     fn sack_blocks_to_send(&self, data_len: usize) -> SackBlocks {
         let ooo = self.recv_buf.out_of_order();
         if ooo.is_empty() && !self.sack_report.dsack_pending() {
