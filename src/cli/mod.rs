@@ -3,6 +3,7 @@
 
 mod impair;
 mod kernel_serve;
+mod recovery_args;
 mod serve;
 mod sim;
 

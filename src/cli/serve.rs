@@ -12,7 +12,6 @@ use crate::app::{BuiltinApp, Stream};
 use crate::runtime::{
     serve, start_threaded, FastPathConfig, ServeConfig, ServeReport, ThreadedConfig,
 };
-use crate::tcp::congestion::CongestionAlgorithm;
 use crate::xdp::{BindMode, XdpMode};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -81,21 +80,8 @@ pub struct ServeArgs {
     /// Disable Nagle's algorithm on every connection.
     #[arg(long)]
     nodelay: bool,
-    /// Congestion control for every connection: newreno or cubic (RFC 9438).
-    #[arg(long, default_value_t = CongestionAlgorithm::default())]
-    congestion: CongestionAlgorithm,
-    /// Disable HyStart++ (RFC 9406) in the initial slow start.
-    #[arg(long)]
-    no_hystart: bool,
-    /// Do not offer SACK (RFC 2018): recovery falls back to NewReno (RFC 6582).
-    #[arg(long)]
-    no_sack: bool,
-    /// Disable RACK-TLP (RFC 8985): losses by the RFC 6675 rule, tails by RTO.
-    #[arg(long)]
-    no_rack: bool,
-    /// Delayed-ACK timeout (RFC 1122 §4.2.3.2: at most 500 ms); 0ms ACKs every segment.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    delayed_ack: Option<std::time::Duration>,
+    #[command(flatten)]
+    recovery: super::recovery_args::RecoveryArgs,
 }
 
 /// A list of core numbers (one clap value: "0,1" or "2-5").
@@ -143,13 +129,7 @@ fn fast_path(a: &ServeArgs) -> FastPathConfig {
     config.backlog = a.backlog.max(1);
     config.drain = Duration::from_millis(a.drain_ms);
     config.stack.tcp.nagle = !a.nodelay;
-    config.stack.tcp.congestion = a.congestion;
-    config.stack.tcp.hystart = !a.no_hystart;
-    config.stack.tcp.sack = !a.no_sack;
-    config.stack.tcp.rack = !a.no_rack;
-    if let Some(d) = a.delayed_ack {
-        config.stack.tcp.delayed_ack = d;
-    }
+    a.recovery.apply(&mut config.stack.tcp);
     config.xsk.batch = a.batch as usize;
     config
 }

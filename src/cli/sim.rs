@@ -5,7 +5,6 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::sim::{run_transfer, GilbertElliott, Impairments, TransferSpec};
-use crate::tcp::congestion::CongestionAlgorithm;
 
 #[derive(Args, Debug)]
 pub struct SimArgs {
@@ -53,18 +52,8 @@ pub struct SimArgs {
     /// Disable Nagle's algorithm (TCP_NODELAY).
     #[arg(long)]
     nodelay: bool,
-    /// Congestion control: newreno or cubic (RFC 9438).
-    #[arg(long, default_value_t = CongestionAlgorithm::default())]
-    congestion: CongestionAlgorithm,
-    /// Disable HyStart++ (RFC 9406) in the initial slow start.
-    #[arg(long)]
-    no_hystart: bool,
-    /// Do not offer SACK (RFC 2018): recovery falls back to NewReno (RFC 6582).
-    #[arg(long)]
-    no_sack: bool,
-    /// Disable RACK-TLP (RFC 8985): losses by the RFC 6675 rule, tails by RTO.
-    #[arg(long)]
-    no_rack: bool,
+    #[command(flatten)]
+    recovery: super::recovery_args::RecoveryArgs,
     /// Print every delivered segment to stderr (time, hosts, flags, seq, ack, length, window).
     #[arg(long)]
     trace: bool,
@@ -134,11 +123,8 @@ pub fn run(a: &SimArgs) -> Result<(), String> {
     for tcp in [&mut spec.client_tcp, &mut spec.server_tcp] {
         tcp.recv_buffer = a.recv_buffer;
         tcp.nagle = !a.nodelay;
-        tcp.congestion = a.congestion;
-        tcp.hystart = !a.no_hystart;
-        tcp.sack = !a.no_sack;
-        tcp.rack = !a.no_rack;
-        tcp.validate().map_err(|e| format!("--recv-buffer: {e}"))?;
+        a.recovery.apply(tcp);
+        tcp.validate().map_err(|e| format!("TCP settings: {e}"))?;
     }
     spec.reader_rate = a
         .reader_bytes_per_ms
@@ -155,13 +141,7 @@ pub fn run(a: &SimArgs) -> Result<(), String> {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    println!(
-        "congestion control {}{}; {}; {}",
-        a.congestion,
-        if a.no_hystart { "" } else { " with HyStart++" },
-        if a.no_sack { "no SACK" } else { "SACK" },
-        if a.no_rack { "no RACK-TLP" } else { "RACK-TLP" }
-    );
+    println!("congestion control {}", a.recovery.describe());
     println!(
         "virtual time {:.3} s, goodput {:.1} Mbit/s; simulated in {:.2} s wall",
         r.elapsed.as_secs_f64(),

@@ -32,6 +32,19 @@ impl State {
         matches!(self, State::Established | State::FinWait1 | State::FinWait2)
     }
 
+    /// States in which queued data and our FIN may go out: after the
+    /// handshake, until our FIN is acknowledged.
+    pub fn sends_data(self) -> bool {
+        matches!(
+            self,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
+        )
+    }
+
     /// States in which the application may still queue data to send.
     pub fn can_send(self) -> bool {
         matches!(

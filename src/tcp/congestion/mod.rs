@@ -446,6 +446,26 @@ pub(crate) fn slow_start(
     }
 }
 
+/// RFC 6582 §3.2 step 3, "Partial acknowledgments", shared by every
+/// algorithm's SACK-less fast recovery: deflate cwnd by the bytes `acked`,
+/// add back one SMSS if at least that much was acknowledged, and never go
+/// below one SMSS (the partial ACK's retransmission must fit).
+pub(crate) fn newreno_partial_ack(cwnd: usize, acked: usize, mss: usize) -> usize {
+    let mut cwnd = cwnd.saturating_sub(acked);
+    if acked >= mss {
+        cwnd = cwnd.saturating_add(mss);
+    }
+    cwnd.max(mss)
+}
+
+/// RFC 6582 §3.2 step 3, "Full acknowledgments", option (1), shared by
+/// every algorithm: deflate to at most ssthresh, but to no more than one
+/// SMSS above what is still outstanding, so leaving recovery causes no burst.
+pub(crate) fn newreno_exit_cwnd(ssthresh: usize, flight: usize, mss: usize) -> usize {
+    let burst_limited = flight.max(mss).saturating_add(mss);
+    ssthresh.min(burst_limited).max(mss)
+}
+
 /// The initial congestion window in bytes.
 ///
 /// - `segments > 0`: `segments·mss` (RFC 6928 §2 with the default of 10

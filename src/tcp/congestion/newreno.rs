@@ -7,7 +7,8 @@
 //! caller protocol on [`CongestionControl`].
 
 use super::{
-    initial_window, slow_start, AckSample, CongestionControl, HyStartPlusPlus, INITIAL_SSTHRESH,
+    initial_window, newreno_exit_cwnd, newreno_partial_ack, slow_start, AckSample,
+    CongestionControl, HyStartPlusPlus, INITIAL_SSTHRESH,
 };
 use crate::tcp::Instant;
 
@@ -162,26 +163,15 @@ impl CongestionControl for NewReno {
     }
 
     fn on_partial_ack(&mut self, acked: usize) {
-        // RFC 6582 §3.2 step 3, "Partial acknowledgments": window
-        // deflation, so that about ssthresh bytes are outstanding when
-        // recovery ends.
-        self.cwnd = self.cwnd.saturating_sub(acked);
-        if acked >= self.mss {
-            self.cwnd = self.cwnd.saturating_add(self.mss);
-        }
-        // Never deflate below one segment: the window must always allow
-        // the retransmission the partial ACK triggers.
-        self.cwnd = self.cwnd.max(self.mss);
+        // Window deflation, so that about ssthresh bytes are outstanding
+        // when recovery ends.
+        self.cwnd = newreno_partial_ack(self.cwnd, acked, self.mss);
         self.in_rto_loss = false;
         self.pristine = false;
     }
 
     fn on_exit_recovery(&mut self, flight: usize) {
-        // RFC 6582 §3.2 step 3, "Full acknowledgments", option (1):
-        // deflate to at most ssthresh but avoid a burst when little is
-        // outstanding.
-        let burst_limited = flight.max(self.mss).saturating_add(self.mss);
-        self.cwnd = self.ssthresh.min(burst_limited).max(self.mss);
+        self.cwnd = newreno_exit_cwnd(self.ssthresh, flight, self.mss);
         self.in_rto_loss = false;
         self.on_window_reduction();
     }

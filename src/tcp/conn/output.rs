@@ -161,19 +161,7 @@ impl Connection {
         let room = self.snd_wnd.saturating_sub(sent);
         if unsent > 0 && room > 0 && self.fin_seq.is_none() {
             let len = unsent.min(room).min(self.data_room());
-            let mut flags = TcpFlags::ACK;
-            if len == unsent {
-                flags.insert(TcpFlags::PSH);
-                if self.fin_queued {
-                    flags.insert(TcpFlags::FIN);
-                }
-            }
-            let seg = Segment {
-                seq: self.snd_nxt,
-                flags,
-                data_off: sent,
-                data_len: len,
-            };
+            let seg = self.new_data_segment(sent, len, unsent);
             if !self.transmit(now, env, tx, seg) {
                 return false;
             }
@@ -230,14 +218,7 @@ impl Connection {
 
     /// New data, then the FIN.
     fn output_data<T: Transmit>(&mut self, now: Instant, env: &OutputEnv, tx: &mut T) -> bool {
-        if !matches!(
-            self.state,
-            State::Established
-                | State::CloseWait
-                | State::FinWait1
-                | State::Closing
-                | State::LastAck
-        ) {
+        if !self.state.sends_data() {
             return true;
         }
         let idle = self.snd_max == self.snd_una && !self.send_buf.is_empty();
@@ -303,24 +284,31 @@ impl Connection {
                 }
                 return true;
             }
-            let mut flags = TcpFlags::ACK;
-            if is_last {
-                flags.insert(TcpFlags::PSH);
-                if fin_due {
-                    flags.insert(TcpFlags::FIN);
-                }
-            }
-            let seg = Segment {
-                seq: self.snd_nxt,
-                flags,
-                data_off: sent,
-                data_len: len,
-            };
+            let seg = self.new_data_segment(sent, len, unsent);
             if !self.transmit(now, env, tx, seg) {
                 return false;
             }
             self.force_send = false;
             self.after_send(now, seg);
+        }
+    }
+
+    /// The next new-data segment: `len` bytes at SND.NXT (`sent` bytes past
+    /// SND.UNA) of the `unsent` queued; the last one carries PSH, and our
+    /// FIN if the application shut down its write side.
+    fn new_data_segment(&self, sent: usize, len: usize, unsent: usize) -> Segment {
+        let mut flags = TcpFlags::ACK;
+        if len == unsent {
+            flags.insert(TcpFlags::PSH);
+            if self.fin_queued {
+                flags.insert(TcpFlags::FIN);
+            }
+        }
+        Segment {
+            seq: self.snd_nxt,
+            flags,
+            data_off: sent,
+            data_len: len,
         }
     }
 

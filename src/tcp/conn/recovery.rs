@@ -19,7 +19,6 @@ use std::time::Duration;
 use super::{Connection, Effects};
 use crate::tcp::congestion::{AckSample, Congestion, CongestionControl};
 use crate::tcp::rack::{ProbeOutcome, TailLossProbe, DUP_THRESH};
-use crate::tcp::state::State;
 use crate::tcp::Instant;
 use crate::wire::{SeqNum, TcpRepr};
 
@@ -471,14 +470,7 @@ impl Connection {
             || self.in_loss
             || probe_open
             || self.snd_una == self.snd_max
-            || !matches!(
-                self.state,
-                State::Established
-                    | State::CloseWait
-                    | State::FinWait1
-                    | State::Closing
-                    | State::LastAck
-            )
+            || !self.state.sends_data()
         {
             return;
         }
