@@ -242,22 +242,13 @@ impl CongestionControl for NewReno {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::SeqNum;
 
     const MSS: usize = 1000;
     const T: Instant = Instant::ZERO;
 
     /// An ACK of `n` bytes, cwnd-limited, without an RTT sample.
     fn acked(n: usize) -> AckSample {
-        AckSample {
-            now: T,
-            acked: n,
-            rtt: None,
-            snd_una: SeqNum(0),
-            snd_nxt: SeqNum(0),
-            in_flight: 0,
-            cwnd_limited: true,
-        }
+        crate::tcp::congestion::tests::acked(T, n)
     }
 
     fn reno() -> NewReno {
