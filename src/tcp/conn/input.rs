@@ -185,15 +185,6 @@ impl Connection {
             let zero_window_at_edge = tcp.seq == self.rcv_nxt && !flags.syn();
             if !zero_window_at_edge {
                 self.stats.out_of_window += 1;
-                if std::env::var("OOWDBG").is_ok() {
-                    eprintln!(
-                        "OOW off {} len {} wnd {} flags {:?}",
-                        tcp.seq.wrapping_diff(self.rcv_nxt),
-                        seg_len,
-                        self.rcv_adv.since(self.rcv_nxt),
-                        tcp.flags
-                    );
-                }
                 if self.state == State::SynReceived
                     && flags.syn()
                     && !flags.ack()
