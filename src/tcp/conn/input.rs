@@ -46,7 +46,7 @@ impl Connection {
         let mut ack_ok = false;
         // First: the ACK bit.
         if flags.ack() {
-            if tcp.ack <= self.iss || tcp.ack > self.snd_max {
+            if tcp.ack <= self.iss || tcp.ack > self.snd_nxt {
                 if !flags.rst() {
                     fx.rst = Some(self.reply_rst(tcp));
                 }
@@ -261,7 +261,7 @@ impl Connection {
             self.update_ts_recent(now, &tcp.options, tcp.seq, seg_len);
         }
         if self.state == State::SynReceived {
-            if self.snd_una < tcp.ack && tcp.ack <= self.snd_max {
+            if self.snd_una < tcp.ack && tcp.ack <= self.snd_nxt {
                 self.snd_una = tcp.ack;
                 self.take_rtt_sample(now, tcp.ack);
                 let passive = self.listener.is_some();
@@ -306,10 +306,8 @@ impl Connection {
         fx: &mut Effects,
     ) -> bool {
         let ack = tcp.ack;
-        // RFC 5961 §5.2: acceptable iff SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT
-        // (SND.NXT here is the highest sent, `snd_max`, as go-back-N may
-        // have pulled snd_nxt back).
-        if ack > self.snd_max {
+        // RFC 5961 §5.2: acceptable iff SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
+        if ack > self.snd_nxt {
             self.ack_pending = true;
             fx.output = true;
             return false;
@@ -330,7 +328,7 @@ impl Connection {
             && payload.is_empty()
             && !tcp.flags.fin()
             && window == self.snd_wnd
-            && self.snd_max > self.snd_una;
+            && self.snd_nxt > self.snd_una;
         self.on_ack_for_sender(now, tcp, duplicate, fx);
 
         // Window update (RFC 9293 §3.10.7.4): only from a segment newer

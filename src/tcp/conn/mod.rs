@@ -79,7 +79,7 @@ pub struct ConnStats {
     pub segs_out: u64,
     pub bytes_received: u64,
     pub bytes_acked: u64,
-    /// Segments sent again (RTO, fast retransmit or go-back-N resend).
+    /// Segments sent again (RTO, fast retransmit, loss recovery or a tail-loss probe).
     pub retransmits: u64,
     pub fast_retransmits: u64,
     pub rto_timeouts: u64,
@@ -196,10 +196,10 @@ pub struct Connection {
     // Send sequence space (RFC 9293 §3.3.1, Figure 4).
     pub(crate) iss: SeqNum,
     pub(crate) snd_una: SeqNum,
+    /// Highest sequence number sent plus one. It never moves back:
+    /// retransmissions resend recorded segments (the scoreboard) instead
+    /// of rewinding, so SND.NXT is also the highest sequence sent.
     pub(crate) snd_nxt: SeqNum,
-    /// Highest sequence number sent plus one; `snd_nxt` falls back to
-    /// `snd_una` after an RTO (go-back-N) while this stays.
-    pub(crate) snd_max: SeqNum,
     pub(crate) snd_wnd: usize,
     pub(crate) max_snd_wnd: usize,
     pub(crate) snd_wl1: SeqNum,
@@ -245,7 +245,7 @@ pub struct Connection {
     pub(crate) cc: Congestion,
     pub(crate) dup_acks: u32,
     pub(crate) in_recovery: bool,
-    /// RFC 6582 `recover`: the highest sequence number sent (SND.MAX − 1)
+    /// RFC 6582 `recover`: the highest sequence number sent (SND.NXT − 1)
     /// when recovery or the last timeout began; initially ISS (§3.2 step 1).
     pub(crate) recover: SeqNum,
     pub(crate) persist_deadline: Option<Instant>,
@@ -266,7 +266,7 @@ pub struct Connection {
     pub(crate) in_loss: bool,
     pub(crate) prr: Prr,
     pub(crate) undo: Option<Undo>,
-    /// SND.MAX when sending last filled or was stopped by cwnd (not by the
+    /// SND.NXT when sending last filled or was stopped by cwnd (not by the
     /// application or the peer's window); the window counts as used until
     /// SND.UNA passes it (as Linux's is_cwnd_limited / cwnd_usage_seq).
     pub(crate) cwnd_limited_until: Option<SeqNum>,
@@ -355,7 +355,6 @@ impl Connection {
             iss: p.iss,
             snd_una: p.iss,
             snd_nxt: p.iss,
-            snd_max: p.iss,
             snd_wnd: 0,
             max_snd_wnd: 0,
             snd_wl1: SeqNum(0),
@@ -582,7 +581,7 @@ impl Connection {
             rto: self.rto.rto(),
             snd_wnd: self.snd_wnd,
             rcv_wnd: self.rcv_adv.since(self.rcv_nxt),
-            bytes_in_flight: self.snd_max.since(self.snd_una),
+            bytes_in_flight: self.snd_nxt.since(self.snd_una),
             send_buffered: self.send_buf.len(),
             recv_buffered: self.recv_buf.len(),
             sack_permitted: self.sack_permitted,

@@ -111,7 +111,6 @@ impl Connection {
         self.syn_pending = false;
         if self.snd_nxt == self.iss {
             self.snd_nxt = self.iss + 1;
-            self.snd_max = self.snd_nxt;
         }
         if self.retries == 0 {
             // Karn: only a SYN sent once can be timed.
@@ -168,7 +167,7 @@ impl Connection {
             // Open the probe before the bookkeeping re-arms the timer, so
             // no second probe is armed while this one is outstanding.
             let end = seg.seq + len + seg.flags.fin() as usize;
-            self.tlp.on_probe_sent(end.max(self.snd_max), false);
+            self.tlp.on_probe_sent(end, false);
             self.after_send(now, seg);
             return true;
         }
@@ -179,7 +178,7 @@ impl Connection {
             return false;
         }
         self.stats.retransmits += 1;
-        self.tlp.on_probe_sent(self.snd_max, true);
+        self.tlp.on_probe_sent(self.snd_nxt, true);
         true
     }
 
@@ -221,7 +220,7 @@ impl Connection {
         if !self.state.sends_data() {
             return true;
         }
-        let idle = self.snd_max == self.snd_una && !self.send_buf.is_empty();
+        let idle = self.snd_nxt == self.snd_una && !self.send_buf.is_empty();
         if idle && now.saturating_since(self.last_data_sent) > self.rto.rto() {
             // RFC 5681 §4.1: after an idle period longer than the RTO the
             // ACK clock is gone: restart from the initial window.
@@ -259,10 +258,10 @@ impl Connection {
             let seg_max = self.data_room();
             let wanted = unsent.min(window_room).min(seg_max);
             if cwnd_room < wanted {
-                self.cwnd_limited_until = Some(self.snd_max);
+                self.cwnd_limited_until = Some(self.snd_nxt);
             }
             let len = wanted.min(cwnd_room);
-            let unacked = self.snd_max > self.snd_una;
+            let unacked = self.snd_nxt > self.snd_una;
             if len == 0 {
                 // Window closed: the persist timer probes it (RFC 9293 §3.8.6.1).
                 self.arm_persist(now, unacked);
@@ -335,9 +334,6 @@ impl Connection {
             self.fin_seq = Some(seg.seq + seg.data_len);
         }
         self.snd_nxt = seg.seq + seg.data_len + fin;
-        if self.snd_nxt > self.snd_max {
-            self.snd_max = self.snd_nxt;
-        }
         // RFC 6298 §5.1: start the timer if it is not running.
         if self.rto_deadline.is_none() {
             self.rto_deadline = Some(now + self.rto.rto());

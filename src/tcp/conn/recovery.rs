@@ -50,7 +50,7 @@ pub(crate) struct Undo {
 
 impl Connection {
     /// RFC 9293 §3.10.7.4 fifth step for an acceptable ACK
-    /// (SND.UNA − MAX.SND.WND ≤ SEG.ACK ≤ SND.MAX), sender side.
+    /// (SND.UNA − MAX.SND.WND ≤ SEG.ACK ≤ SND.NXT), sender side.
     /// `duplicate` is RFC 5681 §2's duplicate-ACK definition.
     pub(super) fn on_ack_for_sender(
         &mut self,
@@ -79,9 +79,6 @@ impl Connection {
             let data_acked = acked.min(self.send_buf.len());
             self.send_buf.consume(data_acked);
             self.snd_una = ack;
-            if self.snd_nxt < ack {
-                self.snd_nxt = ack;
-            }
             self.stats.bytes_acked += data_acked as u64;
             self.retries = 0;
             if self.want_writable && self.send_buf.free() > 0 && data_acked > 0 {
@@ -179,7 +176,7 @@ impl Connection {
                 acked: out.delivered,
                 rtt,
                 snd_una: self.snd_una,
-                snd_nxt: self.snd_max,
+                snd_nxt: self.snd_nxt,
                 in_flight: self.scoreboard.pipe(),
                 cwnd_limited: was_cwnd_limited,
             });
@@ -189,7 +186,7 @@ impl Connection {
         }
 
         // RFC 6298 §5.2 / §5.3.
-        if self.snd_una == self.snd_max {
+        if self.snd_una == self.snd_nxt {
             self.rto_deadline = None;
             self.reorder_deadline = None;
         } else if reneged {
@@ -240,7 +237,7 @@ impl Connection {
     /// A D-SACK (RFC 2883): a segment arrived twice.
     fn on_dsack(&mut self, l: SeqNum, r: SeqNum) {
         self.stats.dsacks_received += 1;
-        self.rack.on_dsack(self.snd_una, self.snd_max);
+        self.rack.on_dsack(self.snd_una, self.snd_nxt);
         let Some(undo) = self.undo.as_mut() else {
             return;
         };
@@ -309,7 +306,7 @@ impl Connection {
     /// Runs RACK (or, with RACK off, the RFC 6675 IsLost rule) and enters
     /// recovery when it finds a loss.
     pub(super) fn detect_losses(&mut self, now: Instant) {
-        if !self.sack_permitted || self.snd_una == self.snd_max {
+        if !self.sack_permitted || self.snd_una == self.snd_nxt {
             self.reorder_deadline = None;
             return;
         }
@@ -349,9 +346,9 @@ impl Connection {
     fn enter_sack_recovery(&mut self, now: Instant) {
         self.in_recovery = true;
         // RFC 6675 §5 (4.1): RecoveryPoint = HighData.
-        self.recover = self.snd_max - 1;
+        self.recover = self.snd_nxt - 1;
         self.start_undo_episode();
-        let flight = self.snd_max.since(self.snd_una);
+        let flight = self.snd_nxt.since(self.snd_una);
         // RFC 6675 §5 (4.2) / RFC 6937: ssthresh from the algorithm;
         // cwnd follows PRR from here.
         self.cc.on_loss_detected(now, flight);
@@ -415,7 +412,7 @@ impl Connection {
         } else if self.dup_acks == DUP_THRESH as u32 && self.snd_una > self.recover {
             // RFC 5681 §3.2 step 2 with RFC 6582 §3.2 step 2's check that
             // the cumulative ACK covers more than `recover`.
-            self.recover = self.snd_max - 1;
+            self.recover = self.snd_nxt - 1;
             self.in_recovery = true;
             self.start_undo_episode();
             self.cc.on_enter_recovery(now, self.flight_size());
@@ -432,7 +429,7 @@ impl Connection {
         if self.in_recovery || self.in_loss {
             return;
         }
-        let flight = self.snd_max.since(self.snd_una);
+        let flight = self.snd_nxt.since(self.snd_una);
         self.cc.on_loss_detected(now, flight);
         let ssthresh = self.cc.ssthresh();
         self.cc.set_cwnd(ssthresh);
@@ -445,7 +442,7 @@ impl Connection {
         if !self.config.rack || !self.sack_permitted || self.in_recovery || self.in_loss {
             return;
         }
-        if self.snd_una == self.snd_max || !self.state.is_synchronized() {
+        if self.snd_una == self.snd_nxt || !self.state.is_synchronized() {
             return;
         }
         if let Some(end) = self.tlp.end_seq {
@@ -469,7 +466,7 @@ impl Connection {
         if self.in_recovery
             || self.in_loss
             || probe_open
-            || self.snd_una == self.snd_max
+            || self.snd_una == self.snd_nxt
             || !self.state.sends_data()
         {
             return;

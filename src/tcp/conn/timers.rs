@@ -114,7 +114,7 @@ impl Connection {
             }
             State::TimeWait | State::Closed | State::Listen => {}
             _ => {
-                if self.snd_una == self.snd_max {
+                if self.snd_una == self.snd_nxt {
                     return; // everything was acknowledged meanwhile
                 }
                 if self.retries >= self.config.max_retransmits {
@@ -130,11 +130,11 @@ impl Connection {
                 }
                 // RFC 5681 §3.1 eq. 4 and the loss window; RFC 6582 §4:
                 // after a timeout, `recover` is the highest sequence sent.
-                self.cc.on_rto(now, self.snd_max.since(self.snd_una));
+                self.cc.on_rto(now, self.snd_nxt.since(self.snd_una));
                 self.in_recovery = false;
                 self.in_loss = true;
                 self.dup_acks = 0;
-                self.recover = self.snd_max - 1;
+                self.recover = self.snd_nxt - 1;
                 // RFC 6298 §5.4 retransmit the earliest unacknowledged
                 // segment, and RFC 6675 §5.1: everything not SACKed is
                 // now lost and goes again in order as the window opens.
@@ -155,7 +155,7 @@ impl Connection {
     fn on_persist_timeout(&mut self, fx: &mut Effects) {
         let unsent = self.send_buf.len() > self.snd_nxt.since(self.snd_una)
             || (self.fin_queued && self.fin_seq.is_none());
-        let nothing_in_flight = self.snd_max == self.snd_una;
+        let nothing_in_flight = self.snd_nxt == self.snd_una;
         if !unsent || !nothing_in_flight || !self.state.is_synchronized() {
             return;
         }
@@ -186,7 +186,7 @@ impl Connection {
         if !matches!(self.state, State::Established | State::CloseWait) {
             return;
         }
-        if self.snd_max != self.snd_una || !self.send_buf.is_empty() {
+        if self.snd_nxt != self.snd_una || !self.send_buf.is_empty() {
             // Data in flight: the retransmission timer watches the peer.
             self.keepalive_deadline = Some(now + k.idle);
             return;
