@@ -9,6 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod impair;
 pub mod kernel;
+pub mod load;
 pub mod runtime;
 pub mod sim;
 pub mod tcp;
