@@ -109,7 +109,7 @@ impl LoadRecorder {
     /// The report of a finished run carried by `stack`.
     pub fn report(&self, spec: &LoadSpec, stack: &str) -> LoadReport {
         let secs = (self.end_ns - self.start_ns) as f64 / 1e9;
-        let latency = (self.latency.len() > 0).then(|| {
+        let latency = (!self.latency.is_empty()).then(|| {
             let us = |q: f64| self.latency.value_at_quantile(q) as f64 / 1e3;
             LatencySummary {
                 p50: us(0.50),
