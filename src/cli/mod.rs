@@ -3,6 +3,8 @@
 
 mod impair;
 mod kernel_serve;
+mod load;
+mod load_fast;
 mod recovery_args;
 mod serve;
 mod sim;
@@ -39,6 +41,9 @@ enum Command {
     /// a link emulator for kernels without netem. Runs until SIGINT/SIGTERM,
     /// then prints per-direction statistics.
     Impair(impair::ImpairArgs),
+    /// Load a server and report requests/s, Gbit/s, connections/s and
+    /// latency percentiles (HDR histogram).
+    Load(load::LoadArgs),
 }
 
 /// Parses arguments and runs the chosen command.
@@ -49,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::KernelServe(args) => kernel_serve::run(&args),
         Command::Sim(args) => sim::run(&args),
         Command::Impair(args) => impair::run(&args),
+        Command::Load(args) => load::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -122,25 +122,28 @@ fn kernel_listener(addr: Ipv4Addr, port: u16) -> bool {
 fn kernel_listening_ports(addr: Ipv4Addr) -> Vec<u16> {
     let listening = |path: &str, v6: bool| -> Vec<u16> {
         let text = fs::read_to_string(path).unwrap_or_default();
-        text.lines().skip(1).filter_map(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.len() < 4 || cols[3] != "0A" {
-                return None; // not LISTEN
-            }
-            let (ip_hex, port_hex) = cols[1].split_once(':')?;
-            let port = u16::from_str_radix(port_hex, 16).ok()?;
-            let ours = if v6 {
-                // A dual-stack [::] listener also takes IPv4 connections.
-                ip_hex.chars().all(|c| c == '0')
-            } else {
-                let raw = u32::from_str_radix(ip_hex, 16).unwrap_or(u32::MAX);
-                // /proc prints the network-order address as a host-order
-                // integer: its native-endian bytes are the address.
-                let ip = Ipv4Addr::from(raw.to_ne_bytes());
-                ip.is_unspecified() || ip == addr
-            };
-            ours.then_some(port)
-        }).collect()
+        text.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                if cols.len() < 4 || cols[3] != "0A" {
+                    return None; // not LISTEN
+                }
+                let (ip_hex, port_hex) = cols[1].split_once(':')?;
+                let port = u16::from_str_radix(port_hex, 16).ok()?;
+                let ours = if v6 {
+                    // A dual-stack [::] listener also takes IPv4 connections.
+                    ip_hex.chars().all(|c| c == '0')
+                } else {
+                    let raw = u32::from_str_radix(ip_hex, 16).unwrap_or(u32::MAX);
+                    // /proc prints the network-order address as a host-order
+                    // integer: its native-endian bytes are the address.
+                    let ip = Ipv4Addr::from(raw.to_ne_bytes());
+                    ip.is_unspecified() || ip == addr
+                };
+                ours.then_some(port)
+            })
+            .collect()
     };
     let mut ports = listening("/proc/net/tcp", false);
     ports.extend(listening("/proc/net/tcp6", true));
