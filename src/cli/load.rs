@@ -87,13 +87,9 @@ pub fn run(a: &LoadArgs) -> Result<(), String> {
     };
     spec.validate().map_err(|e| e.0)?;
     let report = match a.stack {
-        StackName::Fast => load_fast::run(
-            &spec,
-            &a.fast,
-            a.threads,
-            a.cores.as_ref(),
-            &a.source_addrs,
-        )?,
+        StackName::Fast => {
+            load_fast::run(&spec, &a.fast, a.threads, a.cores.as_ref(), &a.source_addrs)?
+        }
     };
     print_summary(&report);
     if let Some(path) = &a.json {

@@ -315,8 +315,7 @@ impl LoadApp {
                         rec.received(now, part.len());
                     }
                     if workload.has_requests()
-                        && s
-                            .stream
+                        && s.stream
                             .received(part, |t| {
                                 if let Some(rec) = recorder.as_mut() {
                                     rec.response(now, t);
@@ -470,6 +469,10 @@ impl App for LoadApp {
         let Some(&i) = self.by_conn.get(&conn) else {
             return;
         };
+        if !self.slots[i].established {
+            // A failed handshake (refused, timed out): `on_closed` follows.
+            return;
+        }
         let now = self.shared.now_ns();
         match self.drain(ctx, i, now) {
             Err(()) => {
@@ -544,8 +547,8 @@ pub enum FastLoadError {
     Spec(String),
     #[error(transparent)]
     Runtime(#[from] ServeError),
-    #[error("cannot connect to {0}: no connection was established within {1:?} (refused or no answer)")]
-    Unreachable(std::net::SocketAddrV4, Duration),
+    #[error("cannot connect to {0}: no connection was established within {1:?} ({2} attempt(s) refused or unanswered)")]
+    Unreachable(std::net::SocketAddrV4, Duration, u64),
     #[error("{0} response(s) did not match what was sent: the server corrupts the stream")]
     Integrity(u64),
 }
@@ -584,6 +587,13 @@ pub fn run_fast_load(
     let stopped = runtime.stop();
     result?;
     stopped?;
+    if shared.established_ever.load(Ordering::Relaxed) == 0 {
+        return Err(FastLoadError::Unreachable(
+            spec.target,
+            spec.warmup + spec.duration,
+            shared.failed_ever.load(Ordering::Relaxed),
+        ));
+    }
     let integrity = shared.integrity_errors.load(Ordering::Relaxed);
     if integrity > 0 {
         return Err(FastLoadError::Integrity(integrity));
@@ -623,7 +633,11 @@ fn drive(
                 return Err(ServeError::Runtime("a worker stopped unexpectedly".into()).into());
             }
             if unreachable(shared) {
-                return Err(FastLoadError::Unreachable(spec.target, UNREACHABLE_AFTER));
+                return Err(FastLoadError::Unreachable(
+                    spec.target,
+                    UNREACHABLE_AFTER,
+                    shared.failed_ever.load(Ordering::Relaxed),
+                ));
             }
             std::thread::sleep(tick);
         }
@@ -647,7 +661,11 @@ fn drive(
             return Err(ServeError::Runtime("a worker stopped unexpectedly".into()).into());
         }
         if unreachable(shared) {
-            return Err(FastLoadError::Unreachable(spec.target, UNREACHABLE_AFTER));
+            return Err(FastLoadError::Unreachable(
+                spec.target,
+                UNREACHABLE_AFTER,
+                shared.failed_ever.load(Ordering::Relaxed),
+            ));
         }
         if began.elapsed() > total + Duration::from_secs(30) {
             return Err(ServeError::Runtime("the workers did not finish the run".into()).into());

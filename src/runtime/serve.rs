@@ -311,6 +311,16 @@ impl FastPathConfig {
         let Some(client) = self.client.as_mut() else {
             return Ok(());
         };
+        // Replies to our ports arrive on whatever queue the peer's
+        // transmit side picked; a queue without a socket passes them to
+        // the kernel, which answers with a RST.
+        let queues = rx_queues(&iface)?;
+        if self.workers < queues {
+            return Err(ServeError::Config(format!(
+                "'{iface}' has {queues} receive queues but {} worker(s): replies arriving on a queue without a worker would go to the kernel; use {queues} workers (--threads {queues}) or fewer queues (ethtool -L {iface} rx {})",
+                self.workers, self.workers
+            )));
+        }
         let kernel = PortRange::kernel_ephemeral();
         let range = *client
             .local_ports
