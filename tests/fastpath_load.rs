@@ -160,6 +160,29 @@ fn load_against_the_fast_path_echo_and_discard() {
     assert!(r.bytes_sent > 0, "{r:?}");
     eprintln!("fast -> fast bulk-send: {:.3} Gbit/s", r.gbit_per_sec);
     stop(discard);
+
+    // bulk-recv verifies every byte against source's pattern.
+    let source = serve(
+        &tb,
+        19,
+        &["--app", "source", "--bytes", "100G", "--workers", "2"],
+    );
+    let r = load(&tb, 19, &["--workload", "bulk-recv", "--threads", "2"]).unwrap();
+    assert_clean(&r);
+    assert!(r.bytes_received > 0, "{r:?}");
+    eprintln!("fast -> fast bulk-recv: {:.3} Gbit/s", r.gbit_per_sec);
+    stop(source);
+
+    let http = serve(&tb, 80, &["--app", "http", "--workers", "2"]);
+    let r = load(
+        &tb,
+        80,
+        &["--workload", "http", "--connections", "4", "--threads", "2"],
+    )
+    .unwrap();
+    assert_clean(&r);
+    assert!(r.requests > 0, "{r:?}");
+    stop(http);
 }
 
 #[test]

@@ -300,13 +300,10 @@ impl LoadApp {
                             }
                         }
                         Workload::BulkRecv => {
-                            if part
+                            bad = part
                                 .iter()
                                 .enumerate()
-                                .any(|(k, &byte)| byte != pattern_byte(s.received + k as u64))
-                            {
-                                bad = true;
-                            }
+                                .any(|(k, &byte)| byte != pattern_byte(s.received + k as u64));
                         }
                         _ => {}
                     }
