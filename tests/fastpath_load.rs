@@ -238,3 +238,43 @@ fn load_against_a_kernel_echo_and_a_closed_port() {
     let err = load(&tb, 7002, &["--workload", "rpc"]).unwrap_err();
     assert!(err.contains("cannot connect to"), "{err}");
 }
+
+#[test]
+fn load_rejects_bad_configuration_with_a_message() {
+    let Some(tb) = Testbed::up("lfb", TestbedOptions::default()) else {
+        return;
+    };
+    let target = format!("{}:7", tb.server_ip);
+    let addr = tb.client_ip.to_string();
+    let base = [
+        BIN,
+        "load",
+        "--stack",
+        "fast",
+        "--target",
+        &target,
+        "--workload",
+        "rpc",
+        "--duration",
+        "1s",
+    ];
+    let fails_with = |extra: &[&str], message: &str| {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        let out = tb.run_client(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{extra:?} should fail");
+        assert!(stderr.contains(message), "{extra:?}: {stderr}");
+    };
+    fails_with(&["--addr", &addr], "needs --iface");
+    let iface = ["--iface", tb.client_if.as_str(), "--addr", addr.as_str()];
+    let mut overlap = iface.to_vec();
+    overlap.extend(["--local-ports", "40000-40100"]);
+    fails_with(&overlap, "overlaps the kernel's ephemeral ports");
+    let mut stranger = iface.to_vec();
+    stranger.extend(["--source-addr", "198.18.0.77"]);
+    fails_with(&stranger, "198.18.0.77 is not on");
+    let mut bad_size = iface.to_vec();
+    bad_size.extend(["--request-bytes", "10", "--response-bytes", "20"]);
+    fails_with(&bad_size, "--response-bytes");
+}
