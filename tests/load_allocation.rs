@@ -152,7 +152,6 @@ fn rpc_requests_do_not_allocate_in_steady_state() {
         step(now);
     }
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    drop(step);
     let (report, integrity_errors) = load.report().expect("the workload runs");
     assert_eq!(integrity_errors, 0);
     assert_eq!((report.errors, report.connect_errors), (0, 0), "{report:?}");
