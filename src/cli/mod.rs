@@ -149,6 +149,16 @@ mod tests {
             "80",
             "--threads",
             "2",
+            "--app",
+            "source",
+            "--bytes",
+            "1G",
+            "--cores",
+            "0,1",
+            "--body-bytes",
+            "10",
+            "--backlog",
+            "128",
         ]);
         assert!(cli.is_ok(), "{:?}", cli.err());
         let cli = Cli::try_parse_from([
