@@ -6,15 +6,17 @@
 //! * [`server`]: the event loop shared by every app; [`handler`]: the
 //!   per-app connection contract ([`KernelApp`]); [`apps`]: echo,
 //!   discard, source, http.
-//! * `load`: the load client on kernel sockets.
+//! * [`load`]: the load client on kernel sockets.
 //! * [`limits`]: RLIMIT_NOFILE (a socket is a descriptor).
 pub mod apps;
 pub mod handler;
 pub mod limits;
+pub mod load;
 pub mod server;
 
 pub use handler::{KernelApp, KernelReport, Next};
 pub use limits::{raise_nofile_limit, NofileLimit};
+pub use load::{KernelLoadError, KernelLoadOptions};
 pub use server::{serve, serve_app, KernelAppKind, KernelServerConfig};
 
 /// The core ids to pin threads to: `wanted` in order, or every core.
