@@ -74,7 +74,7 @@ pub fn run(a: &KernelServeArgs) -> Result<(), String> {
         eprintln!(
             "xdp-tcp: warning: RLIMIT_NOFILE is {} (hard limit): at most about {} connections \
              fit, fewer than the 100k of the idle-scale experiment; raise the hard limit \
-             (ulimit -Hn, LimitNOFILE=, /etc/security/limits.conf) or run as root",
+             (ulimit -Hn, LimitNOFILE=, /etc/security/limits.conf; raising it in-process needs CAP_SYS_RESOURCE)",
             nofile.soft,
             nofile.soft.saturating_sub(64)
         );

@@ -3,6 +3,7 @@
 
 mod impair;
 mod kernel_serve;
+mod load;
 mod recovery_args;
 mod serve;
 mod sim;
@@ -31,6 +32,10 @@ enum Command {
     /// Serve the same application on kernel sockets (epoll, SO_REUSEPORT),
     /// for side-by-side comparisons.
     KernelServe(kernel_serve::KernelServeArgs),
+    /// Generate load against a server (rpc, http, short connections, bulk
+    /// either way, idle scale), closed or open loop, and report requests/s,
+    /// Gbit/s, connections/s and latency percentiles.
+    Load(load::LoadArgs),
     /// Run a bulk transfer through the TCP engine in the deterministic
     /// network simulator and print what happened.
     Sim(sim::SimArgs),
@@ -47,6 +52,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(&args),
         Command::KernelServe(args) => kernel_serve::run(&args),
+        Command::Load(args) => load::run(&args),
         Command::Sim(args) => sim::run(&args),
         Command::Impair(args) => impair::run(&args),
     };

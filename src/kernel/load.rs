@@ -75,7 +75,7 @@ pub enum KernelLoadError {
     },
     #[error(
         "{needed} sockets need as many file descriptors but RLIMIT_NOFILE allows {limit}: \
-         raise the hard limit (ulimit -Hn, LimitNOFILE=) or run as root"
+         raise the hard limit (ulimit -Hn, LimitNOFILE=; raising it in-process needs CAP_SYS_RESOURCE)"
     )]
     Descriptors { needed: u64, limit: u64 },
     #[error("{0}")]
