@@ -134,11 +134,28 @@ struct Abilities {
     kernel_apps: HashMap<&'static str, Option<String>>,
 }
 
+/// `exe SUB -h` (the short help: one line per flag, choices as
+/// `[possible values: a, b]`), when it succeeds.
 fn help_of(exe: &Path, sub: &str) -> Option<String> {
-    let out = Command::new(exe).args([sub, "--help"]).output().ok()?;
+    let out = Command::new(exe).args([sub, "-h"]).output().ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The choices clap lists for `flag` in a short help text: None when the
+/// flag is not there, empty when it lists none.
+fn possible_values(help: &str, flag: &str) -> Option<Vec<String>> {
+    let line = help
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{flag} ")))?;
+    Some(
+        line.split("possible values:")
+            .nth(1)
+            .and_then(|s| s.split(']').next())
+            .map(|s| s.split(',').map(|v| v.trim().to_owned()).collect())
+            .unwrap_or_default(),
+    )
 }
 
 fn on_path(program: &str) -> bool {
@@ -149,16 +166,14 @@ fn on_path(program: &str) -> bool {
 
 impl Abilities {
     fn probe(exe: &Path) -> Abilities {
-        let load = help_of(exe, "load");
-        let kernel_client = match &load {
-            Some(_) => None,
+        let stacks = help_of(exe, "load").and_then(|h| possible_values(&h, "--stack"));
+        let client = |name: &str| match &stacks {
             None => Some("no `xdp-tcp load` in this build yet".to_owned()),
+            Some(v) if v.iter().any(|s| s == name) => None,
+            Some(_) => Some(format!("`xdp-tcp load` has no --stack {name} in this build yet")),
         };
-        let fast_client = match &load {
-            Some(h) if h.contains("--iface") => None,
-            Some(_) => Some("`xdp-tcp load` has no fast-path client (--stack fast) yet".into()),
-            None => Some("no `xdp-tcp load` in this build yet".into()),
-        };
+        let kernel_client = client("kernel");
+        let fast_client = client("fast");
         let wrk = (!on_path("wrk")).then(|| "wrk is not installed (apt-get install wrk)".into());
         let kernel_apps = kernel_apps_from_help(&help_of(exe, "kernel-serve").unwrap_or_default());
         Abilities {
@@ -188,21 +203,18 @@ impl Abilities {
     }
 }
 
-/// Which server apps `kernel-serve --help` offers: None when available,
-/// else why not. clap lists the choices as `[possible values: a, b]`; a
-/// build whose only app is `http` lists none.
+/// Which server apps `kernel-serve -h` offers: None when available,
+/// else why not. A build whose only app is `http` lists no choices.
 fn kernel_apps_from_help(help: &str) -> HashMap<&'static str, Option<String>> {
-    let values: Vec<&str> = help
-        .split("possible values:")
-        .skip(1)
-        .filter_map(|s| s.split(']').next())
-        .flat_map(|s| s.split(',').map(str::trim))
-        .collect();
-    let single_http = !help.is_empty() && values.is_empty();
+    let values = possible_values(help, "--app");
     ["echo", "discard", "source", "http"]
         .into_iter()
         .map(|app| {
-            let ok = values.contains(&app) || (single_http && app == "http");
+            let ok = match &values {
+                Some(v) if v.is_empty() => app == "http",
+                Some(v) => v.iter().any(|x| x == app),
+                None => false,
+            };
             (
                 app,
                 (!ok).then(|| format!("kernel-serve has no --app {app} in this build yet")),
@@ -617,7 +629,7 @@ mod tests {
 
     #[test]
     fn clap_possible_values_decide_which_kernel_apps_exist() {
-        let help = "  --app <APP>  [default: http] [possible values: echo, discard, http]\n";
+        let help = "  --addr <ADDR>  Address\n  --app <APP>  [default: http] [possible values: echo, discard, http]\n";
         let apps = kernel_apps_from_help(help);
         assert_eq!(apps["echo"], None);
         assert_eq!(apps["http"], None);
@@ -626,5 +638,15 @@ mod tests {
         let apps = kernel_apps_from_help("  --app <APP>  [default: http]\n");
         assert_eq!(apps["http"], None);
         assert!(apps["echo"].is_some());
+        assert!(kernel_apps_from_help("").values().all(Option::is_some));
+    }
+
+    #[test]
+    fn load_stacks_come_from_the_stack_flag() {
+        let help = "Options:\n      --stack <STACK>    Which stack [possible values: fast]\n      \
+                    --target <TARGET>  Server\n";
+        assert_eq!(possible_values(help, "--stack"), Some(vec!["fast".to_owned()]));
+        assert_eq!(possible_values(help, "--target"), Some(vec![]));
+        assert_eq!(possible_values(help, "--rate"), None);
     }
 }
