@@ -26,8 +26,10 @@ pub fn draw(path: &Path, title: &str, summaries: &[Summary]) -> Result<(), Strin
     let err = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", path.display());
     let modes: std::collections::BTreeSet<_> = summaries.iter().map(|s| s.offloads).collect();
     let tag_modes = modes.len() > 1;
+    // The table's first line on top: segments count from the bottom.
     let rows: Vec<(String, Option<f64>, bool)> = summaries
         .iter()
+        .rev()
         .map(|s| (bar_label(s, tag_modes), s.ratio, s.lower_is_better))
         .collect();
     let n = rows.len().max(1);
@@ -46,6 +48,7 @@ pub fn draw(path: &Path, title: &str, summaries: &[Summary]) -> Result<(), Strin
     chart
         .configure_mesh()
         .disable_y_mesh()
+        .light_line_style(WHITE)
         .y_labels(n)
         .y_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
@@ -91,7 +94,7 @@ pub fn draw(path: &Path, title: &str, summaries: &[Summary]) -> Result<(), Strin
         .map_err(|e| err(&e))?;
     chart
         .draw_series(LineSeries::new(
-            [(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Exact(n))],
+            [(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Last)],
             BLACK.stroke_width(1),
         ))
         .map_err(|e| err(&e))?;

@@ -169,6 +169,11 @@ impl Proc {
         }
     }
 
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Stops the process: SIGINT (servers print their summary), then
     /// SIGKILL after `grace`.
     pub fn stop(&mut self, grace: Duration) {

@@ -170,7 +170,9 @@ impl Abilities {
         let client = |name: &str| match &stacks {
             None => Some("no `xdp-tcp load` in this build yet".to_owned()),
             Some(v) if v.iter().any(|s| s == name) => None,
-            Some(_) => Some(format!("`xdp-tcp load` has no --stack {name} in this build yet")),
+            Some(_) => Some(format!(
+                "`xdp-tcp load` has no --stack {name} in this build yet"
+            )),
         };
         let kernel_client = client("kernel");
         let fast_client = client("fast");
@@ -447,11 +449,18 @@ impl Runner<'_> {
                 Ok(Measurement::from_report(&report))
             }
         };
+        let died = srv.exited();
         srv.stop(Duration::from_secs(5));
         let _ = std::fs::write(
             self.raw_dir.join(format!("{run_name}.server.txt")),
             format!("{}--- stderr\n{}", srv.stdout_so_far(), srv.stderr_so_far()),
         );
+        if let Some(status) = died {
+            return Err(format!(
+                "the {server} server exited during the run ({status}){}",
+                srv.last_words()
+            ));
+        }
         rec.measured(&result?);
         Ok(())
     }
@@ -645,7 +654,10 @@ mod tests {
     fn load_stacks_come_from_the_stack_flag() {
         let help = "Options:\n      --stack <STACK>    Which stack [possible values: fast]\n      \
                     --target <TARGET>  Server\n";
-        assert_eq!(possible_values(help, "--stack"), Some(vec!["fast".to_owned()]));
+        assert_eq!(
+            possible_values(help, "--stack"),
+            Some(vec!["fast".to_owned()])
+        );
         assert_eq!(possible_values(help, "--target"), Some(vec![]));
         assert_eq!(possible_values(help, "--rate"), None);
     }
