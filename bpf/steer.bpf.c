@@ -3,7 +3,9 @@
  * xdp_steer: hands the TCP flows xdp-tcp owns to AF_XDP sockets.
  *
  * A frame whose (destination IPv4 address, destination TCP port) is a key of
- * `ports` is redirected to the AF_XDP socket registered in `xsks` at the
+ * `ports`, or whose destination port lies in the range `client_ports` holds
+ * for its destination address (the local ports of connections xdp-tcp
+ * opens), is redirected to the AF_XDP socket registered in `xsks` at the
  * frame's receive queue. Everything else -- ARP, ICMP, IPv6, other protocols,
  * other ports, IPv4 fragments, truncated headers -- goes on to the kernel
  * (XDP_PASS) untouched. A frame for an owned port that arrives on a queue with
@@ -42,6 +44,24 @@ struct {
 	__type(key, struct port_key);
 	__type(value, __u8);
 } ports SEC(".maps");
+
+/* Mirrored by `client_range_value` in src/xdp/program.rs. Host order. */
+struct client_range {
+	__u16 lo;
+	__u16 hi;
+};
+
+/*
+ * Local port ranges owned for active opens, one per local address (network
+ * order): a client owns tens of thousands of ports on each of several
+ * addresses, which the exact `ports` map could not hold.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct client_range);
+} client_ports SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -104,8 +124,14 @@ int xdp_steer(struct xdp_md *ctx)
 	key.addr = ip->daddr;
 	key.port = tcp->dest;
 	key.pad = 0;
-	if (!bpf_map_lookup_elem(&ports, &key))
-		return count(COUNTER_PASSED, XDP_PASS);
+	if (!bpf_map_lookup_elem(&ports, &key)) {
+		struct client_range *range;
+		__u16 port = bpf_ntohs(tcp->dest);
+
+		range = bpf_map_lookup_elem(&client_ports, &key.addr);
+		if (!range || port < range->lo || port > range->hi)
+			return count(COUNTER_PASSED, XDP_PASS);
+	}
 
 	/* XDP_PASS when no socket is registered for this queue. */
 	action = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);

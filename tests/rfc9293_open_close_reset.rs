@@ -2117,3 +2117,96 @@ fn closed_handle_gets_no_events_when_its_handshake_completes() {
         "the orphan sends its FIN"
     );
 }
+
+// ---------------------------------------------------------------------
+// TIME-WAIT reuse by our own active open (Linux tcp_tw_reuse; RFC 6191 §2,
+// RFC 7323 §5.5): a client that closes first holds its tuples in
+// TIME-WAIT for 2·MSL; with timestamps a tuple may be reused after 1 s.
+// ---------------------------------------------------------------------
+
+/// Active open to `peer()` from `us()`, then our close first: returns the
+/// old SND.NXT once the connection sits in TIME-WAIT.
+fn client_into_time_wait(h: &mut Harness, with_timestamps: bool) -> SeqNum {
+    let c = h.stack.connect(h.now, us(), peer(), PEER_MAC).unwrap();
+    h.poll();
+    let syn = h.take_one();
+    let iss = syn.tcp.seq;
+    let ts = |tsval: u32, echo: &Out| {
+        if with_timestamps {
+            timestamps(tsval, echo.tcp.options.timestamps.expect("TSval").tsval)
+        } else {
+            None
+        }
+    };
+    let mut synack = Seg::syn(PEER_ISS).with_ack(iss + 1);
+    synack.options.timestamps = ts(1000, &syn);
+    h.send(synack);
+    let ack = h.take_one();
+    assert!(ack.is_pure_ack());
+    h.stack.close(c).unwrap();
+    h.poll();
+    let fin = h.take_one();
+    assert!(fin.flags().fin());
+    let mut peer_fin = Seg::fin(PEER_ISS + 1, iss + 2);
+    peer_fin.options.timestamps = ts(1001, &fin);
+    h.send(peer_fin);
+    h.take_one();
+    assert_eq!(h.state(), Some(State::TimeWait));
+    h.events();
+    iss + 2
+}
+
+#[test]
+fn time_wait_tuple_is_reused_after_one_second_with_timestamps() {
+    let mut config = plain_config();
+    config.tcp.timestamps = true;
+    let mut h = Harness::new(config);
+    let old_snd_nxt = client_into_time_wait(&mut h, true);
+    // Too early: the tuple is still taken.
+    h.advance(ms(999));
+    assert_eq!(
+        h.stack.connect(h.now, us(), peer(), PEER_MAC),
+        Err(TcpError::AddrInUse)
+    );
+    assert_eq!(h.state(), Some(State::TimeWait));
+    h.advance(ms(1));
+    let c = h.stack.connect(h.now, us(), peer(), PEER_MAC).unwrap();
+    h.poll();
+    let syn = h.take_one();
+    assert_eq!(syn.flags(), TcpFlags::SYN);
+    // The new incarnation starts above the old sequence space.
+    assert_eq!(syn.tcp.seq, old_snd_nxt + 65537);
+    assert_eq!(h.stack.state(c), Ok(State::SynSent));
+    assert_eq!(h.stack.stats().time_wait_reused, 1);
+}
+
+#[test]
+fn time_wait_reuse_lets_ephemeral_ports_cycle_through_a_small_range() {
+    // The only ephemeral port is held in TIME-WAIT.
+    let mut config = plain_config();
+    config.tcp.timestamps = true;
+    config.ephemeral_ports = (US_PORT, US_PORT);
+    let mut h = Harness::new(config);
+    client_into_time_wait(&mut h, true);
+    let any = SocketAddrV4::new(US_IP, 0);
+    assert_eq!(
+        h.stack.connect(h.now, any, peer(), PEER_MAC),
+        Err(TcpError::AddrNotAvailable)
+    );
+    h.advance(secs(1));
+    let c = h.stack.connect(h.now, any, peer(), PEER_MAC).unwrap();
+    assert_eq!(h.stack.local_addr(c).unwrap(), us());
+    assert_eq!(h.stack.stats().time_wait_reused, 1);
+}
+
+#[test]
+fn time_wait_tuple_is_not_reused_without_timestamps() {
+    let mut h = Harness::plain();
+    client_into_time_wait(&mut h, false);
+    h.advance(secs(5));
+    assert_eq!(
+        h.stack.connect(h.now, us(), peer(), PEER_MAC),
+        Err(TcpError::AddrInUse)
+    );
+    assert_eq!(h.state(), Some(State::TimeWait));
+}

@@ -59,6 +59,7 @@ fn start(workers: usize, app: BuiltinApp, clock: Clock) -> Server {
             clock,
             core: None,
             max_sleep: DEFAULT_IDLE_SLEEP,
+            connector: None,
         };
         server
             .handles

@@ -18,12 +18,60 @@ pub mod thread;
 
 pub use thread::{Listener, Stream};
 
-use crate::tcp::{CloseReason, ConnId, Instant, Stack};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::runtime::active_open::Connector;
+use crate::tcp::{CloseReason, ConnId, Instant, Stack, TcpError};
 
 /// What an application sees of its worker during a callback.
 pub struct Ctx<'a> {
     pub stack: &'a mut Stack,
     pub now: Instant,
+    /// The worker's client ports and next hops; None when the runtime
+    /// was started without client ports (a pure server).
+    pub(crate) connector: Option<&'a mut Connector>,
+}
+
+impl Ctx<'_> {
+    /// Opens a connection to `remote` (RFC 9293 §3.10.1) from one of the
+    /// runtime's local addresses and a local port this worker owns, so
+    /// every reply reaches this worker. Completion arrives as
+    /// [`App::on_connected`]; failure as [`App::on_closed`] with
+    /// [`CloseReason::Refused`] (ECONNREFUSED) or
+    /// [`CloseReason::TimedOut`] (ETIMEDOUT after the SYN retries).
+    /// `AddrNotAvailable` when every owned port to `remote` is taken.
+    pub fn connect(&mut self, remote: SocketAddrV4) -> Result<ConnId, TcpError> {
+        self.connect_inner(None, remote)
+    }
+
+    /// As [`connect`](Self::connect), from the local address `local_ip`
+    /// (one of the runtime's local addresses).
+    pub fn connect_from(
+        &mut self,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Result<ConnId, TcpError> {
+        self.connect_inner(Some(local_ip), remote)
+    }
+
+    fn connect_inner(
+        &mut self,
+        from: Option<Ipv4Addr>,
+        remote: SocketAddrV4,
+    ) -> Result<ConnId, TcpError> {
+        let Some(connector) = self.connector.as_deref_mut() else {
+            return Err(TcpError::InvalidInput(
+                "this runtime has no client ports: start it with local client ports to connect",
+            ));
+        };
+        connector.connect(self.stack, self.now, from, remote)
+    }
+
+    /// The local addresses connections are opened from (empty without
+    /// client ports).
+    pub fn local_addrs(&self) -> &[Ipv4Addr] {
+        self.connector.as_deref().map_or(&[], |c| c.local_addrs())
+    }
 }
 
 /// Per-core application callbacks. Every method has a default that does
@@ -31,6 +79,8 @@ pub struct Ctx<'a> {
 pub trait App: Send {
     /// A connection was accepted; the app owns `conn` from now on.
     fn on_accepted(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
+    /// An active open ([`Ctx::connect`]) completed: `conn` is ESTABLISHED.
+    fn on_connected(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
     /// Data, end of stream or an error is waiting in `recv`.
     fn on_readable(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
     /// Send-buffer space opened after a write could not complete.

@@ -4,6 +4,8 @@
 mod bench;
 mod impair;
 mod kernel_serve;
+mod load;
+mod load_fast;
 mod recovery_args;
 mod serve;
 mod sim;
@@ -49,6 +51,9 @@ enum Command {
     /// the testbed, serves http on both stacks, prints the table and where
     /// the chart is, tears everything down. Needs root.
     Demo(bench::DemoArgs),
+    /// Load a server and report requests/s, Gbit/s, connections/s and
+    /// latency percentiles (HDR histogram).
+    Load(load::LoadArgs),
 }
 
 /// Parses arguments and runs the chosen command.
@@ -71,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::KernelServe(args) => kernel_serve::run(&args),
         Command::Sim(args) => sim::run(&args),
         Command::Impair(args) => impair::run(&args),
+        Command::Load(args) => load::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,7 +28,7 @@ enum AppName {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Mode {
+pub(crate) enum Mode {
     Native,
     Generic,
 }
@@ -88,7 +88,7 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreList(pub Vec<usize>);
 
-fn parse_cores(s: &str) -> Result<CoreList, String> {
+pub(crate) fn parse_cores(s: &str) -> Result<CoreList, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = || format!("'{part}' in --cores is not a core number or range like 2-5");

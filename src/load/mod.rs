@@ -16,11 +16,13 @@
 //!
 //! Time is passed in as nanoseconds since the client's start, so each
 //! driver uses its own clock.
+pub mod fast;
 pub mod pacer;
 pub mod report;
 pub mod session;
 pub mod spec;
 
+pub use fast::{run_fast_load, FastLoadConfig, FastLoadError};
 pub use pacer::Pacer;
 pub use report::{LatencySummary, LoadRecorder, LoadReport};
 pub use session::{RequestStream, ResponseFraming, SessionError};

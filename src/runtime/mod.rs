@@ -7,6 +7,8 @@
 //! workers and talks to them only through channels. [`serve()`] runs a
 //! built-in application; [`start_threaded`] bridges connections to
 //! ordinary threads (see [`crate::app::bridge`]).
+pub mod active_open;
+pub mod app_runtime;
 pub mod channel_io;
 pub mod clock;
 pub mod doorbell;
@@ -17,12 +19,14 @@ pub mod serve;
 pub mod threaded;
 pub mod worker;
 
+pub use active_open::{ClientPorts, Connector, PortRange};
+pub use app_runtime::{start_app_runtime, AppRuntime};
 pub use channel_io::ChannelIo;
 pub use clock::Clock;
 pub use doorbell::Doorbell;
 pub use handoff::Handoff;
 pub use io::FrameIo;
-pub use serve::{serve, FastPathConfig, ServeConfig, ServeError, ServeReport};
+pub use serve::{serve, ClientConfig, FastPathConfig, ServeConfig, ServeError, ServeReport};
 pub use threaded::{
     start_bridged, start_threaded, BridgedOptions, BridgedWorkers, ThreadedConfig, ThreadedServer,
 };

@@ -18,6 +18,7 @@ use std::time::Duration;
 use crossbeam::channel::{bounded, unbounded, Sender};
 
 use crate::app::{App, BuiltinApp};
+use crate::runtime::active_open::{Connector, PortRange};
 use crate::runtime::clock::Clock;
 use crate::runtime::doorbell::Doorbell;
 use crate::runtime::handoff::Handoff;
@@ -114,32 +115,39 @@ fn rx_queues(iface: &str) -> Result<usize, ServeError> {
 /// The kernel already listening on `port` (any address, or ours) would
 /// silently lose its traffic to us: refuse instead.
 fn kernel_listener(addr: Ipv4Addr, port: u16) -> bool {
-    let listening = |path: &str, v6: bool| {
+    kernel_listening_ports(addr).contains(&port)
+}
+
+/// Ports the kernel listens on for `addr` (on it, or on any address).
+fn kernel_listening_ports(addr: Ipv4Addr) -> Vec<u16> {
+    let listening = |path: &str, v6: bool| -> Vec<u16> {
         let text = fs::read_to_string(path).unwrap_or_default();
-        text.lines().skip(1).any(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.len() < 4 || cols[3] != "0A" {
-                return false; // not LISTEN
-            }
-            let Some((ip_hex, port_hex)) = cols[1].split_once(':') else {
-                return false;
-            };
-            if u16::from_str_radix(port_hex, 16).ok() != Some(port) {
-                return false;
-            }
-            if v6 {
-                // A dual-stack [::] listener also takes IPv4 connections.
-                ip_hex.chars().all(|c| c == '0')
-            } else {
-                let raw = u32::from_str_radix(ip_hex, 16).unwrap_or(u32::MAX);
-                // /proc prints the network-order address as a host-order
-                // integer: its native-endian bytes are the address.
-                let ip = Ipv4Addr::from(raw.to_ne_bytes());
-                ip.is_unspecified() || ip == addr
-            }
-        })
+        text.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                if cols.len() < 4 || cols[3] != "0A" {
+                    return None; // not LISTEN
+                }
+                let (ip_hex, port_hex) = cols[1].split_once(':')?;
+                let port = u16::from_str_radix(port_hex, 16).ok()?;
+                let ours = if v6 {
+                    // A dual-stack [::] listener also takes IPv4 connections.
+                    ip_hex.chars().all(|c| c == '0')
+                } else {
+                    let raw = u32::from_str_radix(ip_hex, 16).unwrap_or(u32::MAX);
+                    // /proc prints the network-order address as a host-order
+                    // integer: its native-endian bytes are the address.
+                    let ip = Ipv4Addr::from(raw.to_ne_bytes());
+                    ip.is_unspecified() || ip == addr
+                };
+                ours.then_some(port)
+            })
+            .collect()
     };
-    listening("/proc/net/tcp", false) || listening("/proc/net/tcp6", true)
+    let mut ports = listening("/proc/net/tcp", false);
+    ports.extend(listening("/proc/net/tcp6", true));
+    ports
 }
 
 pub(crate) fn entropy() -> [u8; 32] {
@@ -171,6 +179,24 @@ pub struct FastPathConfig {
     pub drain: Duration,
     pub stack: StackConfig,
     pub xsk: XskConfig,
+    /// Active opens: client ports and next hops. None: server only.
+    pub client: Option<ClientConfig>,
+}
+
+/// What a runtime that opens connections needs (see
+/// [`active_open`](crate::runtime::active_open)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Local ports owned for active opens on every local address; None:
+    /// [`PortRange::default_client`] for this namespace's kernel range.
+    pub local_ports: Option<PortRange>,
+    /// Local addresses besides [`FastPathConfig::addr`] to connect from
+    /// (each adds a port range's worth of connections per destination).
+    pub extra_addrs: Vec<Ipv4Addr>,
+    /// Destinations whose next-hop MAC is resolved at start-up.
+    pub targets: Vec<Ipv4Addr>,
+    /// Next-hop MAC for every destination (skips resolution).
+    pub gateway_mac: Option<MacAddr>,
 }
 
 impl FastPathConfig {
@@ -189,6 +215,7 @@ impl FastPathConfig {
             drain: Duration::from_millis(2000),
             stack: StackConfig::default(),
             xsk: XskConfig::default(),
+            client: None,
         }
     }
 }
@@ -197,7 +224,7 @@ impl FastPathConfig {
     /// Everything checkable before anything is attached. Fills in the
     /// stack's MAC address and MTU from the interface.
     pub(crate) fn preflight(&mut self) -> Result<u32, ServeError> {
-        if self.ports.is_empty() {
+        if self.ports.is_empty() && self.client.is_none() {
             return Err(ServeError::Config("give at least one --port".into()));
         }
         if self.ports.contains(&0) {
@@ -231,6 +258,7 @@ impl FastPathConfig {
                 self.addr, self.iface, self.addr, self.iface, self.iface
             )));
         }
+        self.preflight_client()?;
         for &port in &self.ports {
             if kernel_listener(self.addr, port) {
                 return Err(ServeError::Config(format!(
@@ -260,6 +288,85 @@ impl FastPathConfig {
             .map_err(|e| ServeError::Config(format!("TCP settings: {e}")))?;
         check_privileges()?;
         Ok(ifindex)
+    }
+
+    /// The local addresses of active opens: `addr`, then the extra ones.
+    pub fn client_addrs(&self) -> Vec<Ipv4Addr> {
+        let mut addrs = vec![self.addr];
+        if let Some(c) = &self.client {
+            for &a in &c.extra_addrs {
+                if !addrs.contains(&a) {
+                    addrs.push(a);
+                }
+            }
+        }
+        addrs
+    }
+
+    /// Checks the client side and fixes its port range (the default one
+    /// when none was given).
+    fn preflight_client(&mut self) -> Result<(), ServeError> {
+        let addrs = self.client_addrs();
+        let iface = self.iface.clone();
+        let Some(client) = self.client.as_mut() else {
+            return Ok(());
+        };
+        // Replies to our ports arrive on whatever queue the peer's
+        // transmit side picked; a queue without a socket passes them to
+        // the kernel, which answers with a RST.
+        let queues = rx_queues(&iface)?;
+        if self.workers < queues {
+            return Err(ServeError::Config(format!(
+                "'{iface}' has {queues} receive queues but {} worker(s): replies arriving on a queue without a worker would go to the kernel; use {queues} workers (--threads {queues}) or fewer queues (ethtool -L {iface} rx {})",
+                self.workers, self.workers
+            )));
+        }
+        let kernel = PortRange::kernel_ephemeral();
+        let range = *client
+            .local_ports
+            .get_or_insert_with(|| PortRange::default_client(kernel));
+        if range.len() < self.workers {
+            return Err(ServeError::Config(format!(
+                "--local-ports {}-{} has fewer ports than workers ({})",
+                range.lo, range.hi, self.workers
+            )));
+        }
+        if let Some(k) = kernel {
+            if range.overlaps(k) {
+                return Err(ServeError::Config(format!(
+                    "--local-ports {}-{} overlaps the kernel's ephemeral ports {}-{} (net.ipv4.ip_local_port_range): pick a range outside it",
+                    range.lo, range.hi, k.lo, k.hi
+                )));
+            }
+        }
+        if let Some(&p) = self.ports.iter().find(|&&p| range.contains(p)) {
+            return Err(ServeError::Config(format!(
+                "--local-ports {}-{} contains the served port {p}: pick a range without it",
+                range.lo, range.hi
+            )));
+        }
+        let listed = if_addrs::get_if_addrs()
+            .map_err(|e| ServeError::Config(format!("cannot list interface addresses: {e}")))?;
+        for &a in &addrs {
+            if !listed
+                .iter()
+                .any(|i| i.name == iface && i.ip() == std::net::IpAddr::V4(a))
+            {
+                return Err(ServeError::Config(format!(
+                    "source address {a} is not on '{iface}': add it (ip addr add {a}/24 dev {iface})"
+                )));
+            }
+            if let Some(p) = kernel_listening_ports(a)
+                .into_iter()
+                .find(|&p| range.contains(p))
+            {
+                return Err(ServeError::Config(format!(
+                    "the kernel listens on port {p} of {a}, inside --local-ports {}-{}: pick a range without it",
+                    range.lo, range.hi
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Attaches the steering program and opens one AF_XDP socket per
@@ -315,6 +422,7 @@ pub(crate) fn spawn_workers<Io: FrameIo + 'static>(
     cores: &[Option<core_affinity::CoreId>],
     max_sleep: Duration,
     mut make_app: impl FnMut(&Arc<Doorbell>) -> Box<dyn App>,
+    mut make_connector: impl FnMut(usize) -> Option<Connector>,
 ) -> Result<Vec<WorkerHandle>, ServeError> {
     let handoff = Arc::new(Handoff::new(ios.len(), 256));
     let clock = Clock::new();
@@ -339,6 +447,7 @@ pub(crate) fn spawn_workers<Io: FrameIo + 'static>(
                 doorbell,
                 core: cores.get(id).copied().flatten(),
                 max_sleep,
+                connector: make_connector(id),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("xdp-tcp-w{id}"))
@@ -422,6 +531,7 @@ pub fn serve(
         &plan.core_ids(),
         DEFAULT_IDLE_SLEEP,
         |_| config.app.instantiate(),
+        |_| None,
     )?;
 
     let result = run_until_stopped(&config, &program, &handles, &stop, bind_mode, ready);

@@ -123,6 +123,7 @@ pub fn start_bridged<Io: FrameIo + 'static>(
         &options.cores,
         options.idle_sleep,
         |doorbell| Box::new(registry.app(doorbell.clone())),
+        |_| None,
     )?;
     let running = BridgedWorkers {
         workers,

@@ -14,6 +14,7 @@ use std::time::Duration;
 use crossbeam::channel::{Receiver, Sender};
 
 use crate::app::{App, Ctx};
+use crate::runtime::active_open::Connector;
 use crate::runtime::clock::Clock;
 use crate::runtime::doorbell::Doorbell;
 use crate::runtime::handoff::Handoff;
@@ -67,6 +68,8 @@ pub struct Worker<Io: FrameIo> {
     pub core: Option<core_affinity::CoreId>,
     /// Longest idle sleep in poll(2) before looking at commands again.
     pub max_sleep: Duration,
+    /// Client ports and next hops for active opens (None: server only).
+    pub connector: Option<Connector>,
 }
 
 /// Spins this many empty iterations before sleeping in poll(2).
@@ -103,6 +106,7 @@ impl<Io: FrameIo> Worker<Io> {
                 let mut ctx = Ctx {
                     stack: &mut self.stack,
                     now,
+                    connector: self.connector.as_mut(),
                 };
                 self.app.on_tick(&mut ctx);
             }
@@ -120,6 +124,7 @@ impl<Io: FrameIo> Worker<Io> {
                         let mut ctx = Ctx {
                             stack: &mut self.stack,
                             now,
+                            connector: self.connector.as_mut(),
                         };
                         self.app.on_shutdown(&mut ctx);
                         listeners.clear();
@@ -187,11 +192,30 @@ impl<Io: FrameIo> Worker<Io> {
         let id = self.id;
         let stack = &mut self.stack;
         let handoff = &self.handoff;
+        let client_ports = self.connector.as_ref().map(|c| c.ports());
         let mut n = self.io.receive_batch(&mut |frame: &[u8]| {
             report.rx_frames += 1;
             if workers == 1 {
                 stack.receive(now, frame);
             } else if !stack.receive_owned(now, frame) {
+                // A reply to one of our client ports names its owner: one
+                // hop, marked as the last (the owner answers it if it has
+                // no such connection).
+                match client_ports.and_then(|p| p.owner_of_frame(frame)) {
+                    Some(owner) if owner == id => {
+                        stack.receive(now, frame);
+                        return;
+                    }
+                    Some(owner) => {
+                        if handoff.forward(id, workers - 1, owner, frame) {
+                            report.handed_off += 1;
+                        } else {
+                            report.handoff_drops += 1;
+                        }
+                        return;
+                    }
+                    None => {}
+                }
                 // Not ours: let the next worker look (see handoff.rs).
                 if handoff.forward(id, 1, (id + 1) % workers, frame) {
                     report.handed_off += 1;
@@ -228,6 +252,7 @@ impl<Io: FrameIo> Worker<Io> {
             let mut ctx = Ctx {
                 stack: &mut self.stack,
                 now,
+                connector: self.connector.as_mut(),
             };
             match ev {
                 Event::Accepted { listener, .. } => {
@@ -241,7 +266,7 @@ impl<Io: FrameIo> Worker<Io> {
                         self.app.on_readable(&mut ctx, conn);
                     }
                 }
-                Event::Connected(_) => {}
+                Event::Connected(conn) => self.app.on_connected(&mut ctx, conn),
                 Event::Readable(conn) => self.app.on_readable(&mut ctx, conn),
                 Event::Writable(conn) => self.app.on_writable(&mut ctx, conn),
                 Event::Closed { conn, reason } => self.app.on_closed(&mut ctx, conn, reason),

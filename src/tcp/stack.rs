@@ -53,6 +53,8 @@ pub struct StackStats {
     pub connections_closed: u64,
     /// TIME-WAIT connections replaced by a new SYN (RFC 6191).
     pub time_wait_recycled: u64,
+    /// TIME-WAIT tuples taken over by our own active open (tcp_tw_reuse).
+    pub time_wait_reused: u64,
     /// Arriving segments that carried data, over all connections.
     pub rx_data_segments: u64,
     /// Pure ACKs sent, over all connections. With delayed and batched
@@ -120,6 +122,10 @@ pub struct Stack {
     next_ephemeral: u16,
     now: Instant,
 }
+
+/// How long a TIME-WAIT tuple must rest before our own active open may
+/// reuse it (Linux tcp_tw_reuse_delay: 1 s).
+pub const TIME_WAIT_REUSE_AFTER: Duration = Duration::from_secs(1);
 
 fn timer_key(slot: u32, generation: u32) -> u64 {
     ((generation as u64) << 32) | slot as u64
@@ -792,15 +798,24 @@ impl Stack {
             local
         };
         let tuple = FourTuple { local, remote };
-        if self.flows.contains(&tuple) {
-            return Err(TcpError::AddrInUse);
+        let mut iss = self.isn.isn(now, local, remote);
+        if let Some(slot) = self.flows.get(&tuple) {
+            let Some(old_snd_nxt) = self.reusable_time_wait(slot, now) else {
+                return Err(TcpError::AddrInUse);
+            };
+            // As Linux's tcp_twsk_unique: start above the old incarnation's
+            // sequence space (plus a maximum unscaled window), so no old
+            // segment still in flight can be taken for new data.
+            iss = old_snd_nxt + 65535 + 2;
+            self.stats.time_wait_reused += 1;
+            self.free(slot);
         }
         let generation = self.generation();
         let params = NewConnection {
             generation,
             tuple,
             remote_mac: next_hop,
-            iss: self.isn.isn(now, local, remote),
+            iss,
             ts_offset: self.isn.timestamp_offset(local, remote),
             config,
         };
@@ -823,13 +838,41 @@ impl Stack {
             let port = self.next_ephemeral;
             self.next_ephemeral = if port >= hi { lo } else { port + 1 };
             let local = SocketAddrV4::new(ip, port);
-            if !self.flows.contains(&FourTuple { local, remote })
-                && !self.listen_addrs.contains_key(&local)
-            {
-                return Ok(local);
+            if self.listen_addrs.contains_key(&local) {
+                continue;
+            }
+            match self.flows.get(&FourTuple { local, remote }) {
+                None => return Ok(local),
+                Some(slot) if self.reusable_time_wait(slot, self.now).is_some() => {
+                    return Ok(local)
+                }
+                Some(_) => {}
             }
         }
         Err(TcpError::AddrNotAvailable)
+    }
+
+    /// Whether an active open may take over the tuple of the connection
+    /// in `slot`: it sits in TIME-WAIT (ours, no longer the user's),
+    /// timestamps were negotiated, and it has been there at least
+    /// [`TIME_WAIT_REUSE_AFTER`]. This is Linux's `tcp_tw_reuse = 1` rule,
+    /// safe by RFC 6191 §2 / RFC 7323 §5.5: our timestamps on the tuple
+    /// keep increasing (one offset per tuple, RFC 7323 §5.4), so the peer's
+    /// PAWS discards old duplicates of the previous incarnation, and ours
+    /// take `ts_recent` from the new SYN-ACK. Returns the old SND.NXT.
+    fn reusable_time_wait(&self, slot: u32, now: Instant) -> Option<SeqNum> {
+        let conn = &self.conns[slot as usize];
+        if conn.state != State::TimeWait || conn.user_owned || !conn.timestamps {
+            return None;
+        }
+        // TIME-WAIT lasts 2·MSL from its (last) start: close_deadline.
+        let deadline = conn.close_deadline?;
+        let entered = Instant::from_micros(
+            deadline
+                .total_micros()
+                .saturating_sub(conn.config.msl.as_micros() as u64 * 2),
+        );
+        (now.saturating_since(entered) >= TIME_WAIT_REUSE_AFTER).then_some(conn.snd_nxt)
     }
 
     fn slot_of(&self, id: ConnId) -> Result<u32, TcpError> {

@@ -207,6 +207,38 @@ impl SteerProgram {
             })
     }
 
+    /// Steers TCP segments to `addr` with a destination port in
+    /// `lo..=hi` (the local ports of our active opens). One range per
+    /// address; setting it again replaces it.
+    pub fn add_client_range(&self, addr: Ipv4Addr, lo: u16, hi: u16) -> Result<(), XdpError> {
+        self.skel
+            .maps
+            .client_ports
+            .update(&addr.octets(), &client_range_value(lo, hi), MapFlags::ANY)
+            .map_err(|e| {
+                libbpf_error(
+                    e,
+                    &format!("adding {addr} ports {lo}-{hi} to `client_ports`"),
+                    XdpError::Map,
+                )
+            })
+    }
+
+    /// Stops steering the client range of `addr`.
+    pub fn remove_client_range(&self, addr: Ipv4Addr) -> Result<(), XdpError> {
+        self.skel
+            .maps
+            .client_ports
+            .delete(&addr.octets())
+            .map_err(|e| {
+                libbpf_error(
+                    e,
+                    &format!("removing {addr} from `client_ports` (was it added?)"),
+                    XdpError::Map,
+                )
+            })
+    }
+
     /// Puts an AF_XDP socket's fd into XSKMAP[queue].
     ///
     /// The socket must be bound to the same interface and `queue`
@@ -295,6 +327,13 @@ fn port_key(addr: Ipv4Addr, port: u16) -> [u8; 8] {
     let a = addr.octets();
     let p = port.to_be_bytes();
     [a[0], a[1], a[2], a[3], p[0], p[1], 0, 0]
+}
+
+/// The `client_ports` map value: `struct client_range { __u16 lo; __u16 hi; }`
+/// in host order (the key is the address in network order).
+fn client_range_value(lo: u16, hi: u16) -> [u8; 4] {
+    let (l, h) = (lo.to_ne_bytes(), hi.to_ne_bytes());
+    [l[0], l[1], h[0], h[1]]
 }
 
 /// `BPF_LINK_CREATE` of an XDP link with the mode flag (libbpf's

@@ -1,0 +1,675 @@
+//! The load generator on the fast path: a [`LoadApp`] on every worker of
+//! an [`AppRuntime`](crate::runtime::AppRuntime) opens its share of the
+//! connections and runs the [`LoadSpec`] with the shared core
+//! ([`RequestStream`], [`Pacer`], [`LoadRecorder`]), exactly as the
+//! kernel client does; the per-worker recorders merge into one
+//! [`LoadReport`] with stack `"fast"`.
+//!
+//! Phases, on one clock shared by all workers (ns since the run began):
+//! idle connections first (all established → the control side prints
+//! `idle-ready N`), then the workload starts everywhere at once: warm-up,
+//! then the measured window; at its end each worker hands its recorder
+//! over and stops issuing requests.
+//!
+//! No allocation per request in steady state: connection slots, their
+//! response framing and the receive path are reused; requests are sent
+//! from one buffer per worker.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::app::source::pattern_byte;
+use crate::app::{App, Ctx};
+use crate::load::{LoadRecorder, LoadReport, LoadSpec, Pacer, RequestStream, Workload};
+use crate::runtime::{start_app_runtime, ClientConfig, FastPathConfig, ServeError};
+use crate::tcp::{CloseReason, ConnId, TcpError};
+
+/// Handshakes in progress per worker at most: bursts of SYNs beyond the
+/// rings would only be dropped and retried a second later.
+const MAX_HANDSHAKES: usize = 128;
+/// Bytes written per `send` call in bulk-send.
+const BULK_CHUNK: usize = 64 * 1024;
+/// The workload starts this long after the last idle connection is up,
+/// so every worker sees the same start time.
+const START_DELAY_NS: u64 = 20_000_000;
+/// With no connection established this long after the start, the target
+/// is unreachable.
+const UNREACHABLE_AFTER: Duration = Duration::from_secs(10);
+
+/// State shared by the control side and every worker's [`LoadApp`].
+struct Shared {
+    origin: Instant,
+    /// When the workload starts (ns); `u64::MAX` until the idle
+    /// connections are up.
+    start_ns: AtomicU64,
+    idle_established: AtomicUsize,
+    established_ever: AtomicU64,
+    failed_ever: AtomicU64,
+    /// A response that did not match the request (echo) or the pattern
+    /// (source).
+    integrity_errors: AtomicU64,
+    /// Each worker's recorder once its measured window ended.
+    recorders: Mutex<Vec<Option<LoadRecorder>>>,
+}
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+}
+
+/// What a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Idle,
+    Load,
+}
+
+/// One connection of a worker.
+struct Slot {
+    conn: Option<ConnId>,
+    role: Role,
+    established: bool,
+    stream: RequestStream,
+    /// Bytes of the request being written not yet accepted by the stack.
+    tail: usize,
+    tail_intended: u64,
+    /// Offset in the response stream (echo / source verification).
+    received: u64,
+    pacer: Option<Pacer>,
+}
+
+/// The per-worker load application.
+pub struct LoadApp {
+    spec: LoadSpec,
+    shared: Arc<Shared>,
+    worker: usize,
+    /// This worker's share of idle and load connections, and the global
+    /// index of its first load connection.
+    idle_share: usize,
+    load_share: usize,
+    first_index: usize,
+    request: Vec<u8>,
+    bulk: Vec<u8>,
+    slots: Vec<Slot>,
+    by_conn: HashMap<ConnId, usize>,
+    free: Vec<usize>,
+    handshakes: usize,
+    idle_opened: usize,
+    load_opened: bool,
+    recorder: Option<LoadRecorder>,
+    finished: bool,
+    /// Slots waiting for a new connection (short workload, failures).
+    reopen: Vec<usize>,
+}
+
+impl LoadApp {
+    fn new(spec: &LoadSpec, shared: Arc<Shared>, worker: usize, workers: usize) -> LoadApp {
+        let share = |total: usize| total / workers + usize::from(worker < total % workers);
+        let first_index = (0..worker)
+            .map(|w| spec.connections / workers + usize::from(w < spec.connections % workers))
+            .sum();
+        let load_share = share(spec.connections);
+        let idle_share = share(spec.idle_connections);
+        let capacity = load_share + idle_share;
+        let mut by_conn = HashMap::new();
+        by_conn.reserve(capacity * 2);
+        LoadApp {
+            request: spec.request(),
+            bulk: (0..BULK_CHUNK).map(|i| b'a' + (i % 26) as u8).collect(),
+            spec: spec.clone(),
+            shared,
+            worker,
+            idle_share,
+            load_share,
+            first_index,
+            slots: Vec::with_capacity(capacity),
+            by_conn,
+            free: Vec::with_capacity(capacity),
+            handshakes: 0,
+            idle_opened: 0,
+            load_opened: false,
+            recorder: None,
+            finished: false,
+            reopen: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn new_slot(&mut self, role: Role) -> usize {
+        let slot = Slot {
+            conn: None,
+            role,
+            established: false,
+            stream: RequestStream::new(self.spec.framing()),
+            tail: 0,
+            tail_intended: 0,
+            received: 0,
+            pacer: None,
+        };
+        self.slots.push(slot);
+        self.slots.len() - 1
+    }
+
+    /// Opens a connection for slot `i`; false when no handshake may start
+    /// now (try again next tick).
+    fn open(&mut self, ctx: &mut Ctx<'_>, i: usize) -> bool {
+        if self.handshakes >= MAX_HANDSHAKES {
+            return false;
+        }
+        match ctx.connect(self.spec.target) {
+            Ok(conn) => {
+                let s = &mut self.slots[i];
+                s.conn = Some(conn);
+                s.established = false;
+                s.tail = 0;
+                s.received = 0;
+                if s.stream.in_flight() > 0 {
+                    // Left over from a connection that failed mid-response.
+                    s.stream = RequestStream::new(self.spec.framing());
+                }
+                self.by_conn.insert(conn, i);
+                self.handshakes += 1;
+                true
+            }
+            Err(_) => {
+                self.connect_failed();
+                false
+            }
+        }
+    }
+
+    fn connect_failed(&mut self) {
+        let now = self.shared.now_ns();
+        self.shared.failed_ever.fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = &mut self.recorder {
+            r.connect_failed(now);
+        }
+    }
+
+    fn start_ns(&self) -> Option<u64> {
+        match self.shared.start_ns.load(Ordering::Acquire) {
+            u64::MAX => None,
+            t => Some(t),
+        }
+    }
+
+    /// Writes requests (or bulk data) on slot `i` while the workload and
+    /// the send buffer allow.
+    fn pump(&mut self, ctx: &mut Ctx<'_>, i: usize, now: u64) {
+        if self.finished {
+            return;
+        }
+        let s = &mut self.slots[i];
+        let (Some(conn), true, Role::Load) = (s.conn, s.established, s.role) else {
+            return;
+        };
+        let recorder = self.recorder.as_mut();
+        match self.spec.workload {
+            Workload::BulkRecv => {}
+            Workload::BulkSend => {
+                let mut sent = 0;
+                while let Ok(n) = ctx.stack.send(conn, &self.bulk) {
+                    if n == 0 {
+                        break;
+                    }
+                    sent += n;
+                    if n < self.bulk.len() {
+                        break;
+                    }
+                }
+                if let Some(r) = recorder {
+                    r.sent(now, sent);
+                }
+            }
+            Workload::Rpc | Workload::Http | Workload::Short => {
+                let mut sent = 0;
+                loop {
+                    if s.tail > 0 {
+                        let off = self.request.len() - s.tail;
+                        match ctx.stack.send(conn, &self.request[off..]) {
+                            Ok(n) => {
+                                s.tail -= n;
+                                sent += n;
+                                if s.tail > 0 {
+                                    break;
+                                }
+                                s.stream.sent(s.tail_intended);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    // Short: one request per connection.
+                    if self.spec.workload == Workload::Short
+                        && (s.stream.in_flight() > 0 || s.received > 0)
+                    {
+                        break;
+                    }
+                    // The next request: due on the pacer (open loop), or
+                    // while the pipeline has room (closed loop).
+                    let intended = match &mut s.pacer {
+                        Some(p) => match p.due(now) {
+                            Some(t) => t,
+                            None => break,
+                        },
+                        None if s.stream.in_flight() >= self.spec.pipeline => break,
+                        None => now,
+                    };
+                    s.tail = self.request.len();
+                    s.tail_intended = intended;
+                }
+                if let Some(r) = recorder {
+                    r.sent(now, sent);
+                }
+            }
+        }
+    }
+
+    /// Reads what arrived on slot `i`: frames responses, verifies bytes.
+    fn drain(&mut self, ctx: &mut Ctx<'_>, i: usize, now: u64) -> Result<bool, ()> {
+        let Some(conn) = self.slots[i].conn else {
+            return Ok(false);
+        };
+        let workload = self.spec.workload;
+        let mut eof = false;
+        let mut bad = false;
+        loop {
+            let s = &mut self.slots[i];
+            let request = &self.request;
+            let recorder = &mut self.recorder;
+            let r = ctx.stack.recv_with(conn, |a, b| {
+                for part in [a, b] {
+                    if part.is_empty() || bad {
+                        continue;
+                    }
+                    match workload {
+                        // The echo returns the request pattern.
+                        Workload::Rpc | Workload::Short => {
+                            let len = request.len() as u64;
+                            let mut off = (s.received % len) as usize;
+                            let mut rest = part;
+                            while !rest.is_empty() {
+                                let take = (request.len() - off).min(rest.len());
+                                if rest[..take] != request[off..off + take] {
+                                    bad = true;
+                                    break;
+                                }
+                                rest = &rest[take..];
+                                off = 0;
+                            }
+                        }
+                        Workload::BulkRecv => {
+                            if part
+                                .iter()
+                                .enumerate()
+                                .any(|(k, &byte)| byte != pattern_byte(s.received + k as u64))
+                            {
+                                bad = true;
+                            }
+                        }
+                        _ => {}
+                    }
+                    s.received += part.len() as u64;
+                    if let Some(rec) = recorder.as_mut() {
+                        rec.received(now, part.len());
+                    }
+                    if workload.has_requests()
+                        && s.stream
+                            .received(part, |t| {
+                                if let Some(rec) = recorder.as_mut() {
+                                    rec.response(now, t);
+                                }
+                            })
+                            .is_err()
+                    {
+                        bad = true;
+                    }
+                }
+                a.len() + b.len()
+            });
+            match r {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(TcpError::WouldBlock) => break,
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+            if bad {
+                break;
+            }
+        }
+        if bad {
+            self.shared.integrity_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(());
+        }
+        Ok(eof)
+    }
+
+    /// Frees slot `i`'s connection handle and, for load connections
+    /// while the run goes on, schedules a new connection.
+    fn retire(&mut self, ctx: &mut Ctx<'_>, i: usize, abort: bool) {
+        if let Some(conn) = self.slots[i].conn.take() {
+            self.by_conn.remove(&conn);
+            if !self.slots[i].established {
+                self.handshakes = self.handshakes.saturating_sub(1);
+            }
+            let _ = if abort {
+                ctx.stack.abort(conn)
+            } else {
+                ctx.stack.close(conn)
+            };
+        }
+        self.slots[i].established = false;
+        if self.slots[i].role == Role::Load && !self.finished {
+            self.reopen.push(i);
+        } else {
+            self.free.push(i);
+        }
+    }
+
+    fn start_load(&mut self, ctx: &mut Ctx<'_>, start: u64) {
+        self.load_opened = true;
+        let warm_end = start + self.spec.warmup.as_nanos() as u64;
+        let end = warm_end + self.spec.duration.as_nanos() as u64;
+        self.recorder = Some(LoadRecorder::new(warm_end, end));
+        for k in 0..self.load_share {
+            let index = self.first_index + k;
+            let i = self.new_slot(Role::Load);
+            if let Some(rate) = self.spec.rate {
+                let per_conn = rate / self.spec.connections as f64;
+                let phase = index as f64 / self.spec.connections as f64;
+                self.slots[i].pacer = Some(Pacer::new(per_conn, start, phase));
+            }
+            self.reopen.push(i);
+        }
+        self.open_pending(ctx);
+    }
+
+    fn open_pending(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some(&i) = self.reopen.last() {
+            if !self.open(ctx, i) {
+                return;
+            }
+            self.reopen.pop();
+        }
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
+        if let Some(r) = self.recorder.take() {
+            self.shared.recorders.lock().expect("recorders")[self.worker] = Some(r);
+        }
+    }
+}
+
+impl App for LoadApp {
+    fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
+        let now = self.shared.now_ns();
+        // Idle connections first, at most MAX_HANDSHAKES at a time.
+        while self.idle_opened < self.idle_share && self.handshakes < MAX_HANDSHAKES {
+            let i = self.new_slot(Role::Idle);
+            if !self.open(ctx, i) {
+                self.slots.pop();
+                break;
+            }
+            self.idle_opened += 1;
+        }
+        let Some(start) = self.start_ns() else {
+            return;
+        };
+        if now < start || self.finished {
+            return;
+        }
+        if !self.load_opened {
+            self.start_load(ctx, start);
+        }
+        if !self.reopen.is_empty() {
+            self.open_pending(ctx);
+        }
+        if self.recorder.as_ref().is_some_and(|r| r.finished(now)) {
+            self.finish();
+            return;
+        }
+        if self.spec.rate.is_some() {
+            for i in 0..self.slots.len() {
+                self.pump(ctx, i, now);
+            }
+        }
+    }
+
+    fn on_connected(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        let Some(&i) = self.by_conn.get(&conn) else {
+            return;
+        };
+        let now = self.shared.now_ns();
+        self.handshakes = self.handshakes.saturating_sub(1);
+        self.slots[i].established = true;
+        self.shared.established_ever.fetch_add(1, Ordering::Relaxed);
+        match self.slots[i].role {
+            Role::Idle => {
+                self.shared.idle_established.fetch_add(1, Ordering::Release);
+            }
+            Role::Load => {
+                if let Some(r) = &mut self.recorder {
+                    r.connected(now);
+                }
+                let _ = ctx.stack.set_nodelay(conn, true);
+                self.pump(ctx, i, now);
+            }
+        }
+    }
+
+    fn on_readable(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        let Some(&i) = self.by_conn.get(&conn) else {
+            return;
+        };
+        if !self.slots[i].established {
+            // A failed handshake (refused, timed out): `on_closed` follows.
+            return;
+        }
+        let now = self.shared.now_ns();
+        match self.drain(ctx, i, now) {
+            Err(()) => {
+                if let Some(r) = &mut self.recorder {
+                    r.error(now);
+                }
+                self.retire(ctx, i, true);
+            }
+            Ok(eof) => {
+                let s = &self.slots[i];
+                let short_done = self.spec.workload == Workload::Short
+                    && s.received >= self.request.len() as u64
+                    && s.stream.in_flight() == 0;
+                if short_done {
+                    // Client closes first: its tuple waits in TIME-WAIT,
+                    // reused after 1 s (tcp_tw_reuse).
+                    self.retire(ctx, i, false);
+                    self.open_pending(ctx);
+                } else if eof {
+                    if s.role == Role::Load && !self.finished {
+                        if let Some(r) = &mut self.recorder {
+                            r.error(now);
+                        }
+                    }
+                    self.retire(ctx, i, false);
+                } else {
+                    self.pump(ctx, i, now);
+                }
+            }
+        }
+    }
+
+    fn on_writable(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        if let Some(&i) = self.by_conn.get(&conn) {
+            let now = self.shared.now_ns();
+            self.pump(ctx, i, now);
+        }
+    }
+
+    fn on_closed(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, reason: CloseReason) {
+        let Some(&i) = self.by_conn.get(&conn) else {
+            let _ = ctx.stack.close(conn);
+            return;
+        };
+        let now = self.shared.now_ns();
+        if self.slots[i].established {
+            if reason != CloseReason::Normal && !self.finished {
+                if let Some(r) = &mut self.recorder {
+                    r.error(now);
+                }
+            }
+        } else {
+            self.connect_failed();
+        }
+        self.retire(ctx, i, false);
+    }
+}
+
+/// A load run on the fast path: where the client runs and what it runs.
+#[derive(Debug, Clone)]
+pub struct FastLoadConfig {
+    pub spec: LoadSpec,
+    /// Interface, local address, workers and cores; `client` is filled in
+    /// from the spec when None (the target becomes a connect target).
+    pub fast_path: FastPathConfig,
+}
+
+/// What went wrong in a fast-path load run.
+#[derive(Debug, thiserror::Error)]
+pub enum FastLoadError {
+    #[error("{0}")]
+    Spec(String),
+    #[error(transparent)]
+    Runtime(#[from] ServeError),
+    #[error("cannot connect to {0}: no connection was established within {1:?} ({2} attempt(s) refused or unanswered)")]
+    Unreachable(std::net::SocketAddrV4, Duration, u64),
+    #[error("{0} response(s) did not match what was sent: the server corrupts the stream")]
+    Integrity(u64),
+}
+
+/// Runs the load, calls `idle_ready(N)` once the idle connections are up
+/// (when there are any), and returns the merged report.
+pub fn run_fast_load(
+    config: FastLoadConfig,
+    idle_ready: impl FnOnce(usize),
+) -> Result<LoadReport, FastLoadError> {
+    let spec = config.spec.clone();
+    spec.validate().map_err(|e| FastLoadError::Spec(e.0))?;
+    let mut fast_path = config.fast_path;
+    let client = fast_path.client.get_or_insert_with(ClientConfig::default);
+    if !client.targets.contains(spec.target.ip()) {
+        client.targets.push(*spec.target.ip());
+    }
+    let workers = fast_path.workers.max(1);
+    let shared = Arc::new(Shared {
+        origin: Instant::now(),
+        start_ns: AtomicU64::new(u64::MAX),
+        idle_established: AtomicUsize::new(0),
+        established_ever: AtomicU64::new(0),
+        failed_ever: AtomicU64::new(0),
+        integrity_errors: AtomicU64::new(0),
+        recorders: Mutex::new(vec![None; workers]),
+    });
+    let runtime = {
+        let shared = shared.clone();
+        let spec = spec.clone();
+        start_app_runtime(fast_path, move |w| {
+            Box::new(LoadApp::new(&spec, shared.clone(), w, workers))
+        })?
+    };
+    let result = drive(&spec, &shared, &runtime, idle_ready);
+    let stopped = runtime.stop();
+    result?;
+    stopped?;
+    if shared.established_ever.load(Ordering::Relaxed) == 0 {
+        return Err(FastLoadError::Unreachable(
+            spec.target,
+            spec.warmup + spec.duration,
+            shared.failed_ever.load(Ordering::Relaxed),
+        ));
+    }
+    let integrity = shared.integrity_errors.load(Ordering::Relaxed);
+    if integrity > 0 {
+        return Err(FastLoadError::Integrity(integrity));
+    }
+    let recorders = shared.recorders.lock().expect("recorders");
+    let mut merged: Option<LoadRecorder> = None;
+    for r in recorders.iter().flatten() {
+        match &mut merged {
+            Some(m) => m.merge(r),
+            None => merged = Some(r.clone()),
+        }
+    }
+    let merged = merged.ok_or_else(|| {
+        FastLoadError::Runtime(ServeError::Runtime("no worker finished its run".into()))
+    })?;
+    Ok(merged.report(&spec, "fast"))
+}
+
+/// The control side: waits for the idle connections, starts the
+/// workload, waits for every worker's recorder.
+fn drive(
+    spec: &LoadSpec,
+    shared: &Shared,
+    runtime: &crate::runtime::AppRuntime,
+    idle_ready: impl FnOnce(usize),
+) -> Result<(), FastLoadError> {
+    let began = Instant::now();
+    let tick = Duration::from_millis(5);
+    let unreachable = |shared: &Shared| {
+        began.elapsed() > UNREACHABLE_AFTER
+            && shared.established_ever.load(Ordering::Relaxed) == 0
+            && shared.failed_ever.load(Ordering::Relaxed) > 0
+    };
+    if spec.idle_connections > 0 {
+        while shared.idle_established.load(Ordering::Acquire) < spec.idle_connections {
+            if runtime.worker_stopped() {
+                return Err(ServeError::Runtime("a worker stopped unexpectedly".into()).into());
+            }
+            if unreachable(shared) {
+                return Err(FastLoadError::Unreachable(
+                    spec.target,
+                    UNREACHABLE_AFTER,
+                    shared.failed_ever.load(Ordering::Relaxed),
+                ));
+            }
+            std::thread::sleep(tick);
+        }
+        idle_ready(spec.idle_connections);
+    }
+    shared
+        .start_ns
+        .store(shared.now_ns() + START_DELAY_NS, Ordering::Release);
+    let total = spec.warmup + spec.duration;
+    loop {
+        let done = shared
+            .recorders
+            .lock()
+            .expect("recorders")
+            .iter()
+            .all(Option::is_some);
+        if done {
+            return Ok(());
+        }
+        if runtime.worker_stopped() {
+            return Err(ServeError::Runtime("a worker stopped unexpectedly".into()).into());
+        }
+        if unreachable(shared) {
+            return Err(FastLoadError::Unreachable(
+                spec.target,
+                UNREACHABLE_AFTER,
+                shared.failed_ever.load(Ordering::Relaxed),
+            ));
+        }
+        if began.elapsed() > total + Duration::from_secs(30) {
+            return Err(ServeError::Runtime("the workers did not finish the run".into()).into());
+        }
+        std::thread::sleep(tick);
+    }
+}

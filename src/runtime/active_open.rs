@@ -1,0 +1,390 @@
+//! Active opens on a worker: local port ownership, next hops, and which
+//! worker a frame for a client port belongs to.
+//!
+//! The runtime owns a range of local ports on each of its local
+//! addresses ([`ClientPorts`]). The range is split among the workers by
+//! `port % workers == worker id`, so the worker that opens a connection
+//! can tell from the destination port of every reply which worker owns
+//! it. The XDP program steers the whole range to the AF_XDP sockets
+//! (`client_ports` in `bpf/steer.bpf.c`); a reply that arrives on another
+//! worker's queue is handed straight to its owner (one hop) instead of
+//! travelling round the workers.
+//!
+//! Why hand-off and not queue choice: on a NIC whose RSS hash (Toeplitz
+//! key and indirection table, `ethtool -x`) is known, a client could pick
+//! for each connection a local port whose reply hashes to its own queue.
+//! On veth the receive queue is the one the *peer* transmitted on (its
+//! XPS choice, per sending CPU), which no port choice controls, so the
+//! hand-off is the mechanism here.
+//!
+//! Next hops are resolved once at start-up ([`resolve_next_hops`], which
+//! may ARP through the kernel); a worker only looks them up in its copy
+//! of the table, with no syscall on its path.
+
+use std::collections::HashMap;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::runtime::neighbor::{self, NeighborError};
+use crate::tcp::{ConnId, Instant, Stack, TcpError};
+use crate::wire::MacAddr;
+
+/// An inclusive range of local ports, `LO-HI`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl PortRange {
+    pub fn contains(self, port: u16) -> bool {
+        (self.lo..=self.hi).contains(&port)
+    }
+
+    pub fn len(self) -> usize {
+        usize::from(self.hi - self.lo) + 1
+    }
+
+    pub fn is_empty(self) -> bool {
+        false
+    }
+
+    pub fn overlaps(self, other: PortRange) -> bool {
+        self.lo <= other.hi && other.lo <= self.hi
+    }
+
+    /// The kernel's own ephemeral range in this network namespace
+    /// (`net.ipv4.ip_local_port_range`).
+    pub fn kernel_ephemeral() -> Option<PortRange> {
+        let text = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+        let mut it = text.split_whitespace().map(|v| v.parse::<u16>().ok());
+        Some(PortRange {
+            lo: it.next()??,
+            hi: it.next()??,
+        })
+    }
+
+    /// The default client range: the larger gap outside the kernel's
+    /// ephemeral range, above the privileged ports, so neither stack
+    /// picks a port the other uses (1024-32767 with Linux's default
+    /// 32768-60999).
+    pub fn default_client(kernel: Option<PortRange>) -> PortRange {
+        let kernel = kernel.unwrap_or(PortRange {
+            lo: 32768,
+            hi: 60999,
+        });
+        let below = (kernel.lo > 1025).then(|| PortRange {
+            lo: 1024,
+            hi: kernel.lo - 1,
+        });
+        let above = (kernel.hi < 65535).then(|| PortRange {
+            lo: kernel.hi + 1,
+            hi: 65535,
+        });
+        match (below, above) {
+            (Some(b), Some(a)) => {
+                if b.len() >= a.len() {
+                    b
+                } else {
+                    a
+                }
+            }
+            (Some(r), None) | (None, Some(r)) => r,
+            // The kernel claims everything: share its top half's end.
+            (None, None) => PortRange {
+                lo: 61000,
+                hi: 65535,
+            },
+        }
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PortRange, String> {
+        let bad = || format!("'{s}' is not a port range: write LO-HI, e.g. 20000-29999");
+        let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+        let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+        let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+        if lo == 0 || lo > hi {
+            return Err(format!(
+                "port range {s} is empty or starts at 0: give 1 <= LO <= HI <= 65535"
+            ));
+        }
+        Ok(PortRange { lo, hi })
+    }
+}
+
+/// The local addresses and the port range the runtime opens connections
+/// from, and how the range is split among `workers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPorts {
+    pub addrs: Vec<Ipv4Addr>,
+    pub range: PortRange,
+    pub workers: usize,
+}
+
+impl ClientPorts {
+    /// The worker owning local `port` of the range.
+    pub fn owner_of_port(&self, port: u16) -> usize {
+        usize::from(port) % self.workers
+    }
+
+    /// The worker owning the connection a frame is addressed to, when its
+    /// destination is one of our client (address, port) pairs. Reads only
+    /// the fixed header fields; anything else is None.
+    pub fn owner_of_frame(&self, frame: &[u8]) -> Option<usize> {
+        // Ethernet II (14), IPv4 (IHL words), TCP destination port at +2.
+        if frame.len() < 34 || frame[12..14] != [0x08, 0x00] || frame[14] >> 4 != 4 {
+            return None;
+        }
+        let ihl = usize::from(frame[14] & 0x0f) * 4;
+        if frame[23] != 6 || frame.len() < 14 + ihl + 4 {
+            return None;
+        }
+        let dst = Ipv4Addr::new(frame[30], frame[31], frame[32], frame[33]);
+        let port = u16::from_be_bytes([frame[14 + ihl + 2], frame[14 + ihl + 3]]);
+        (self.range.contains(port) && self.addrs.contains(&dst)).then(|| self.owner_of_port(port))
+    }
+
+    /// Local ports owned by each worker on each address.
+    pub fn per_worker(&self) -> usize {
+        self.range.len() / self.workers
+    }
+}
+
+/// Resolves the MAC of the next hop towards each of `targets` on `iface`
+/// (see [`neighbor::resolve`]); call at start-up, never on a worker.
+pub fn resolve_next_hops(
+    iface: &str,
+    targets: &[Ipv4Addr],
+    gateway_mac: Option<MacAddr>,
+    timeout: Duration,
+) -> Result<HashMap<Ipv4Addr, MacAddr>, NeighborError> {
+    targets
+        .iter()
+        .map(|&t| neighbor::resolve(iface, t, gateway_mac, timeout).map(|mac| (t, mac)))
+        .collect()
+}
+
+/// One worker's side of active opens: its share of the client ports and
+/// the next-hop table resolved at start-up.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    ports: Arc<ClientPorts>,
+    worker: usize,
+    next_hops: Arc<HashMap<Ipv4Addr, MacAddr>>,
+    /// Used for destinations missing from `next_hops` (a configured
+    /// gateway MAC), if any.
+    gateway_mac: Option<MacAddr>,
+    /// Round-robin position over (address, port) pairs of this worker.
+    cursor: usize,
+}
+
+impl Connector {
+    pub fn new(
+        ports: Arc<ClientPorts>,
+        worker: usize,
+        next_hops: Arc<HashMap<Ipv4Addr, MacAddr>>,
+        gateway_mac: Option<MacAddr>,
+    ) -> Connector {
+        Connector {
+            ports,
+            worker,
+            next_hops,
+            gateway_mac,
+            cursor: 0,
+        }
+    }
+
+    pub fn ports(&self) -> &ClientPorts {
+        &self.ports
+    }
+
+    /// The local addresses connections are opened from.
+    pub fn local_addrs(&self) -> &[Ipv4Addr] {
+        &self.ports.addrs
+    }
+
+    fn next_hop(&self, remote: Ipv4Addr) -> Result<MacAddr, TcpError> {
+        self.next_hops
+            .get(&remote)
+            .copied()
+            .or(self.gateway_mac)
+            .ok_or(TcpError::InvalidInput(
+                "no next hop for this destination: list it among the runtime's connect targets",
+            ))
+    }
+
+    /// Opens a connection to `remote` from the next free (address, port)
+    /// of this worker, addresses taken in turn. `from` restricts it to one
+    /// local address. Tuples in TIME-WAIT are reused where the engine
+    /// allows it (see `Stack::connect`).
+    pub fn connect(
+        &mut self,
+        stack: &mut Stack,
+        now: Instant,
+        from: Option<Ipv4Addr>,
+        remote: SocketAddrV4,
+    ) -> Result<ConnId, TcpError> {
+        let mac = self.next_hop(*remote.ip())?;
+        let addrs: &[Ipv4Addr] = match from {
+            Some(ip) => std::slice::from_ref(self.ports.addrs.iter().find(|&&a| a == ip).ok_or(
+                TcpError::InvalidInput(
+                    "connect_from: the address is not one of the runtime's local addresses",
+                ),
+            )?),
+            None => &self.ports.addrs,
+        };
+        let per_worker = self.ports.per_worker();
+        let workers = self.ports.workers;
+        // The worker's first port: the lowest p >= lo with p % workers == id.
+        let lo = usize::from(self.ports.range.lo);
+        let first = lo + (self.worker + workers - lo % workers) % workers;
+        let candidates = per_worker * addrs.len();
+        for _ in 0..candidates {
+            let k = self.cursor;
+            self.cursor = self.cursor.wrapping_add(1);
+            let ip = addrs[k % addrs.len()];
+            let port = first + ((k / addrs.len()) % per_worker) * workers;
+            let Ok(port) = u16::try_from(port) else {
+                continue;
+            };
+            if !self.ports.range.contains(port) {
+                continue;
+            }
+            match stack.connect(now, SocketAddrV4::new(ip, port), remote, mac) {
+                Err(TcpError::AddrInUse) => continue,
+                other => return other,
+            }
+        }
+        Err(TcpError::AddrNotAvailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::StackConfig;
+
+    fn range(s: &str) -> PortRange {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ranges_parse_and_refuse_nonsense() {
+        assert_eq!(range("2000-2999"), PortRange { lo: 2000, hi: 2999 });
+        assert!("2000".parse::<PortRange>().unwrap_err().contains("LO-HI"));
+        assert!("0-10".parse::<PortRange>().is_err());
+        assert!("10-5".parse::<PortRange>().is_err());
+        assert!(range("10-20").overlaps(range("20-30")));
+        assert!(!range("10-19").overlaps(range("20-30")));
+    }
+
+    #[test]
+    fn the_default_stays_out_of_the_kernel_range() {
+        let linux = range("32768-60999");
+        assert_eq!(PortRange::default_client(Some(linux)), range("1024-32767"));
+        let high = range("1024-50000");
+        assert_eq!(PortRange::default_client(Some(high)), range("50001-65535"));
+        for k in [linux, high] {
+            assert!(!PortRange::default_client(Some(k)).overlaps(k));
+        }
+    }
+
+    fn frame(dst: Ipv4Addr, dst_port: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 54];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        f[23] = 6;
+        f[30..34].copy_from_slice(&dst.octets());
+        f[36..38].copy_from_slice(&dst_port.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn frames_for_client_ports_name_their_owner() {
+        let a = Ipv4Addr::new(198, 18, 0, 2);
+        let ports = ClientPorts {
+            addrs: vec![a],
+            range: range("20000-20999"),
+            workers: 2,
+        };
+        assert_eq!(ports.owner_of_frame(&frame(a, 20001)), Some(1));
+        assert_eq!(ports.owner_of_frame(&frame(a, 20002)), Some(0));
+        assert_eq!(ports.owner_of_frame(&frame(a, 80)), None);
+        let other = Ipv4Addr::new(198, 18, 0, 9);
+        assert_eq!(ports.owner_of_frame(&frame(other, 20001)), None);
+        assert_eq!(ports.owner_of_frame(&frame(a, 20001)[..30]), None);
+    }
+
+    #[test]
+    fn each_worker_connects_from_its_own_ports_over_all_addresses() {
+        let addrs = vec![Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 3)];
+        let ports = Arc::new(ClientPorts {
+            addrs: addrs.clone(),
+            range: range("20001-20010"),
+            workers: 3,
+        });
+        let remote: SocketAddrV4 = "198.18.0.1:7".parse().unwrap();
+        let hops = Arc::new(HashMap::from([(*remote.ip(), MacAddr([2, 0, 0, 0, 0, 1]))]));
+        for worker in 0..3 {
+            let mut c = Connector::new(ports.clone(), worker, hops.clone(), None);
+            let mut stack = Stack::new(StackConfig::default(), [1; 32], Instant::ZERO).unwrap();
+            let mut seen = Vec::new();
+            loop {
+                match c.connect(&mut stack, Instant::ZERO, None, remote) {
+                    Ok(id) => seen.push(stack.local_addr(id).unwrap()),
+                    Err(e) => {
+                        assert_eq!(e, TcpError::AddrNotAvailable);
+                        break;
+                    }
+                }
+            }
+            // 20001..=20010 holds three ports of each residue class mod 3
+            // (four of one); every one of them, on both addresses.
+            let mine: Vec<u16> = (20001..=20010).filter(|p| p % 3 == worker as u16).collect();
+            assert_eq!(seen.len(), mine.len().min(ports.per_worker()) * 2);
+            for a in &seen {
+                assert_eq!(ports.owner_of_port(a.port()), worker);
+                assert!(addrs.contains(a.ip()));
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_destinations_and_addresses_are_refused() {
+        let ports = Arc::new(ClientPorts {
+            addrs: vec![Ipv4Addr::new(198, 18, 0, 2)],
+            range: range("20000-20009"),
+            workers: 1,
+        });
+        let mut c = Connector::new(ports, 0, Arc::new(HashMap::new()), None);
+        let mut stack = Stack::new(StackConfig::default(), [1; 32], Instant::ZERO).unwrap();
+        let remote: SocketAddrV4 = "198.18.0.1:7".parse().unwrap();
+        assert!(matches!(
+            c.connect(&mut stack, Instant::ZERO, None, remote),
+            Err(TcpError::InvalidInput(_))
+        ));
+        let mut c = Connector::new(
+            c.ports.clone(),
+            0,
+            Arc::new(HashMap::new()),
+            Some(MacAddr([2, 0, 0, 0, 0, 1])),
+        );
+        assert!(c.connect(&mut stack, Instant::ZERO, None, remote).is_ok());
+        assert!(matches!(
+            c.connect(
+                &mut stack,
+                Instant::ZERO,
+                Some(Ipv4Addr::new(198, 18, 0, 77)),
+                remote
+            ),
+            Err(TcpError::InvalidInput(_))
+        ));
+    }
+}

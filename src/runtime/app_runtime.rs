@@ -1,0 +1,154 @@
+//! A fast-path runtime for any [`App`], listening or not: the entry point
+//! of clients (the load generator) and of applications that both serve
+//! and connect.
+//!
+//! Start-up order: preflight (every mistake a one-line error), next hops
+//! of the connect targets resolved (the only time the kernel is asked),
+//! steering program attached, sockets opened, workers started, then the
+//! served ports and the client port ranges published to the program.
+
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::App;
+use crate::runtime::active_open::{resolve_next_hops, ClientPorts, Connector};
+use crate::runtime::serve::{
+    listen_everywhere, spawn_workers, stop_workers, FastPathConfig, ServeError, ServeReport,
+    WorkerHandle,
+};
+use crate::runtime::worker::DEFAULT_IDLE_SLEEP;
+use crate::xdp::{BindMode, SteerProgram};
+
+/// How long start-up waits for the kernel to ARP a connect target.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A running fast-path runtime; [`AppRuntime::stop`] drains and detaches.
+pub struct AppRuntime {
+    config: FastPathConfig,
+    program: SteerProgram,
+    handles: Vec<WorkerHandle>,
+    bind_mode: BindMode,
+    client_ports: Option<Arc<ClientPorts>>,
+}
+
+/// Starts one worker per queue of `config.iface`, each running the app
+/// `make_app(worker id)` returns. Listens on `config.ports` (may be
+/// empty) and, with `config.client`, owns the client port range on every
+/// local address so the apps can [`connect`](crate::app::Ctx::connect).
+pub fn start_app_runtime(
+    config: FastPathConfig,
+    mut make_app: impl FnMut(usize) -> Box<dyn App>,
+) -> Result<AppRuntime, ServeError> {
+    let mut plan = config;
+    let ifindex = plan.preflight()?;
+    let client = match &plan.client {
+        Some(c) => {
+            let hops = resolve_next_hops(&plan.iface, &c.targets, c.gateway_mac, RESOLVE_TIMEOUT)
+                .map_err(|e| ServeError::Config(e.to_string()))?;
+            let range = c
+                .local_ports
+                .expect("preflight fixed the client port range");
+            let ports = Arc::new(ClientPorts {
+                addrs: plan.client_addrs(),
+                range,
+                workers: plan.workers,
+            });
+            Some((ports, Arc::new(hops), c.gateway_mac))
+        }
+        None => None,
+    };
+    let (program, sockets, bind_mode) = plan.attach(ifindex)?;
+    let mut next_id = 0;
+    let handles = spawn_workers(
+        sockets,
+        &plan.stack,
+        &plan.core_ids(),
+        DEFAULT_IDLE_SLEEP,
+        |_| {
+            let app = make_app(next_id);
+            next_id += 1;
+            app
+        },
+        |id| {
+            client
+                .as_ref()
+                .map(|(ports, hops, gw)| Connector::new(ports.clone(), id, hops.clone(), *gw))
+        },
+    )?;
+    let mut runtime = AppRuntime {
+        config: plan,
+        program,
+        handles,
+        bind_mode,
+        client_ports: client.map(|(ports, _, _)| ports),
+    };
+    if let Err(e) = runtime.publish() {
+        let _ = runtime.stop();
+        return Err(e);
+    }
+    Ok(runtime)
+}
+
+impl AppRuntime {
+    fn publish(&mut self) -> Result<(), ServeError> {
+        for &port in &self.config.ports {
+            listen_everywhere(
+                &self.handles,
+                SocketAddrV4::new(self.config.addr, port),
+                self.config.backlog,
+            )?;
+            self.program.add_port(self.config.addr, port)?;
+        }
+        if let Some(ports) = &self.client_ports {
+            for &addr in &ports.addrs {
+                self.program
+                    .add_client_range(addr, ports.range.lo, ports.range.hi)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration after preflight (MAC, MTU and client range
+    /// filled in).
+    pub fn config(&self) -> &FastPathConfig {
+        &self.config
+    }
+
+    pub fn bind_mode(&self) -> BindMode {
+        self.bind_mode
+    }
+
+    /// The client ports and their split among workers, if any.
+    pub fn client_ports(&self) -> Option<&ClientPorts> {
+        self.client_ports.as_deref()
+    }
+
+    /// Whether a worker thread has ended (it only does on a panic before
+    /// [`stop`](Self::stop)).
+    pub fn worker_stopped(&self) -> bool {
+        self.handles.iter().any(|h| h.thread.is_finished())
+    }
+
+    /// Graceful stop: apps see `on_shutdown`, connections get FINs, the
+    /// drain time passes at most, then ports and ranges are withdrawn and
+    /// the program detached.
+    pub fn stop(self) -> Result<ServeReport, ServeError> {
+        let reports = stop_workers(self.handles, self.config.drain);
+        for &port in &self.config.ports {
+            let _ = self.program.remove_port(self.config.addr, port);
+        }
+        if let Some(ports) = &self.client_ports {
+            for &addr in &ports.addrs {
+                let _ = self.program.remove_client_range(addr);
+            }
+        }
+        let steering = self.program.counters().unwrap_or_default();
+        drop(self.program);
+        Ok(ServeReport {
+            workers: reports?,
+            steering,
+            bind_mode: self.bind_mode,
+        })
+    }
+}
