@@ -395,7 +395,9 @@ pub fn render_table(summaries: &[Summary]) -> String {
             rows.push([
                 "  server RSS / idle conn".into(),
                 String::new(),
-                format!("{} (+ kernel sockets)", show(k)),
+                k.map_or("-".to_owned(), |v| {
+                    format!("{} (+ kernel sockets)", format_bytes(v))
+                }),
                 show(f),
                 String::new(),
             ]);

@@ -146,11 +146,18 @@ fn help_of(exe: &Path, sub: &str) -> Option<String> {
 /// The choices clap lists for `flag` in a short help text: None when the
 /// flag is not there, empty when it lists none.
 fn possible_values(help: &str, flag: &str) -> Option<Vec<String>> {
-    let line = help
+    // clap puts the help on the flag's line or, when the help is wide, on
+    // the lines below it (up to the next flag).
+    let mut lines = help
         .lines()
-        .find(|l| l.trim_start().starts_with(&format!("{flag} ")))?;
+        .skip_while(|l| !l.trim_start().starts_with(&format!("{flag} ")));
+    let first = lines.next()?;
+    let text: String = std::iter::once(first)
+        .chain(lines.take_while(|l| !l.trim_start().starts_with('-')))
+        .collect::<Vec<_>>()
+        .join(" ");
     Some(
-        line.split("possible values:")
+        text.split("possible values:")
             .nth(1)
             .and_then(|s| s.split(']').next())
             .map(|s| s.split(',').map(|v| v.trim().to_owned()).collect())
@@ -660,5 +667,13 @@ mod tests {
         );
         assert_eq!(possible_values(help, "--target"), Some(vec![]));
         assert_eq!(possible_values(help, "--rate"), None);
+        // Wide help goes on the next lines.
+        let help =
+            "      --stack <STACK>\n          Which stack [possible values: fast, kernel]\n      \
+                    --target <TARGET>\n          Server\n";
+        assert_eq!(
+            possible_values(help, "--stack"),
+            Some(vec!["fast".to_owned(), "kernel".to_owned()])
+        );
     }
 }
