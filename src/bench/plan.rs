@@ -207,7 +207,10 @@ impl Case {
 /// The parameters the rows are built from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseParams {
+    /// Connections of the http, short and idle rows.
     pub connections: usize,
+    /// Connection counts of the rpc and rpc-p99 rows (one row each).
+    pub rpc_connections: Vec<usize>,
     /// Streams of the several-streams bulk rows.
     pub streams: usize,
     pub idle: usize,
@@ -247,24 +250,32 @@ pub fn cases(kinds: &[CaseKind], p: &CaseParams) -> Vec<Case> {
     let c = p.connections;
     for kind in CaseKind::ALL.into_iter().filter(|k| kinds.contains(k)) {
         match kind {
-            CaseKind::Rpc => add(
-                kind,
-                format!("rpc-c{c}"),
-                format!("rpc 64B c={c}"),
-                Workload::Rpc,
-                c,
-                0,
-                &ours,
-            ),
-            CaseKind::RpcP99 => add(
-                kind,
-                format!("rpc-p99-half-c{c}"),
-                format!("rpc p99 @50% kernel c={c}"),
-                Workload::Rpc,
-                c,
-                0,
-                &ours,
-            ),
+            CaseKind::Rpc => {
+                for &c in &p.rpc_connections {
+                    add(
+                        kind,
+                        format!("rpc-c{c}"),
+                        format!("rpc 64B c={c}"),
+                        Workload::Rpc,
+                        c,
+                        0,
+                        &ours,
+                    );
+                }
+            }
+            CaseKind::RpcP99 => {
+                for &c in &p.rpc_connections {
+                    add(
+                        kind,
+                        format!("rpc-p99-half-c{c}"),
+                        format!("rpc p99 @50% kernel c={c}"),
+                        Workload::Rpc,
+                        c,
+                        0,
+                        &ours,
+                    );
+                }
+            }
             CaseKind::Http => add(
                 kind,
                 format!("http-c{c}"),
@@ -326,6 +337,7 @@ mod tests {
     fn params() -> CaseParams {
         CaseParams {
             connections: 64,
+            rpc_connections: vec![64],
             streams: 4,
             idle: 1000,
             clients: vec![],
@@ -351,6 +363,23 @@ mod tests {
         assert_eq!(rows[3].connections, 4);
         assert_eq!(rows[3].server_app(), "discard");
         assert!(rows[1].lower_is_better() && !rows[0].lower_is_better());
+    }
+
+    #[test]
+    fn every_rpc_connection_count_is_a_row() {
+        let mut p = params();
+        p.rpc_connections = vec![1, 1024];
+        let rows = cases(&[CaseKind::RpcP99, CaseKind::Rpc], &p);
+        let ids: Vec<&str> = rows.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "rpc-c1",
+                "rpc-c1024",
+                "rpc-p99-half-c1",
+                "rpc-p99-half-c1024"
+            ]
+        );
     }
 
     #[test]

@@ -492,6 +492,7 @@ mod tests {
     fn http_case() -> Case {
         let p = CaseParams {
             connections: 64,
+            rpc_connections: vec![64],
             streams: 1,
             idle: 0,
             clients: vec![],

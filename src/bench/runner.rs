@@ -513,14 +513,16 @@ pub fn run(cfg: &BenchConfig, stop: &AtomicBool) -> Result<BenchOutcome, String>
         bar,
     };
     let mut runs: Vec<RunRecord> = Vec::new();
-    // The kernel server's closed-loop rpc rate per (client, offloads),
-    // for the open-loop p99 row.
-    let mut kernel_rpc: HashMap<(Client, Offloads), f64> = HashMap::new();
+    // The kernel server's closed-loop rpc rate per (client, offloads,
+    // connections), for the open-loop p99 rows.
+    let mut kernel_rpc: HashMap<(Client, Offloads, usize), f64> = HashMap::new();
     for case in &rows {
         for offloads in cfg.offloads.modes(case.workload) {
             for &client in &case.clients {
                 let rate = if case.lower_is_better() {
-                    kernel_rpc.get(&(client, offloads)).map(|r| r * 0.5)
+                    kernel_rpc
+                        .get(&(client, offloads, case.connections))
+                        .map(|r| r * 0.5)
                 } else {
                     None
                 };
@@ -552,7 +554,7 @@ pub fn run(cfg: &BenchConfig, stop: &AtomicBool) -> Result<BenchOutcome, String>
                 if case.kind == CaseKind::Rpc && case.idle_connections == 0 {
                     let cell = summarize(&runs[first..]);
                     if let Some(k) = cell.first().and_then(|s| s.kernel.median) {
-                        kernel_rpc.insert((client, offloads), k);
+                        kernel_rpc.insert((client, offloads, case.connections), k);
                     }
                 }
             }

@@ -22,9 +22,14 @@ pub struct BenchArgs {
     /// Default: every client a row has.
     #[arg(long, value_enum, value_delimiter = ',')]
     clients: Vec<ClientArg>,
-    /// Connections of the rpc, http and short rows (1 to 1024).
+    /// Connections of the http, short and idle rows, and of the rpc rows
+    /// unless --rpc-connections is given (1 to 1024).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
     connections: u16,
+    /// Connection counts of the rpc and rpc-p99 rows, one row each, e.g.
+    /// 1,64,1024.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=1024))]
+    rpc_connections: Vec<u16>,
     /// Streams of the several-streams bulk rows (1: only the single-stream rows).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     streams: u16,
@@ -34,11 +39,12 @@ pub struct BenchArgs {
     /// Repetitions per cell (each runs the kernel server, then the fast one).
     #[arg(long, default_value_t = 3)]
     reps: usize,
-    /// Measured time per run, e.g. 2s, 500ms.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    duration: Duration,
-    /// Warm-up per run before measuring.
+    /// Measured time per run, e.g. 5s, 500ms (wrk measures whole seconds,
+    /// at least one).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Warm-up per run before measuring (wrk: whole seconds, none below 1s).
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     warmup: Duration,
     /// Kernel offloads: off, on, both, or auto (off everywhere, both for
     /// the bulk rows, where they change the answer).
@@ -54,7 +60,7 @@ pub struct BenchArgs {
     /// Core of the client.
     #[arg(long, default_value_t = 1)]
     client_core: usize,
-    /// A small, fast run for CI: one repetition of 1 s after 0.5 s, 16
+    /// A small, fast run for CI: one repetition of 1 s after 0.2 s, 16
     /// connections, 2 bulk streams, 1000 idle connections, offloads off
     /// (explicit flags still win).
     #[arg(long)]
@@ -126,13 +132,19 @@ fn bench_config(a: &BenchArgs, matches: &Defaults) -> Result<BenchConfig, String
             ));
         }
     }
+    let connections = if quick(matches.connections) {
+        16
+    } else {
+        usize::from(a.connections)
+    };
     Ok(BenchConfig {
         kinds,
         params: CaseParams {
-            connections: if quick(matches.connections) {
-                16
+            connections,
+            rpc_connections: if a.rpc_connections.is_empty() {
+                vec![connections]
             } else {
-                usize::from(a.connections)
+                a.rpc_connections.iter().map(|&c| usize::from(c)).collect()
             },
             streams: if quick(matches.streams) {
                 2
@@ -149,7 +161,7 @@ fn bench_config(a: &BenchArgs, matches: &Defaults) -> Result<BenchConfig, String
             a.duration
         },
         warmup: if quick(matches.warmup) {
-            Duration::from_millis(500)
+            Duration::from_millis(200)
         } else {
             a.warmup
         },
@@ -239,6 +251,7 @@ pub fn run_demo(a: &DemoArgs) -> Result<(), String> {
         kinds: vec![CaseKind::Http],
         params: CaseParams {
             connections: 64,
+            rpc_connections: vec![64],
             streams: 1,
             idle: 0,
             clients: vec![Client::Wrk, Client::Fast],
@@ -286,9 +299,14 @@ mod tests {
         assert_eq!(cfg.reps, 2);
         assert_eq!(cfg.duration, Duration::from_secs(1));
         assert_eq!(cfg.params.connections, 16);
+        assert_eq!(cfg.params.rpc_connections, [16]);
         assert_eq!(cfg.offloads, OffloadChoice::Off);
         // rpc-p99 needs the rpc row's kernel rate.
         assert!(cfg.kinds.contains(&CaseKind::Rpc));
+        let t = T::parse_from(["t", "--rpc-connections", "1,64,1024"]);
+        let cfg = bench_config(&t.a, &Defaults::all()).unwrap();
+        assert_eq!(cfg.params.rpc_connections, [1, 64, 1024]);
+        assert_eq!(cfg.params.connections, 64);
     }
 
     #[test]
