@@ -80,6 +80,8 @@ struct Seen {
     closed: Vec<String>,
     /// `TcpError`s of refused `connect` calls, as `{:?}`.
     connect_errors: Vec<String>,
+    /// Local addresses connections were opened from.
+    local_ips: Vec<String>,
 }
 
 impl Seen {
@@ -116,6 +118,12 @@ impl App for Probe {
             opened_now += 1;
             match ctx.connect(self.target) {
                 Ok(conn) => {
+                    let ip = ctx.stack.local_addr(conn).unwrap().ip().to_string();
+                    self.with_seen(|s| {
+                        if !s.local_ips.contains(&ip) {
+                            s.local_ips.push(ip)
+                        }
+                    });
                     let payload: Vec<u8> = (0..self.payload_len)
                         .map(|i| (i * 31 + n * 7 + self.worker) as u8)
                         .collect();
@@ -176,6 +184,8 @@ impl App for Probe {
 
 struct Run {
     target: SocketAddrV4,
+    /// Local addresses besides the client's own.
+    extra_addrs: Vec<Ipv4Addr>,
     per_worker: usize,
     workers: usize,
     syn_retries: Option<u32>,
@@ -201,14 +211,16 @@ fn probe(tb: &Testbed, run: Run) -> Outcome {
         let out = tb.run_client(&args);
         assert!(out.status.success(), "{cmd:?}: {out:?}");
     }
+    let extra: Vec<String> = run.extra_addrs.iter().map(|a| a.to_string()).collect();
     let spec = format!(
-        "{} {} {} {} {} {}",
+        "{} {} {} {} {} {} {}",
         tb.client_if,
         tb.client_ip,
         run.target,
         run.workers,
         run.per_worker,
-        run.syn_retries.map_or(-1, i64::from)
+        run.syn_retries.map_or(-1, i64::from),
+        extra.join(",")
     );
     let exe = std::env::current_exe().expect("test binary path");
     let mut cmd = tb.in_client(exe.to_str().expect("utf-8 path"));
@@ -239,6 +251,13 @@ fn probe_child() {
     let workers: usize = f[3].parse().unwrap();
     let per_worker: usize = f[4].parse().unwrap();
     let syn_retries: i64 = f[5].parse().unwrap();
+    let extra_addrs: Vec<Ipv4Addr> = f
+        .get(6)
+        .into_iter()
+        .flat_map(|l| l.split(','))
+        .filter(|a| !a.is_empty())
+        .map(|a| a.parse().unwrap())
+        .collect();
     let mut config = FastPathConfig::new(f[0], f[1].parse().unwrap(), &[]);
     config.workers = workers;
     config.xdp_mode = XdpMode::Native;
@@ -250,6 +269,7 @@ fn probe_child() {
     config.client = Some(ClientConfig {
         local_ports: Some("20000-29999".parse().unwrap()),
         targets: vec![*target.ip()],
+        extra_addrs,
         ..ClientConfig::default()
     });
     let seen = Arc::new(Mutex::new(vec![Seen::default(); workers]));
@@ -307,6 +327,7 @@ fn connects_to_a_kernel_server_and_exchanges_verified_bytes() {
             per_worker: 20,
             workers: 1,
             syn_retries: None,
+            extra_addrs: vec![],
             extra_setup: vec![],
         },
     );
@@ -333,6 +354,7 @@ fn a_closed_port_is_refused() {
             per_worker: 3,
             workers: 1,
             syn_retries: None,
+            extra_addrs: vec![],
             extra_setup: vec![],
         },
     );
@@ -367,6 +389,7 @@ fn an_address_nobody_answers_times_out() {
             per_worker: 2,
             workers: 1,
             syn_retries: Some(2),
+            extra_addrs: vec![],
             extra_setup: vec![neigh],
         },
     );
@@ -393,6 +416,7 @@ fn two_thousand_connections_over_two_workers_get_their_replies() {
             per_worker: 1000,
             workers: 2,
             syn_retries: None,
+            extra_addrs: vec![],
             extra_setup: vec![],
         },
     );
@@ -411,4 +435,38 @@ fn two_thousand_connections_over_two_workers_get_their_replies() {
         "2000 connections: {} frames handed to their owner worker",
         outcome.handed_off
     );
+}
+
+#[test]
+fn connections_spread_over_several_local_addresses() {
+    let Some(tb) = Testbed::up("adr", TestbedOptions::default()) else {
+        return;
+    };
+    quiet_server(&tb);
+    let _echo = kernel_echo(&tb, 7000);
+    let extra = Ipv4Addr::new(198, 18, 0, 3);
+    let add = vec![
+        "ip".into(),
+        "addr".into(),
+        "add".into(),
+        format!("{extra}/24"),
+        "dev".into(),
+        tb.client_if.clone(),
+    ];
+    let outcome = probe(
+        &tb,
+        Run {
+            target: SocketAddrV4::new(tb.server_ip, 7000),
+            extra_addrs: vec![extra],
+            per_worker: 10,
+            workers: 1,
+            syn_retries: None,
+            extra_setup: vec![add],
+        },
+    );
+    let s = &outcome.seen[0];
+    assert_eq!((s.verified, s.mismatched), (10, 0), "{s:?}");
+    let mut ips = s.local_ips.clone();
+    ips.sort();
+    assert_eq!(ips, vec![tb.client_ip.to_string(), extra.to_string()]);
 }

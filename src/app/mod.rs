@@ -32,7 +32,17 @@ pub struct Ctx<'a> {
     pub(crate) connector: Option<&'a mut Connector>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A context for driving an [`App`] outside a worker (tests, custom
+    /// loops); `connector` enables [`connect`](Self::connect).
+    pub fn new(stack: &'a mut Stack, now: Instant, connector: Option<&'a mut Connector>) -> Self {
+        Ctx {
+            stack,
+            now,
+            connector,
+        }
+    }
+
     /// Opens a connection to `remote` (RFC 9293 §3.10.1) from one of the
     /// runtime's local addresses and a local port this worker owns, so
     /// every reply reaches this worker. Completion arrives as

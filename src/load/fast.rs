@@ -300,13 +300,10 @@ impl LoadApp {
                             }
                         }
                         Workload::BulkRecv => {
-                            if part
+                            bad = part
                                 .iter()
                                 .enumerate()
-                                .any(|(k, &byte)| byte != pattern_byte(s.received + k as u64))
-                            {
-                                bad = true;
-                            }
+                                .any(|(k, &byte)| byte != pattern_byte(s.received + k as u64));
                         }
                         _ => {}
                     }
@@ -405,6 +402,35 @@ impl LoadApp {
         if let Some(r) = self.recorder.take() {
             self.shared.recorders.lock().expect("recorders")[self.worker] = Some(r);
         }
+    }
+}
+
+impl LoadApp {
+    /// A load app driven outside a runtime (tests, custom loops): one
+    /// worker, the workload starts at once; read it with
+    /// [`report`](Self::report).
+    pub fn standalone(spec: &LoadSpec) -> LoadApp {
+        let shared = Arc::new(Shared {
+            origin: Instant::now(),
+            start_ns: AtomicU64::new(0),
+            idle_established: AtomicUsize::new(0),
+            established_ever: AtomicU64::new(0),
+            failed_ever: AtomicU64::new(0),
+            integrity_errors: AtomicU64::new(0),
+            recorders: Mutex::new(vec![None]),
+        });
+        LoadApp::new(spec, shared, 0, 1)
+    }
+
+    /// What was measured so far (None before the workload started), and
+    /// how many responses failed verification.
+    pub fn report(&self) -> Option<(LoadReport, u64)> {
+        let recorders = self.shared.recorders.lock().expect("recorders");
+        let r = self.recorder.as_ref().or(recorders[self.worker].as_ref())?;
+        Some((
+            r.report(&self.spec, "fast"),
+            self.shared.integrity_errors.load(Ordering::Relaxed),
+        ))
     }
 }
 

@@ -1,0 +1,280 @@
+//! `xdp-tcp load --stack fast` against `xdp-tcp serve` (fast path on both
+//! sides) and against a kernel server, in the veth testbed. Counts and
+//! integrity only, never speed. Needs root; without it every test says
+//! loudly that it was skipped.
+
+#[path = "support/fastpath.rs"]
+mod fastpath;
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::time::Duration;
+
+use fastpath::{serve, stop, BIN};
+use netns::{Child, Testbed, TestbedOptions};
+use xdp_tcp::load::LoadReport;
+
+/// An asyncio echo (ADDR PORT) and discard (ADDR PORT+1) server on
+/// kernel sockets (prints `ready`).
+const ECHO_PY: &str = r#"
+import asyncio, sys
+async def echo(r, w):
+    try:
+        while True:
+            d = await r.read(65536)
+            if not d:
+                break
+            w.write(d)
+            await w.drain()
+    except ConnectionError:
+        pass
+    finally:
+        w.close()
+async def discard(r, w):
+    try:
+        while await r.read(1 << 20):
+            pass
+    except ConnectionError:
+        pass
+    finally:
+        w.close()
+async def main():
+    s = await asyncio.start_server(echo, sys.argv[1], int(sys.argv[2]), backlog=4096)
+    d = await asyncio.start_server(discard, sys.argv[1], int(sys.argv[2]) + 1)
+    print("ready", flush=True)
+    await s.serve_forever()
+asyncio.run(main())
+"#;
+
+/// Runs `xdp-tcp load --stack fast` in the client namespace with `extra`
+/// flags; returns the JSON report, or the failure's stderr.
+fn load(tb: &Testbed, target_port: u16, extra: &[&str]) -> Result<LoadReport, String> {
+    let json =
+        std::env::temp_dir().join(format!("xdp-tcp-load-{}-{}.json", tb.prefix(), target_port));
+    let target = format!("{}:{target_port}", tb.server_ip);
+    let mut args = vec![
+        BIN,
+        "load",
+        "--stack",
+        "fast",
+        "--iface",
+        &tb.client_if,
+        "--target",
+        &target,
+        "--duration",
+        "1s",
+        "--warmup",
+        "300ms",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let addr = tb.client_ip.to_string();
+    args.extend(["--addr", &addr]);
+    args.extend(extra);
+    let out = tb.run_client(&args);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = std::fs::read_to_string(&json).expect("the --json file");
+    let _ = std::fs::remove_file(&json);
+    Ok(serde_json::from_str(&text).expect("one LoadReport"))
+}
+
+fn assert_clean(r: &LoadReport) {
+    assert_eq!(r.stack, "fast");
+    assert_eq!((r.errors, r.connect_errors), (0, 0), "{r:?}");
+}
+
+/// 64-byte echoes: the bytes received in the window are the responses
+/// counted, give or take one partial response per connection at its edges.
+fn assert_echoes(r: &LoadReport) {
+    assert!(r.requests > 0, "{r:?}");
+    let slack = 64 * r.connections as u64 * 2;
+    assert!(r.bytes_received.abs_diff(r.requests * 64) <= slack, "{r:?}");
+}
+
+#[test]
+fn load_against_the_fast_path_echo_and_discard() {
+    let opts = TestbedOptions {
+        queues: 2,
+        ..TestbedOptions::default()
+    };
+    let Some(tb) = Testbed::up("lff", opts) else {
+        return;
+    };
+    let echo = serve(&tb, 7, &["--app", "echo", "--workers", "2"]);
+    let r = load(
+        &tb,
+        7,
+        &["--workload", "rpc", "--connections", "8", "--threads", "2"],
+    )
+    .unwrap();
+    assert_clean(&r);
+    assert_echoes(&r);
+    assert!(r.latency_us.is_some());
+    eprintln!("fast -> fast rpc: {:.0} requests/s", r.requests_per_sec);
+    let r = load(
+        &tb,
+        7,
+        &[
+            "--workload",
+            "short",
+            "--connections",
+            "4",
+            "--threads",
+            "2",
+        ],
+    )
+    .unwrap();
+    assert_clean(&r);
+    assert!(r.requests > 0 && r.connects > 0, "{r:?}");
+    eprintln!(
+        "fast -> fast short: {:.0} connections/s",
+        r.connections_per_sec
+    );
+    // Open loop with idle connections first.
+    let r = load(
+        &tb,
+        7,
+        &[
+            "--workload",
+            "rpc",
+            "--connections",
+            "4",
+            "--rate",
+            "1000",
+            "--idle-connections",
+            "200",
+            "--threads",
+            "2",
+        ],
+    )
+    .unwrap();
+    assert_clean(&r);
+    assert!(r.requests > 0 && r.idle_connections == 200, "{r:?}");
+    stop(echo);
+
+    let discard = serve(&tb, 9, &["--app", "discard", "--workers", "2"]);
+    let r = load(&tb, 9, &["--workload", "bulk-send", "--threads", "2"]).unwrap();
+    assert_clean(&r);
+    assert!(r.bytes_sent > 0, "{r:?}");
+    eprintln!("fast -> fast bulk-send: {:.3} Gbit/s", r.gbit_per_sec);
+    stop(discard);
+
+    // bulk-recv verifies every byte against source's pattern.
+    let source = serve(
+        &tb,
+        19,
+        &["--app", "source", "--bytes", "100G", "--workers", "2"],
+    );
+    let r = load(&tb, 19, &["--workload", "bulk-recv", "--threads", "2"]).unwrap();
+    assert_clean(&r);
+    assert!(r.bytes_received > 0, "{r:?}");
+    eprintln!("fast -> fast bulk-recv: {:.3} Gbit/s", r.gbit_per_sec);
+    stop(source);
+
+    let http = serve(&tb, 80, &["--app", "http", "--workers", "2"]);
+    let r = load(
+        &tb,
+        80,
+        &["--workload", "http", "--connections", "4", "--threads", "2"],
+    )
+    .unwrap();
+    assert_clean(&r);
+    assert!(r.requests > 0, "{r:?}");
+    stop(http);
+}
+
+#[test]
+fn load_against_a_kernel_echo_and_a_closed_port() {
+    let Some(tb) = Testbed::up("lfk", TestbedOptions::default()) else {
+        return;
+    };
+    // The kernel server's checksums must be complete for the fast path.
+    let out = tb.run_server(&[
+        "ethtool",
+        "-K",
+        &tb.server_if,
+        "tx",
+        "off",
+        "gro",
+        "off",
+        "tso",
+        "off",
+        "gso",
+        "off",
+    ]);
+    assert!(out.status.success());
+    let mut cmd = tb.in_server("python3");
+    cmd.args(["-c", ECHO_PY, &tb.server_ip.to_string(), "7000"]);
+    let mut echo = Child::spawn(cmd).expect("python echo");
+    echo.wait_for_line("ready", Duration::from_secs(20))
+        .unwrap();
+    for workload in ["rpc", "short"] {
+        let r = load(
+            &tb,
+            7000,
+            &[
+                "--workload",
+                workload,
+                "--connections",
+                "8",
+                "--pipeline",
+                "1",
+            ],
+        )
+        .unwrap();
+        assert_clean(&r);
+        assert_echoes(&r);
+        eprintln!(
+            "fast -> kernel {workload}: {:.0} requests/s",
+            r.requests_per_sec
+        );
+    }
+    let r = load(&tb, 7001, &["--workload", "bulk-send"]).unwrap();
+    assert_clean(&r);
+    assert!(r.bytes_sent > 0, "{r:?}");
+    eprintln!("fast -> kernel bulk-send: {:.3} Gbit/s", r.gbit_per_sec);
+    let err = load(&tb, 7002, &["--workload", "rpc"]).unwrap_err();
+    assert!(err.contains("cannot connect to"), "{err}");
+}
+
+#[test]
+fn load_rejects_bad_configuration_with_a_message() {
+    let Some(tb) = Testbed::up("lfb", TestbedOptions::default()) else {
+        return;
+    };
+    let target = format!("{}:7", tb.server_ip);
+    let addr = tb.client_ip.to_string();
+    let base = [
+        BIN,
+        "load",
+        "--stack",
+        "fast",
+        "--target",
+        &target,
+        "--workload",
+        "rpc",
+        "--duration",
+        "1s",
+    ];
+    let fails_with = |extra: &[&str], message: &str| {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        let out = tb.run_client(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{extra:?} should fail");
+        assert!(stderr.contains(message), "{extra:?}: {stderr}");
+    };
+    fails_with(&["--addr", &addr], "needs --iface");
+    let iface = ["--iface", tb.client_if.as_str(), "--addr", addr.as_str()];
+    let mut overlap = iface.to_vec();
+    overlap.extend(["--local-ports", "40000-40100"]);
+    fails_with(&overlap, "overlaps the kernel's ephemeral ports");
+    let mut stranger = iface.to_vec();
+    stranger.extend(["--source-addr", "198.18.0.77"]);
+    fails_with(&stranger, "198.18.0.77 is not on");
+    let mut bad_size = iface.to_vec();
+    bad_size.extend(["--request-bytes", "10", "--response-bytes", "20"]);
+    fails_with(&bad_size, "--response-bytes");
+}

@@ -1,0 +1,161 @@
+//! The fast-path load client allocates nothing per request in steady
+//! state: a [`LoadApp`] runs RPC against the `echo` app on a second engine
+//! (frames passed in memory), and a counting global allocator watches
+//! thousands of requests after warm-up.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use xdp_tcp::app::echo::Echo;
+use xdp_tcp::app::{App, Ctx};
+use xdp_tcp::load::{LoadApp, LoadSpec, Workload};
+use xdp_tcp::runtime::{ClientPorts, Connector};
+use xdp_tcp::tcp::{Event, Instant, Stack, StackConfig, Transmit};
+use xdp_tcp::wire::MacAddr;
+
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: delegates to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// A fixed pool of frame buffers, like a TX ring.
+struct Ring {
+    frames: Vec<Vec<u8>>,
+    lens: Vec<usize>,
+    used: usize,
+}
+
+impl Ring {
+    fn new() -> Ring {
+        Ring {
+            frames: (0..512).map(|_| vec![0u8; 2048]).collect(),
+            lens: vec![0; 512],
+            used: 0,
+        }
+    }
+
+    fn deliver(&mut self, to: &mut Stack, now: Instant) {
+        for i in 0..self.used {
+            to.receive(now, &self.frames[i][..self.lens[i]]);
+        }
+        self.used = 0;
+    }
+}
+
+impl Transmit for Ring {
+    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, len: usize, fill: F) -> bool {
+        if self.used == self.frames.len() || len > 2048 {
+            return false;
+        }
+        self.lens[self.used] = fill(&mut self.frames[self.used][..len]);
+        self.used += 1;
+        true
+    }
+}
+
+/// Runs `app` on every pending event of `stack`, as a worker does.
+fn dispatch(
+    stack: &mut Stack,
+    app: &mut dyn App,
+    now: Instant,
+    mut connector: Option<&mut Connector>,
+) {
+    while let Some(ev) = stack.next_event() {
+        let mut ctx = Ctx::new(stack, now, connector.as_deref_mut());
+        match ev {
+            Event::Accepted { listener, .. } => {
+                if let Ok(conn) = ctx.stack.accept(listener) {
+                    app.on_accepted(&mut ctx, conn);
+                    app.on_readable(&mut ctx, conn);
+                }
+            }
+            Event::Connected(c) => app.on_connected(&mut ctx, c),
+            Event::Readable(c) => app.on_readable(&mut ctx, c),
+            Event::Writable(c) => app.on_writable(&mut ctx, c),
+            Event::Closed { conn, reason } => app.on_closed(&mut ctx, conn, reason),
+        }
+    }
+    let mut ctx = Ctx::new(stack, now, connector);
+    app.on_tick(&mut ctx);
+}
+
+#[test]
+fn rpc_requests_do_not_allocate_in_steady_state() {
+    let client_ip = Ipv4Addr::new(198, 18, 0, 2);
+    let server = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 7);
+    let (client_mac, server_mac) = (MacAddr([2, 0, 0, 0, 0, 2]), MacAddr([2, 0, 0, 0, 0, 1]));
+    let mut now = Instant::from_secs(1);
+    let config = |mac| StackConfig {
+        mac,
+        ..StackConfig::default()
+    };
+    let mut client = Stack::new(config(client_mac), [1; 32], now).unwrap();
+    let mut srv = Stack::new(config(server_mac), [2; 32], now).unwrap();
+    srv.listen(server, 64).unwrap();
+    let mut connector = Connector::new(
+        Arc::new(ClientPorts {
+            addrs: vec![client_ip],
+            range: "20000-20999".parse().unwrap(),
+            workers: 1,
+        }),
+        0,
+        Arc::new(HashMap::from([(*server.ip(), server_mac)])),
+        None,
+    );
+    let mut spec = LoadSpec::new(Workload::Rpc, server);
+    spec.connections = 4;
+    spec.pipeline = 2;
+    spec.warmup = Duration::ZERO;
+    spec.duration = Duration::from_secs(3600);
+    let mut load = LoadApp::standalone(&spec);
+    let mut echo = Echo::new();
+    let (mut c2s, mut s2c) = (Ring::new(), Ring::new());
+    let mut step = |now: Instant| {
+        client.poll(now, &mut c2s);
+        c2s.deliver(&mut srv, now);
+        dispatch(&mut srv, &mut echo, now, None);
+        srv.poll(now, &mut s2c);
+        s2c.deliver(&mut client, now);
+        dispatch(&mut client, &mut load, now, Some(&mut connector));
+    };
+    for _ in 0..3000 {
+        now += Duration::from_micros(20);
+        step(now);
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..5000 {
+        now += Duration::from_micros(20);
+        step(now);
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let (report, integrity_errors) = load.report().expect("the workload runs");
+    assert_eq!(integrity_errors, 0);
+    assert_eq!((report.errors, report.connect_errors), (0, 0), "{report:?}");
+    // 4 connections × 2 in flight, one round trip per step or two.
+    assert!(report.requests > 10_000, "{report:?}");
+    assert_eq!(allocations, 0, "allocations during 5000 steps of RPC");
+}
