@@ -410,7 +410,8 @@ impl Runner<'_> {
             + Duration::from_secs(30 + case.idle_connections as u64 / 1000);
         let result = match client {
             Client::Wrk => {
-                let warm = self.cfg.warmup.as_secs();
+                // wrk runs whole seconds: at least the warm-up asked for.
+                let warm = self.cfg.warmup.as_secs_f64().ceil() as u64;
                 if warm > 0 {
                     let mut w = Proc::spawn("wrk warm-up", self.wrk_cmd(case, port, warm, false))?;
                     w.wait(budget, self.stop)?;
