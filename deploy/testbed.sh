@@ -20,12 +20,14 @@ ME="deploy/testbed.sh"
 
 usage() {
   cat <<'EOF'
-usage: deploy/testbed.sh up|down|status [options]
+usage: deploy/testbed.sh up|down|status|offloads [options]
 
 commands:
   up       create the namespaces and veths, print key=value facts on stdout
   down     delete everything of the prefix (idempotent)
   status   show what exists for the prefix (exit 0 up, 1 partial, 3 down)
+  offloads set the kernel offloads of a running testbed's client and/or
+           server interface (--client-offloads, --server-offloads)
 
 options (each also settable through the environment variable shown):
   --prefix NAME     namespace/interface prefix, 1-12 of [A-Za-z0-9_-],
@@ -43,6 +45,20 @@ options (each also settable through the environment variable shown):
                         --a <prefix>-rc --b <prefix>-rs --delay 20ms
                                                            [TESTBED_BRIDGE=1]
   --mtu N           MTU of every veth, 68-65535            [TESTBED_MTU, 1500]
+  --client-addrs N  N extra client addresses (.3, .4, ... of the client's
+                    subnet) on <prefix>-c0, 0-252, for more connections
+                    than one address's port space       [TESTBED_CLIENT_ADDRS, 0]
+  --client-offloads off|on|no-csum
+                    kernel offloads of <prefix>-c0: off = transmit checksum,
+                    TSO, GSO and GRO off (a quiet sender, what an AF_XDP
+                    peer needs); on = all four on; no-csum = GSO and GRO on,
+                    transmit checksum and TSO off (the most a kernel end
+                    can keep facing the AF_XDP stack)
+                                               [TESTBED_CLIENT_OFFLOADS, off]
+  --server-offloads keep|off|on|no-csum
+                    the same for <prefix>-s0 when the server is a kernel
+                    (kernel-serve); keep leaves the kernel's defaults (off
+                    with --bridge)          [TESTBED_SERVER_OFFLOADS, keep]
   -h, --help        this text
 
 namespaces: <prefix>-srv, <prefix>-cli, <prefix>-rtr (with --router or --bridge)
@@ -72,6 +88,9 @@ prefix="${TESTBED_PREFIX:-xt}"
 queues="${TESTBED_QUEUES:-1}"
 mtu="${TESTBED_MTU:-1500}"
 loss="${TESTBED_LOSS:-}"
+client_addrs="${TESTBED_CLIENT_ADDRS:-0}"
+client_offloads="${TESTBED_CLIENT_OFFLOADS:-}"
+server_offloads="${TESTBED_SERVER_OFFLOADS:-}"
 case "${TESTBED_ROUTER:-0}" in
   1 | yes | true | on) router=1 ;;
   0 | no | false | off | "") router=0 ;;
@@ -94,7 +113,7 @@ while [ "$#" -gt 0 ]; do
     has_inline_value=1
   fi
   case "$arg" in
-    --prefix | --queues | --loss | --mtu)
+    --prefix | --queues | --loss | --mtu | --client-addrs | --client-offloads | --server-offloads)
       if [ "$has_inline_value" -eq 0 ]; then
         [ "$#" -gt 0 ] || bad_usage "$arg needs a value"
         value="$1"
@@ -105,6 +124,9 @@ while [ "$#" -gt 0 ]; do
         --queues) queues="$value" ;;
         --loss) loss="$value" ;;
         --mtu) mtu="$value" ;;
+        --client-addrs) client_addrs="$value" ;;
+        --client-offloads) client_offloads="$value" ;;
+        --server-offloads) server_offloads="$value" ;;
       esac
       ;;
     --router)
@@ -119,16 +141,16 @@ while [ "$#" -gt 0 ]; do
       usage
       exit 0
       ;;
-    up | down | status)
-      [ -z "$cmd" ] || bad_usage "two commands given ('$cmd' and '$arg'): give one of up, down, status"
+    up | down | status | offloads)
+      [ -z "$cmd" ] || bad_usage "two commands given ('$cmd' and '$arg'): give one of up, down, status, offloads"
       cmd="$arg"
       ;;
     -*) bad_usage "unknown option '$arg'" ;;
-    *) bad_usage "unknown command '$arg': use up, down or status" ;;
+    *) bad_usage "unknown command '$arg': use up, down, status or offloads" ;;
   esac
 done
 
-[ -n "$cmd" ] || bad_usage "no command: give one of up, down, status"
+[ -n "$cmd" ] || bad_usage "no command: give one of up, down, status, offloads"
 
 # Interface names are <prefix>-s0 etc. and must fit IFNAMSIZ-1 = 15 chars.
 [[ "$prefix" =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,11}$ ]] ||
@@ -138,6 +160,23 @@ if ! is_uint "$queues" || [ "$queues" -lt 1 ] || [ "$queues" -gt 256 ]; then
 fi
 if ! is_uint "$mtu" || [ "$mtu" -lt 68 ] || [ "$mtu" -gt 65535 ]; then
   bad_usage "--mtu '$mtu': use a whole number from 68 to 65535"
+fi
+if ! is_uint "$client_addrs" || [ "$client_addrs" -gt 252 ]; then
+  bad_usage "--client-addrs '$client_addrs': use a whole number from 0 to 252 (the extra addresses are .3 to .254 of the client's /24)"
+fi
+case "$client_offloads" in
+  "" | off | on | no-csum) ;;
+  *) bad_usage "--client-offloads '$client_offloads': use off, on or no-csum" ;;
+esac
+case "$server_offloads" in
+  "" | keep | off | on | no-csum) ;;
+  *) bad_usage "--server-offloads '$server_offloads': use keep, off, on or no-csum" ;;
+esac
+if [ "$cmd" = offloads ] && [ -z "$client_offloads" ] && [ -z "$server_offloads" ]; then
+  bad_usage "offloads: give --client-offloads and/or --server-offloads"
+fi
+if [ "$bridge" -eq 1 ] && { [ "$client_offloads" = on ] || [ "$server_offloads" = on ]; }; then
+  bad_usage "--bridge: the relay copies frames and cannot complete offloaded checksums; use off or no-csum"
 fi
 if [ "$router" -eq 1 ] && [ "$bridge" -eq 1 ]; then
   bad_usage "--router and --bridge are two different middle namespaces: give one of them"
@@ -314,6 +353,30 @@ quiet_sender() {
   in_ns "$1" ethtool -K "$2" tx off gro off tso off gso off >/dev/null
 }
 
+# Kernel offloads of a kernel end, by level (see --client-offloads):
+# off = a quiet sender; on = checksum, TSO, GSO, GRO on; no-csum = GSO and
+# GRO (software, and GSO completes checksums in software) but no
+# transmit checksum offload, so an AF_XDP peer gets full checksums.
+# TSO needs transmit checksums, so it goes with them.
+set_offloads() {
+  local ns="$1" ifname="$2" level="$3"
+  case "$level" in
+    off) quiet_sender "$ns" "$ifname" ;;
+    on) in_ns "$ns" ethtool -K "$ifname" tx on tso on gso on gro on >/dev/null ;;
+    no-csum) in_ns "$ns" ethtool -K "$ifname" tx off tso off gso on gro on >/dev/null ;;
+    keep | "") ;;
+  esac
+}
+
+# The extra client addresses: .3, .4, ... of the client's /24.
+extra_client_addrs() {
+  local base="$1" i out=""
+  for ((i = 0; i < client_addrs; i++)); do
+    out+="${out:+,}${base}.$((3 + i))"
+  done
+  echo "$out"
+}
+
 # IPv6 off in a namespace (set before its veths exist, so they inherit it):
 # no router solicitations, DAD or MLD reports on the test links.
 no_ipv6() {
@@ -452,6 +515,23 @@ EOF
     gw_mac="$(ns_mac "$cli_ns" "$cli_if")"
   fi
 
+  # The client end's and (if asked) the server end's offload levels; the
+  # client is a quiet sender unless told otherwise, the server keeps the
+  # kernel's defaults (except with --bridge, set above).
+  set_offloads "$cli_ns" "$cli_if" "${client_offloads:-off}"
+  set_offloads "$srv_ns" "$srv_if" "${server_offloads:-keep}"
+  if [ "$bridge" -eq 1 ] && [ "${server_offloads:-keep}" = keep ]; then
+    server_offloads=off
+  fi
+
+  # Extra client addresses: secondary addresses in the client's /24, so a
+  # client can spread connections over several addresses' port spaces.
+  local addrs a
+  addrs="$(extra_client_addrs "${client_ip%.*}")"
+  for a in ${addrs//,/ }; do
+    ip -n "$cli_ns" addr add "$a/24" dev "$cli_if"
+  done
+
   {
     echo "prefix=$prefix"
     echo "server_ns=$srv_ns"
@@ -479,13 +559,33 @@ EOF
     echo "queues=$queues"
     echo "mtu=$mtu"
     echo "loss_permille=${loss:-0}"
+    echo "client_addrs=$addrs"
+    echo "client_offloads=${client_offloads:-off}"
+    echo "server_offloads=${server_offloads:-keep}"
   } >&3
   trap - ERR INT TERM
+}
+
+# ---------------------------------------------------------------- offloads
+
+do_offloads() {
+  command -v ethtool >/dev/null 2>&1 || die "'ethtool' not found: install it (apt-get install ethtool)"
+  ns_exists "$cli_ns" && ns_exists "$srv_ns" ||
+    die "no testbed with prefix '$prefix' (start one with: $ME up --prefix $prefix)"
+  if [ -n "$client_offloads" ]; then
+    set_offloads "$cli_ns" "$cli_if" "$client_offloads"
+    echo "client_offloads=$client_offloads"
+  fi
+  if [ -n "$server_offloads" ]; then
+    set_offloads "$srv_ns" "$srv_if" "$server_offloads"
+    echo "server_offloads=$server_offloads"
+  fi
 }
 
 case "$cmd" in
   up) do_up ;;
   down) do_down ;;
+  offloads) do_offloads ;;
   status)
     rc=0
     do_status || rc=$?

@@ -14,7 +14,9 @@ use std::net::Ipv4Addr;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use netns::{is_root, loud, netns_exists, script, skip_loudly, Child, Testbed, TestbedOptions};
+use netns::{
+    is_root, loud, netns_exists, script, skip_loudly, Child, Offloads, Testbed, TestbedOptions,
+};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -783,4 +785,64 @@ fn bridge_passes_nothing_until_a_relay_bridges_it() {
         assert_eq!(stat(dir, "oversize"), 0, "{out}");
     }
     assert_root_untouched(before.as_ref().expect("root"), &tb);
+}
+
+/// `--client-addrs` adds reachable secondary client addresses (a kernel
+/// server sees a connection from one of them), and the offload levels
+/// reach both ends, at `up` and later through `offloads`.
+#[test]
+fn extra_client_addresses_and_offload_levels() {
+    let opts = TestbedOptions {
+        client_addrs: 2,
+        server_offloads: Some(Offloads::Off),
+        ..TestbedOptions::default()
+    };
+    let Some(tb) = Testbed::up("addrs", opts) else {
+        return;
+    };
+    assert_eq!(
+        tb.client_addrs,
+        vec![Ipv4Addr::new(198, 18, 0, 3), Ipv4Addr::new(198, 18, 0, 4)]
+    );
+    assert_eq!(tb.fact("server_offloads"), Some("off"));
+    assert_sender_offloads_off(&tb.client_ns, &tb.client_if);
+    assert_sender_offloads_off(&tb.server_ns, &tb.server_if);
+    // The server reaches an extra address (the client's kernel answers
+    // ARP for it and replies from it).
+    let out = tb.run_server(&["ping", "-n", "-c1", "-W2", "198.18.0.4"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    tb.set_offloads(Some(Offloads::NoCsum), Some(Offloads::On));
+    let c = features(&tb.client_ns, &tb.client_if);
+    assert_eq!(c["tx-checksumming"], "off", "{c:?}");
+    assert_eq!(c["generic-segmentation-offload"], "on", "{c:?}");
+    assert_eq!(c["generic-receive-offload"], "on", "{c:?}");
+    let s = features(&tb.server_ns, &tb.server_if);
+    for f in [
+        "tx-checksumming",
+        "tcp-segmentation-offload",
+        "generic-segmentation-offload",
+        "generic-receive-offload",
+    ] {
+        assert_eq!(s[f], "on", "{f}: {s:?}");
+    }
+    tcp_exchange(&tb, 5000);
+}
+
+#[test]
+fn bad_extra_address_counts_and_offload_levels_are_refused() {
+    for args in [
+        ["up", "--client-addrs", "253"],
+        ["up", "--client-offloads", "maybe"],
+        ["up", "--server-offloads", "fast"],
+    ] {
+        let out = script(&args).output().expect("run the script");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(args[1]), "{args:?}: {err}");
+    }
+    let out = script(&["offloads", "--prefix", "x"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }

@@ -1,6 +1,7 @@
 //! The `xdp-tcp` command line (clap). Every bad flag exits non-zero with a
 //! message that says what to fix.
 
+mod bench;
 mod impair;
 mod kernel_serve;
 mod load;
@@ -45,12 +46,33 @@ enum Command {
     /// a link emulator for kernels without netem. Runs until SIGINT/SIGTERM,
     /// then prints per-direction statistics.
     Impair(impair::ImpairArgs),
+    /// Compare the fast path with the kernel stack on the veth testbed:
+    /// every workload × client × server cell, repeated, stacks
+    /// alternating; prints a table of medians with the fast/kernel ratio
+    /// and writes JSON, CSV and an SVG chart. Needs root.
+    Bench(bench::BenchArgs),
+    /// A one-minute kernel-vs-fast-path comparison for a newcomer: builds
+    /// the testbed, serves http on both stacks, prints the table and where
+    /// the chart is, tears everything down. Needs root.
+    Demo(bench::DemoArgs),
 }
 
 /// Parses arguments and runs the chosen command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
+        Command::Bench(args) => {
+            let defaults = matches
+                .subcommand_matches("bench")
+                .map_or(bench::Defaults::all(), bench::Defaults::from_matches);
+            bench::run_bench(&args, &defaults)
+        }
+        Command::Demo(args) => bench::run_demo(&args),
         Command::Serve(args) => serve::run(&args),
         Command::KernelServe(args) => kernel_serve::run(&args),
         Command::Load(args) => load::run(&args),

@@ -32,20 +32,47 @@ pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/testbed.sh
 
 /// Environment variables the script reads as defaults; cleared when the
 /// tests call it, so a CI setting cannot change what a test asked for.
-const SCRIPT_ENV: [&str; 6] = [
+const SCRIPT_ENV: [&str; 9] = [
     "TESTBED_PREFIX",
     "TESTBED_QUEUES",
     "TESTBED_ROUTER",
     "TESTBED_BRIDGE",
     "TESTBED_LOSS",
     "TESTBED_MTU",
+    "TESTBED_CLIENT_ADDRS",
+    "TESTBED_CLIENT_OFFLOADS",
+    "TESTBED_SERVER_OFFLOADS",
 ];
+
+/// Kernel offloads of a testbed end (`--client-offloads`,
+/// `--server-offloads`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offloads {
+    /// Transmit checksum, TSO, GSO and GRO off: a quiet sender, what an
+    /// AF_XDP peer needs.
+    Off,
+    /// All four on.
+    On,
+    /// GSO and GRO on, transmit checksum and TSO off.
+    NoCsum,
+}
+
+impl Offloads {
+    pub fn name(self) -> &'static str {
+        match self {
+            Offloads::Off => "off",
+            Offloads::On => "on",
+            Offloads::NoCsum => "no-csum",
+        }
+    }
+}
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 static SWEEP: Once = Once::new();
 
 /// Options of [`Testbed::up`]; the default is one queue, no router, no
-/// loss, MTU 1500.
+/// loss, MTU 1500, no extra client addresses, a quiet client sender and the
+/// server end's kernel defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TestbedOptions {
     /// rx and tx queues on every veth end (`--queues`).
@@ -60,6 +87,13 @@ pub struct TestbedOptions {
     pub bridge: bool,
     /// MTU of every veth (`--mtu`).
     pub mtu: u32,
+    /// Extra client addresses 198.18.x.3.. (`--client-addrs`).
+    pub client_addrs: u32,
+    /// The client end's offloads (`--client-offloads`).
+    pub client_offloads: Offloads,
+    /// The server end's offloads (`--server-offloads`); None keeps the
+    /// kernel's defaults.
+    pub server_offloads: Option<Offloads>,
 }
 
 impl Default for TestbedOptions {
@@ -70,6 +104,9 @@ impl Default for TestbedOptions {
             loss_permille: 0,
             bridge: false,
             mtu: 1500,
+            client_addrs: 0,
+            client_offloads: Offloads::Off,
+            server_offloads: None,
         }
     }
 }
@@ -92,6 +129,8 @@ pub struct Testbed {
     /// server-facing veth.
     pub gateway_mac: String,
     pub queues: u32,
+    /// The extra client addresses (`client_addrs`).
+    pub client_addrs: Vec<Ipv4Addr>,
     prefix: String,
     facts: HashMap<String, String>,
 }
@@ -268,6 +307,7 @@ impl Testbed {
         let queues = opts.queues.to_string();
         let mtu = opts.mtu.to_string();
         let loss = opts.loss_permille.to_string();
+        let client_addrs = opts.client_addrs.to_string();
         let mut args = vec![
             "up",
             "--prefix",
@@ -276,7 +316,14 @@ impl Testbed {
             queues.as_str(),
             "--mtu",
             mtu.as_str(),
+            "--client-addrs",
+            client_addrs.as_str(),
+            "--client-offloads",
+            opts.client_offloads.name(),
         ];
+        if let Some(server) = opts.server_offloads {
+            args.extend(["--server-offloads", server.name()]);
+        }
         if opts.bridge {
             assert!(
                 !opts.router && opts.loss_permille == 0,
@@ -336,6 +383,11 @@ impl Testbed {
             client_mac: get("client_mac")?,
             gateway_mac: get("gateway_mac")?,
             queues: get("queues")?.parse().map_err(|e| format!("queues: {e}"))?,
+            client_addrs: get("client_addrs")?
+                .split(',')
+                .filter(|a| !a.is_empty())
+                .map(|a| a.parse().map_err(|e| format!("client_addrs: {e}")))
+                .collect::<Result<_, String>>()?,
             prefix: prefix.to_owned(),
             facts,
         })
@@ -350,6 +402,25 @@ impl Testbed {
     /// `gateway_ip`, `mtu`).
     pub fn fact(&self, key: &str) -> Option<&str> {
         self.facts.get(key).map(String::as_str)
+    }
+
+    /// Changes the kernel offloads of the client and/or server end
+    /// (`deploy/testbed.sh offloads`); panics when the script fails.
+    pub fn set_offloads(&self, client: Option<Offloads>, server: Option<Offloads>) {
+        let mut args = vec!["offloads", "--prefix", self.prefix.as_str()];
+        if let Some(c) = client {
+            args.extend(["--client-offloads", c.name()]);
+        }
+        if let Some(s) = server {
+            args.extend(["--server-offloads", s.name()]);
+        }
+        let out = run(&mut script(&args));
+        assert!(
+            out.status.success(),
+            "deploy/testbed.sh {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `ip netns exec <server_ns> <program>`; add the arguments.

@@ -1,0 +1,143 @@
+//! The comparison as an SVG chart: one horizontal bar per table line with
+//! the ratio fast path / kernel (same client), and a line at 1×.
+//!
+//! plotters' SVG backend without font features: text is written as SVG
+//! `<text>` and laid out with built-in metrics, so no system fonts
+//! (fontconfig, freetype) are needed to build or run.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::results::Summary;
+
+/// The bar's label: case, client and (when both modes ran) offloads.
+fn bar_label(s: &Summary, tag_modes: bool) -> String {
+    let mut l = format!("{} / {} client", s.label, s.client);
+    if tag_modes {
+        l.push_str(&format!(" [offloads {}]", s.offloads));
+    }
+    l
+}
+
+/// Draws the ratios of `summaries` (lines without a ratio are listed as
+/// n/a) into `path`, titled `title`.
+pub fn draw(path: &Path, title: &str, summaries: &[Summary]) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", path.display());
+    let modes: std::collections::BTreeSet<_> = summaries.iter().map(|s| s.offloads).collect();
+    let tag_modes = modes.len() > 1;
+    // The table's first line on top: segments count from the bottom.
+    let rows: Vec<(String, Option<f64>, bool)> = summaries
+        .iter()
+        .rev()
+        .map(|s| (bar_label(s, tag_modes), s.ratio, s.lower_is_better))
+        .collect();
+    let n = rows.len().max(1);
+    let max = rows.iter().filter_map(|r| r.1).fold(1.0f64, f64::max) * 1.25;
+    let height = 120 + 34 * n as u32;
+    let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(380)
+        .build_cartesian_2d(0f64..max, (0..n).into_segmented())
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .light_line_style(WHITE)
+        .y_labels(n)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_desc("fast path / kernel, same client (rates: higher is better; p99: lower is better)")
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| err(&e))?;
+    let rate_color = RGBColor(46, 110, 180);
+    let latency_color = RGBColor(220, 120, 40);
+    chart
+        .draw_series(
+            rows.iter()
+                .enumerate()
+                .filter_map(|(i, (_, ratio, lower))| {
+                    let r = (*ratio)?;
+                    let color = if *lower { latency_color } else { rate_color };
+                    let mut bar = Rectangle::new(
+                        [
+                            (0.0, SegmentValue::Exact(i)),
+                            (r, SegmentValue::Exact(i + 1)),
+                        ],
+                        color.filled(),
+                    );
+                    bar.set_margin(5, 5, 0, 0);
+                    Some(bar)
+                }),
+        )
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(rows.iter().enumerate().map(|(i, (_, ratio, _))| {
+            let (text, x) = match ratio {
+                Some(r) => (format!("{r:.2}x"), *r),
+                None => ("n/a".to_owned(), 0.0),
+            };
+            Text::new(
+                text,
+                (x + max * 0.01, SegmentValue::CenterOf(i)),
+                ("sans-serif", 13),
+            )
+        }))
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(LineSeries::new(
+            [(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Last)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::plan::{Client, Offloads};
+    use super::super::results::Side;
+    use super::*;
+
+    fn side(m: Option<f64>) -> Side {
+        Side {
+            median: m,
+            runs_ok: usize::from(m.is_some()),
+            runs: 1,
+            note: String::new(),
+            median_p99_us: None,
+            median_rss_per_idle_bytes: None,
+            median_slab_per_idle_bytes: None,
+        }
+    }
+
+    #[test]
+    fn draws_an_svg_with_a_bar_per_ratio_and_na_for_the_rest() {
+        let mk = |label: &str, ratio: Option<f64>| Summary {
+            case: label.into(),
+            label: label.into(),
+            client: Client::Kernel,
+            offloads: Offloads::Off,
+            unit: "req/s".into(),
+            lower_is_better: false,
+            kernel: side(Some(1.0)),
+            fast: side(ratio),
+            ratio,
+        };
+        let path = std::env::temp_dir().join(format!("xdp-tcp-chart-{}.svg", std::process::id()));
+        draw(&path, "test", &[mk("rpc", Some(3.5)), mk("short", None)]).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
+        assert!(svg.contains("3.50x") && svg.contains("n/a"));
+        assert!(svg.contains("rpc / kernel client"));
+    }
+}

@@ -1,0 +1,173 @@
+//! `xdp-tcp bench` end to end on the veth testbed: a `--quick` run of
+//! the http row writes a table, JSON, CSV and an SVG chart that parse,
+//! and leaves no namespace behind, also when interrupted with SIGINT.
+//!
+//! Needs root (a loud `SKIPPED:` line otherwise). Never asserts on speed.
+
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use netns::{is_root, netns_list, skip_loudly, Child};
+
+const EXE: &str = env!("CARGO_BIN_EXE_xdp-tcp");
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("xdp-tcp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// The bench testbed of process `pid` (`xb<pid>-srv/cli`) is gone.
+fn assert_no_testbed_of(pid: u32) {
+    let left: Vec<String> = netns_list()
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("xb{pid}-")))
+        .collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+}
+
+#[test]
+fn quick_bench_writes_table_json_csv_and_chart() {
+    if !is_root() {
+        skip_loudly("bench_cli", "needs root (network namespaces, XDP)");
+        return;
+    }
+    let out = out_dir("bench");
+    let mut cmd = Command::new(EXE);
+    cmd.args(["bench", "--quick", "--workloads", "http,short", "--out"])
+        .arg(&out);
+    let mut child = Child::spawn(cmd).expect("start xdp-tcp bench");
+    let pid = child.id();
+    let status = child
+        .wait_exit(Duration::from_secs(300))
+        .unwrap_or_else(|| panic!("bench did not finish:\n{}", child.stderr_so_far()));
+    let stdout = child.stdout_so_far();
+    let stderr = child.stderr_so_far();
+    assert!(status.success(), "bench failed\n{stdout}\n{stderr}");
+    assert_no_testbed_of(pid);
+
+    // The table names both servers and the ratio column, and the offloads.
+    assert!(
+        stdout.contains("kernel server") && stdout.contains("fast/kernel"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("offloads off"), "{stdout}");
+    assert!(stdout.contains("http c=16"), "{stdout}");
+
+    let runs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("runs.json")).unwrap()).unwrap();
+    let runs = runs["runs"].as_array().expect("runs array");
+    // http: wrk, kernel, fast clients; short: kernel, fast; x 2 servers.
+    assert_eq!(runs.len(), 10, "{runs:#?}");
+    for r in runs {
+        let status = r["status"].as_str().unwrap();
+        assert!(["ok", "not-available", "failed"].contains(&status), "{r}");
+        if status == "ok" {
+            assert!(r["metric"].as_f64().is_some(), "{r}");
+        } else {
+            assert!(!r["note"].as_str().unwrap().is_empty(), "{r}");
+        }
+    }
+    // wrk against both servers is always possible where wrk is installed.
+    let wrk_installed = Command::new("sh")
+        .args(["-c", "command -v wrk"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if wrk_installed {
+        let wrk_ok = runs
+            .iter()
+            .filter(|r| r["client"] == "wrk" && r["status"] == "ok")
+            .count();
+        assert_eq!(wrk_ok, 2, "wrk runs: {runs:#?}\n{stderr}");
+    }
+    let medians: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("medians.json")).unwrap()).unwrap();
+    assert_eq!(medians["medians"].as_array().unwrap().len(), 5);
+    assert!(medians["meta"]["cpus"].as_u64().unwrap() >= 1);
+
+    let mut csv = csv::Reader::from_path(out.join("runs.csv")).unwrap();
+    assert_eq!(csv.records().map(Result::unwrap).count(), 10);
+    let mut csv = csv::Reader::from_path(out.join("medians.csv")).unwrap();
+    let headers = csv.headers().unwrap().clone();
+    assert!(
+        headers.iter().any(|h| h == "ratio_fast_over_kernel"),
+        "{headers:?}"
+    );
+    assert_eq!(csv.records().map(Result::unwrap).count(), 5);
+
+    let svg = std::fs::read_to_string(out.join("chart.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("http c=16"));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn an_interrupted_bench_tears_its_testbed_down() {
+    if !is_root() {
+        skip_loudly(
+            "bench_cli interrupt",
+            "needs root (network namespaces, XDP)",
+        );
+        return;
+    }
+    let out = out_dir("bench-int");
+    let mut cmd = Command::new(EXE);
+    cmd.args([
+        "bench",
+        "--workloads",
+        "http",
+        "--clients",
+        "wrk",
+        "--reps",
+        "5",
+        "--duration",
+        "5s",
+        "--out",
+    ])
+    .arg(&out);
+    let mut child = Child::spawn(cmd).expect("start xdp-tcp bench");
+    let pid = child.id();
+    // Interrupt once the testbed is up and a server runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !netns_list().iter().any(|n| n == &format!("xb{pid}-srv")) {
+        assert!(std::time::Instant::now() < deadline, "no testbed appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    child.signal(2);
+    let status = child
+        .wait_exit(Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("bench did not stop:\n{}", child.stderr_so_far()));
+    assert!(!status.success(), "an interrupted bench reports failure");
+    assert!(
+        child.stderr_so_far().contains("interrupted"),
+        "{}",
+        child.stderr_so_far()
+    );
+    assert_no_testbed_of(pid);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn bench_and_demo_refuse_to_run_without_root_or_with_bad_flags() {
+    let out = Command::new(EXE)
+        .args(["bench", "--server-core", "0", "--client-core", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("separate cores"));
+    let out = Command::new(EXE)
+        .args(["bench", "--workloads", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    if !is_root() {
+        let out = Command::new(EXE).arg("demo").output().unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("needs root"));
+    }
+}
