@@ -345,6 +345,13 @@ impl FastPathConfig {
                 range.lo, range.hi
             )));
         }
+        // The `client_ports` map of bpf/steer.bpf.c holds 64 addresses.
+        if addrs.len() > 64 {
+            return Err(ServeError::Config(format!(
+                "{} local addresses given: at most 64 (--source-addr)",
+                addrs.len()
+            )));
+        }
         let listed = if_addrs::get_if_addrs()
             .map_err(|e| ServeError::Config(format!("cannot list interface addresses: {e}")))?;
         for &a in &addrs {
