@@ -244,7 +244,7 @@ impl FastPathConfig {
         let queues = rx_queues(&self.iface)?;
         if self.workers > queues {
             return Err(ServeError::Config(format!(
-                "--workers {} but '{}' has {queues} receive queue(s): use at most {queues} (each queue needs its own worker)",
+                "--workers {} but '{}' has {queues} receive queue(s): use at most {queues} (each queue needs its own worker; `load` calls them --threads)",
                 self.workers, self.iface
             )));
         }
