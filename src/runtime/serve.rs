@@ -431,7 +431,10 @@ pub(crate) fn spawn_workers<Io: FrameIo + 'static>(
     mut make_app: impl FnMut(&Arc<Doorbell>) -> Box<dyn App>,
     mut make_connector: impl FnMut(usize) -> Option<Connector>,
 ) -> Result<Vec<WorkerHandle>, ServeError> {
-    let handoff = Arc::new(Handoff::new(ios.len(), 256));
+    // 1024 frames (2 MiB) in flight per worker: with active opens about
+    // half the replies land on another worker's queue (on veth the peer's
+    // XPS picks it), and the owner may be descheduled for a while.
+    let handoff = Arc::new(Handoff::new(ios.len(), 1024));
     let clock = Clock::new();
     let mut handles: Vec<WorkerHandle> = Vec::new();
     for (id, io) in ios.into_iter().enumerate() {
