@@ -693,10 +693,10 @@ fn steering_parser_edge_cases() {
     let bed = Testbed::new('f', 45);
     let xdp_mac = Testbed::mac(&bed.xdp_ns, &bed.xdp_if);
     let peer_mac = Testbed::mac(&bed.peer_ns, &bed.peer_if);
-    let syn_frame = |dst: Ipv4Addr| {
+    let syn_to = |dst: Ipv4Addr, port: u16| {
         let tcp = TcpRepr {
             src_port: 40000,
-            dst_port: OWNED_PORT,
+            dst_port: port,
             seq: SeqNum(1),
             ack: SeqNum(0),
             flags: TcpFlags::SYN,
@@ -723,6 +723,7 @@ fn steering_parser_edge_cases() {
         buf.truncate(n);
         buf
     };
+    let syn_frame = |dst: Ipv4Addr| syn_to(dst, OWNED_PORT);
 
     // IPv4 header with 4 bytes of options (NOP NOP NOP EOL): still ours.
     let mut with_options = syn_frame(bed.xdp_ip);
@@ -744,12 +745,21 @@ fn steering_parser_edge_cases() {
     // IPv4 EtherType with half an IPv4 header: malformed.
     let mut truncated = syn_frame(bed.xdp_ip);
     truncated.truncate(14 + 10);
+    // The client port range 20000-20009 of our address (`client_ports`):
+    // its last port is ours, the next one the kernel's, and the range
+    // does not extend to another address.
+    let range_end = syn_to(bed.xdp_ip, 20009);
+    let past_range = syn_to(bed.xdp_ip, 20010);
+    let range_elsewhere = syn_to(Ipv4Addr::new(198, 18, 45, 3), 20005);
     let frames = vec![
+        past_range,
+        range_elsewhere,
         fragment,
         other_address,
         udp,
         truncated,
         with_options.clone(),
+        range_end.clone(),
     ];
 
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -764,6 +774,7 @@ fn steering_parser_edge_cases() {
             let (mut sock, _) = XskSocket::open(&xdp_if, 0, &XskConfig::default()).unwrap();
             program.register_socket(0, sock.fd()).unwrap();
             program.add_port(xdp_ip, OWNED_PORT).unwrap();
+            program.add_client_range(xdp_ip, 20000, 20009).unwrap();
             let before = program.counters().unwrap();
             ready_tx.send(()).unwrap();
             sent_rx.recv().unwrap();
@@ -796,14 +807,14 @@ fn steering_parser_edge_cases() {
     eprintln!("xdp_socket: parser edge cases: {before:?} -> {after:?}");
     assert_eq!(
         got,
-        vec![with_options],
-        "only the SYN with IPv4 options is ours"
+        vec![with_options, range_end],
+        "only the SYN with IPv4 options and the one in the client range are ours"
     );
     let parsed = parse_tcp_frame(&got[0], true).expect("IPv4 options are skipped");
     assert!(parsed.tcp.flags.syn());
-    assert_eq!(after.redirected - before.redirected, 1, "{after:?}");
+    assert_eq!(after.redirected - before.redirected, 2, "{after:?}");
     assert!(after.malformed - before.malformed >= 1, "{after:?}");
-    assert!(after.passed - before.passed >= 3, "{after:?}");
+    assert!(after.passed - before.passed >= 5, "{after:?}");
 }
 
 /// A `kill -9`ed process leaves no program behind (bpf_link, not netlink),

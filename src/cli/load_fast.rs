@@ -49,7 +49,9 @@ pub fn run(
     config.workers = workers;
     config.cores = cores.map(|c| c.0.clone());
     config.xdp_mode = fast.xdp_mode.into();
-    config.drain = std::time::Duration::from_millis(500);
+    // Connections close with FINs at the end; the drain ends as soon as
+    // none is left but TIME-WAIT, so a long bound costs nothing.
+    config.drain = std::time::Duration::from_secs(3);
     // Enough for idle scale: every connection, plus TIME-WAIT of short ones.
     config.stack.max_connections = (spec.connections + spec.idle_connections)
         .div_ceil(workers.max(1))
@@ -72,5 +74,14 @@ pub fn run(
             let _ = std::io::stdout().flush();
         },
     )
+    .map(|run| {
+        if run.ports_exhausted > 0 {
+            eprintln!(
+                "xdp-tcp: warning: {} connect attempt(s) found every local port to {} busy; add --source-addr or widen --local-ports",
+                run.ports_exhausted, spec.target
+            );
+        }
+        run.report
+    })
     .map_err(|e| e.to_string())
 }

@@ -34,6 +34,12 @@ const BULK_CHUNK: usize = 64 * 1024;
 /// The workload starts this long after the last idle connection is up,
 /// so every worker sees the same start time.
 const START_DELAY_NS: u64 = 20_000_000;
+/// After the run, connections are closed `CLOSE_BATCH` per
+/// `CLOSE_INTERVAL_NS` (64 per 0.5 ms: 128k/s).
+const CLOSE_BATCH: usize = 64;
+const CLOSE_INTERVAL_NS: u64 = 500_000;
+/// How long the control side waits for the workers to close everything.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// With no connection established this long after the start, the target
 /// is unreachable.
 const UNREACHABLE_AFTER: Duration = Duration::from_secs(10);
@@ -52,6 +58,10 @@ struct Shared {
     integrity_errors: AtomicU64,
     /// Each worker's recorder once its measured window ended.
     recorders: Mutex<Vec<Option<LoadRecorder>>>,
+    /// Connect attempts that found no free local port.
+    ports_exhausted: AtomicU64,
+    /// Workers that closed all their connections after the run.
+    workers_closed: AtomicUsize,
 }
 
 impl Shared {
@@ -103,6 +113,10 @@ pub struct LoadApp {
     finished: bool,
     /// Slots waiting for a new connection (short workload, failures).
     reopen: Vec<usize>,
+    /// After the run: slots below this index may still need closing.
+    close_cursor: usize,
+    next_close_ns: u64,
+    closed_all: bool,
 }
 
 impl LoadApp {
@@ -134,6 +148,9 @@ impl LoadApp {
             recorder: None,
             finished: false,
             reopen: Vec::with_capacity(capacity),
+            close_cursor: 0,
+            next_close_ns: 0,
+            closed_all: false,
         }
     }
 
@@ -172,6 +189,13 @@ impl LoadApp {
                 self.by_conn.insert(conn, i);
                 self.handshakes += 1;
                 true
+            }
+            Err(TcpError::AddrNotAvailable) => {
+                // Every owned port to the target is busy (TIME-WAIT tuples
+                // free up after 1 s): the client's own limit, not the
+                // server's failure; retried next tick, counted apart.
+                self.shared.ports_exhausted.fetch_add(1, Ordering::Relaxed);
+                false
             }
             Err(_) => {
                 self.connect_failed();
@@ -397,8 +421,33 @@ impl LoadApp {
         }
     }
 
+    /// After the run: closes connections a few at a time, so the FINs of
+    /// tens of thousands of connections do not leave in one burst the
+    /// rings would drop (the server would be left holding them); marks
+    /// the worker closed when none is left.
+    fn close_some(&mut self, ctx: &mut Ctx<'_>, now: u64) {
+        if self.closed_all || now < self.next_close_ns {
+            return;
+        }
+        self.next_close_ns = now + CLOSE_INTERVAL_NS;
+        let mut budget = CLOSE_BATCH;
+        while budget > 0 {
+            let Some(i) = self.close_cursor.checked_sub(1) else {
+                self.closed_all = true;
+                self.shared.workers_closed.fetch_add(1, Ordering::Release);
+                return;
+            };
+            self.close_cursor = i;
+            if self.slots[i].conn.is_some() {
+                self.retire(ctx, i, false);
+                budget -= 1;
+            }
+        }
+    }
+
     fn finish(&mut self) {
         self.finished = true;
+        self.close_cursor = self.slots.len();
         if let Some(r) = self.recorder.take() {
             self.shared.recorders.lock().expect("recorders")[self.worker] = Some(r);
         }
@@ -418,6 +467,8 @@ impl LoadApp {
             failed_ever: AtomicU64::new(0),
             integrity_errors: AtomicU64::new(0),
             recorders: Mutex::new(vec![None]),
+            ports_exhausted: AtomicU64::new(0),
+            workers_closed: AtomicUsize::new(0),
         });
         LoadApp::new(spec, shared, 0, 1)
     }
@@ -449,7 +500,11 @@ impl App for LoadApp {
         let Some(start) = self.start_ns() else {
             return;
         };
-        if now < start || self.finished {
+        if self.finished {
+            self.close_some(ctx, now);
+            return;
+        }
+        if now < start {
             return;
         }
         if !self.load_opened {
@@ -579,12 +634,21 @@ pub enum FastLoadError {
     Integrity(u64),
 }
 
+/// A finished fast-path load run.
+#[derive(Debug, Clone)]
+pub struct FastLoadRun {
+    pub report: LoadReport,
+    /// Connect attempts that found every local port to the target busy
+    /// (retried; more `--source-addr` or a wider `--local-ports` help).
+    pub ports_exhausted: u64,
+}
+
 /// Runs the load, calls `idle_ready(N)` once the idle connections are up
 /// (when there are any), and returns the merged report.
 pub fn run_fast_load(
     config: FastLoadConfig,
     idle_ready: impl FnOnce(usize),
-) -> Result<LoadReport, FastLoadError> {
+) -> Result<FastLoadRun, FastLoadError> {
     let spec = config.spec.clone();
     spec.validate().map_err(|e| FastLoadError::Spec(e.0))?;
     let mut fast_path = config.fast_path;
@@ -601,6 +665,8 @@ pub fn run_fast_load(
         failed_ever: AtomicU64::new(0),
         integrity_errors: AtomicU64::new(0),
         recorders: Mutex::new(vec![None; workers]),
+        ports_exhausted: AtomicU64::new(0),
+        workers_closed: AtomicUsize::new(0),
     });
     let runtime = {
         let shared = shared.clone();
@@ -635,7 +701,10 @@ pub fn run_fast_load(
     let merged = merged.ok_or_else(|| {
         FastLoadError::Runtime(ServeError::Runtime("no worker finished its run".into()))
     })?;
-    Ok(merged.report(&spec, "fast"))
+    Ok(FastLoadRun {
+        report: merged.report(&spec, "fast"),
+        ports_exhausted: shared.ports_exhausted.load(Ordering::Relaxed),
+    })
 }
 
 /// The control side: waits for the idle connections, starts the
@@ -681,7 +750,7 @@ fn drive(
             .iter()
             .all(Option::is_some);
         if done {
-            return Ok(());
+            break;
         }
         if runtime.worker_stopped() {
             return Err(ServeError::Runtime("a worker stopped unexpectedly".into()).into());
@@ -698,4 +767,14 @@ fn drive(
         }
         std::thread::sleep(tick);
     }
+    // Let the workers close their connections at their pace (bounded):
+    // the stop would otherwise FIN them all at once.
+    let closing = Instant::now();
+    while shared.workers_closed.load(Ordering::Acquire) < runtime.workers()
+        && closing.elapsed() < CLOSE_WAIT
+        && !runtime.worker_stopped()
+    {
+        std::thread::sleep(tick);
+    }
+    Ok(())
 }

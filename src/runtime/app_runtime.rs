@@ -124,6 +124,11 @@ impl AppRuntime {
         self.client_ports.as_deref()
     }
 
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.handles.len()
+    }
+
     /// Whether a worker thread has ended (it only does on a panic before
     /// [`stop`](Self::stop)).
     pub fn worker_stopped(&self) -> bool {

@@ -6,7 +6,9 @@
 //! allocation on the per-packet path. The control side starts and stops
 //! workers and talks to them only through channels. [`serve()`] runs a
 //! built-in application; [`start_threaded`] bridges connections to
-//! ordinary threads (see [`crate::app::bridge`]).
+//! ordinary threads (see [`crate::app::bridge`]); [`start_app_runtime`]
+//! runs any [`App`](crate::app::App), listening or not, and with client
+//! ports lets it open connections (see [`active_open`]).
 pub mod active_open;
 pub mod app_runtime;
 pub mod channel_io;

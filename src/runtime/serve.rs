@@ -244,7 +244,7 @@ impl FastPathConfig {
         let queues = rx_queues(&self.iface)?;
         if self.workers > queues {
             return Err(ServeError::Config(format!(
-                "--workers {} but '{}' has {queues} receive queue(s): use at most {queues} (each queue needs its own worker)",
+                "--workers {} but '{}' has {queues} receive queue(s): use at most {queues} (each queue needs its own worker; `load` calls them --threads)",
                 self.workers, self.iface
             )));
         }
@@ -345,6 +345,13 @@ impl FastPathConfig {
                 range.lo, range.hi
             )));
         }
+        // The `client_ports` map of bpf/steer.bpf.c holds 64 addresses.
+        if addrs.len() > 64 {
+            return Err(ServeError::Config(format!(
+                "{} local addresses given: at most 64 (--source-addr)",
+                addrs.len()
+            )));
+        }
         let listed = if_addrs::get_if_addrs()
             .map_err(|e| ServeError::Config(format!("cannot list interface addresses: {e}")))?;
         for &a in &addrs {
@@ -424,7 +431,10 @@ pub(crate) fn spawn_workers<Io: FrameIo + 'static>(
     mut make_app: impl FnMut(&Arc<Doorbell>) -> Box<dyn App>,
     mut make_connector: impl FnMut(usize) -> Option<Connector>,
 ) -> Result<Vec<WorkerHandle>, ServeError> {
-    let handoff = Arc::new(Handoff::new(ios.len(), 256));
+    // 1024 frames (2 MiB) in flight per worker: with active opens about
+    // half the replies land on another worker's queue (on veth the peer's
+    // XPS picks it), and the owner may be descheduled for a while.
+    let handoff = Arc::new(Handoff::new(ios.len(), 1024));
     let clock = Clock::new();
     let mut handles: Vec<WorkerHandle> = Vec::new();
     for (id, io) in ios.into_iter().enumerate() {
