@@ -269,6 +269,39 @@ fn kernel_client_against_the_fast_path_servers() {
 }
 
 #[test]
+fn kernel_twins_pass_the_fast_path_apps_checks() {
+    let Some(tb) = Testbed::up("ltw", TestbedOptions::default()) else {
+        return;
+    };
+    let py = |mode: &str, port: u16, bytes: &str| {
+        tb.run_client(&[
+            "python3",
+            fastpath::CLIENT_PY,
+            mode,
+            &tb.server_ip.to_string(),
+            &port.to_string(),
+            bytes,
+        ])
+    };
+    // The same checks `echo`, `discard` and `source` pass on the fast path.
+    let echo = kernel_serve(&tb, 7, &["--app", "echo"]);
+    assert_ok(&py("echo", 7, "10000000"), "echo 10 MB");
+    assert_ok(&py("halfclose", 7, "1000000"), "half-close echo");
+    stop_kernel(echo);
+    let discard = kernel_serve(&tb, 9, &["--app", "discard"]);
+    assert_ok(&py("send", 9, "10000000"), "send 10 MB to discard");
+    stop_kernel(discard);
+    let source = kernel_serve(&tb, 19, &["--app", "source", "--bytes", "10000000"]);
+    assert_ok(&py("recv", 19, "10000000"), "recv 10 MB from source");
+    let stats = stop_kernel(source);
+    assert_eq!(
+        stat(&stats, "stats kernel", "bytes_sent"),
+        10_000_000,
+        "{stats}"
+    );
+}
+
+#[test]
 fn load_refuses_bad_flags_with_what_to_fix() {
     // Flags are checked before any connection: no namespace needed.
     let cases: [(&[&str], &str); 6] = [
