@@ -221,15 +221,18 @@ impl Worker<'_> {
             }
             poll(&mut self.poll, &mut events, MAX_POLL)?;
             for ev in events.iter() {
-                let Some(slot) = self.slots.get_mut(ev.token().0) else {
+                let key = ev.token().0;
+                if self.slots.get(key).is_some_and(|s| !s.connecting) {
+                    // An established idle connection woke: closed or reset.
+                    self.on_event(key);
+                    continue;
+                }
+                let Some(slot) = self.slots.get_mut(key) else {
                     continue;
                 };
                 let Some(stream) = slot.stream.as_mut() else {
                     continue;
                 };
-                if !slot.connecting {
-                    continue; // an established idle connection: seen later
-                }
                 match connect_state(stream) {
                     ConnectState::InProgress => {}
                     ConnectState::Connected => {
