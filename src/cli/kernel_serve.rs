@@ -32,7 +32,8 @@ pub struct KernelServeArgs {
     /// Application to run.
     #[arg(long, value_enum, default_value_t = AppName::Http)]
     app: AppName,
-    /// Server threads, one SO_REUSEPORT listener each (default: one per core).
+    /// Server threads, one SO_REUSEPORT listener each (default: one per
+    /// --cores entry, else one per core).
     #[arg(long)]
     threads: Option<usize>,
     /// Cores to pin the threads to, e.g. "0,1" or "2-5" (thread i on the
@@ -57,9 +58,11 @@ pub fn run(a: &KernelServeArgs) -> Result<(), String> {
     if a.threads == Some(0) {
         return Err("--threads must be at least 1".into());
     }
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // One thread per listed core, else one per core of the machine.
+    let threads = a.threads.unwrap_or_else(|| match &a.cores {
+        Some(cores) => cores.0.len(),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    });
     let app = match a.app {
         AppName::Echo => KernelAppKind::Echo,
         AppName::Discard => KernelAppKind::Discard,

@@ -32,7 +32,9 @@ pub struct LoadArgs {
     #[arg(long)]
     target: SocketAddrV4,
     /// rpc (echo server), http (http), short (echo; connect, request,
-    /// response, close), bulk-send (discard), bulk-recv (source).
+    /// response, close), bulk-send (discard), bulk-recv (source). short
+    /// leaves TIME-WAIT on the client: set net.ipv4.tcp_tw_reuse=1 in its
+    /// network namespace or the ports run out.
     #[arg(long, value_parser = parse_workload)]
     workload: Workload,
     /// Connections (for short: concurrent connect/request/close loops).

@@ -351,6 +351,23 @@ mod tests {
     }
 
     #[test]
+    fn short_connections_in_open_loop_follow_the_schedule() {
+        let (r, _) = against(
+            KernelAppKind::Echo,
+            |t| LoadSpec {
+                connections: 2,
+                rate: Some(500.0),
+                ..LoadSpec::new(Workload::Short, t)
+            },
+            KernelLoadOptions::default(),
+        );
+        assert_clean(&r, Workload::Short);
+        // 500/s over 0.4 s: about 200 exchanges, each its own connection.
+        assert!((100..=250).contains(&r.requests), "{r:?}");
+        assert!(r.connects >= r.requests, "{r:?}");
+    }
+
+    #[test]
     fn idle_connections_stay_open_through_the_run() {
         let (r, idle) = against(
             KernelAppKind::Echo,

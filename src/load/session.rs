@@ -62,6 +62,16 @@ impl RequestStream {
         self.in_flight.push_back(intended_ns);
     }
 
+    /// Forgets every request and partial response (the connection was
+    /// replaced), keeping the buffers' capacity: a client reconnecting for
+    /// every exchange allocates nothing for it.
+    pub fn clear(&mut self) {
+        self.in_flight.clear();
+        self.progress = 0;
+        self.head.clear();
+        self.in_body = false;
+    }
+
     /// Requests sent and not yet answered.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
@@ -196,6 +206,13 @@ mod tests {
         assert_eq!(s.in_flight(), 1);
         assert_eq!(feed(&mut s, &[b"l"]).unwrap(), vec![30]);
         assert_eq!(s.in_flight(), 0);
+        // A replaced connection starts over mid-response.
+        s.sent(40);
+        feed(&mut s, &[b"xy"]).unwrap();
+        s.clear();
+        assert_eq!(s.in_flight(), 0);
+        s.sent(50);
+        assert_eq!(feed(&mut s, &[b"abcd"]).unwrap(), vec![50]);
     }
 
     #[test]

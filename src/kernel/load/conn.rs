@@ -71,8 +71,8 @@ impl ClientConn {
 
     /// A new stream replaces a closed one: per-stream state starts over
     /// (requests that were in flight are lost with the old stream).
-    pub fn reset_stream(&mut self, plan: &Plan) {
-        self.session = RequestStream::new(plan.spec.framing());
+    pub fn reset_stream(&mut self) {
+        self.session.clear();
         self.due.clear();
         self.out_off = 0;
         self.rx_off = 0;

@@ -87,6 +87,8 @@ struct Worker<'a> {
     timers: BinaryHeap<Reverse<(u64, usize, Timer)>>,
     recorder: LoadRecorder,
     rx: Vec<u8>,
+    /// Reused by every `poll` of the measured phase.
+    events: Option<Events>,
 }
 
 /// Runs thread `index` of `threads` to the end of the measurement window.
@@ -105,6 +107,7 @@ pub fn run_worker(
         // Replaced once the window is known.
         recorder: LoadRecorder::new(0, 0),
         rx: vec![0; 64 * 1024],
+        events: Some(Events::with_capacity(1024)),
     };
     let result = w.run(index, threads, shared, stop);
     if result.is_err() {
@@ -218,15 +221,18 @@ impl Worker<'_> {
             }
             poll(&mut self.poll, &mut events, MAX_POLL)?;
             for ev in events.iter() {
-                let Some(slot) = self.slots.get_mut(ev.token().0) else {
+                let key = ev.token().0;
+                if self.slots.get(key).is_some_and(|s| !s.connecting) {
+                    // An established idle connection woke: closed or reset.
+                    self.on_event(key);
+                    continue;
+                }
+                let Some(slot) = self.slots.get_mut(key) else {
                     continue;
                 };
                 let Some(stream) = slot.stream.as_mut() else {
                     continue;
                 };
-                if !slot.connecting {
-                    continue; // an established idle connection: seen later
-                }
                 match connect_state(stream) {
                     ConnectState::InProgress => {}
                     ConnectState::Connected => {
@@ -250,12 +256,16 @@ impl Worker<'_> {
     }
 
     fn poll_once(&mut self, wait: Duration) -> Result<(), WorkerError> {
-        let mut events = Events::with_capacity(1024);
-        poll(&mut self.poll, &mut events, wait)?;
-        for ev in events.iter() {
-            self.on_event(ev.token().0);
+        // Taken out while its events are handled (they borrow `self`).
+        let mut events = self.events.take().expect("events are put back");
+        let polled = poll(&mut self.poll, &mut events, wait);
+        if polled.is_ok() {
+            for ev in events.iter() {
+                self.on_event(ev.token().0);
+            }
         }
-        Ok(())
+        self.events = Some(events);
+        Ok(polled?)
     }
 
     fn on_event(&mut self, key: usize) {
@@ -386,7 +396,7 @@ impl Worker<'_> {
         let Some(conn) = slot.conn.as_mut() else {
             return;
         };
-        conn.reset_stream(self.plan);
+        conn.reset_stream();
         if self.plan.spec.workload == Workload::Short {
             conn.exchange_intended = match conn.pacer {
                 None => now,
