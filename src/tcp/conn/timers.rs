@@ -12,21 +12,28 @@ fn due(deadline: Option<Instant>, now: Instant) -> bool {
     deadline.is_some_and(|d| d <= now)
 }
 
+/// The earlier of two optional deadlines (`None` is "never").
+#[inline]
+fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
 impl Connection {
     /// The earliest time `on_timer` has work to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.rto_deadline,
-            self.pto_deadline,
-            self.reorder_deadline,
-            self.persist_deadline,
-            self.keepalive_deadline,
-            self.close_deadline,
-            self.delayed_ack.deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // A chain of pairwise minimums: called after every arrival and
+        // output, and an array iterator with `flatten().min()` cost about
+        // four times as many instructions.
+        let mut t = earlier(self.rto_deadline, self.pto_deadline);
+        t = earlier(t, self.reorder_deadline);
+        t = earlier(t, self.persist_deadline);
+        t = earlier(t, self.keepalive_deadline);
+        t = earlier(t, self.close_deadline);
+        earlier(t, self.delayed_ack.deadline())
     }
 
     /// Runs every timer that is due at `now`.
