@@ -12,28 +12,32 @@ fn due(deadline: Option<Instant>, now: Instant) -> bool {
     deadline.is_some_and(|d| d <= now)
 }
 
-/// The earlier of two optional deadlines (`None` is "never").
+/// A deadline as microseconds, `None` ("never") as `u64::MAX`, so the
+/// earliest of several is a branch-free minimum.
 #[inline]
-fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, None) => x,
-        (None, y) => y,
-    }
+fn micros_or_never(t: Option<Instant>) -> u64 {
+    t.map_or(u64::MAX, Instant::total_micros)
 }
 
 impl Connection {
     /// The earliest time `on_timer` has work to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        // A chain of pairwise minimums: called after every arrival and
-        // output, and an array iterator with `flatten().min()` cost about
-        // four times as many instructions.
-        let mut t = earlier(self.rto_deadline, self.pto_deadline);
-        t = earlier(t, self.reorder_deadline);
-        t = earlier(t, self.persist_deadline);
-        t = earlier(t, self.keepalive_deadline);
-        t = earlier(t, self.close_deadline);
-        earlier(t, self.delayed_ack.deadline())
+        // Called after every arrival and output: a minimum over plain
+        // integers costs a fraction of comparing seven `Option`s.
+        let earliest = [
+            self.rto_deadline,
+            self.pto_deadline,
+            self.reorder_deadline,
+            self.persist_deadline,
+            self.keepalive_deadline,
+            self.close_deadline,
+            self.delayed_ack.deadline(),
+        ]
+        .map(micros_or_never)
+        .into_iter()
+        .fold(u64::MAX, u64::min);
+        // An `Instant` of u64::MAX µs is half a million years of uptime.
+        (earliest != u64::MAX).then(|| Instant::from_micros(earliest))
     }
 
     /// Runs every timer that is due at `now`.
