@@ -72,6 +72,22 @@ pub struct Effects {
     pub drop_silently: bool,
 }
 
+impl Effects {
+    /// Nothing but (possibly) output: no event, control segment or state
+    /// change for the stack to act on.
+    #[inline]
+    pub fn is_output_only(&self) -> bool {
+        !(self.readable
+            || self.writable
+            || self.connected
+            || self.accepted
+            || self.challenge_ack
+            || self.drop_silently)
+            && self.rst.is_none()
+            && self.closed.is_none()
+    }
+}
+
 /// Counters and gauges of one connection: what `tcp_info` reports on Linux.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct ConnStats {
