@@ -485,7 +485,7 @@ impl TcpOptions {
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         let mut opts = TcpOptions::default();
         if let [kind::NOP, kind::NOP, kind::TIMESTAMPS, 10, t @ ..] = bytes {
-            if let Ok(t) = <[u8; 8]>::try_from(&t[..]) {
+            if let Ok(t) = <[u8; 8]>::try_from(t) {
                 // The options of nearly every segment on a connection with
                 // timestamps: NOP, NOP, TS (RFC 7323 Appendix A's layout,
                 // which Linux predicts the same way in
