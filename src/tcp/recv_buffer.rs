@@ -13,6 +13,10 @@
 //! contiguous end just moves over them: reassembly needs no second copy and
 //! no per-segment allocation. Everything is addressed by offsets from the
 //! contiguous end; the connection owns the sequence numbers.
+//!
+//! Nothing is allocated until data arrives: the ring on the first stored
+//! byte, the out-of-order tracker on the first out-of-order segment. An idle
+//! connection (most of them, on a server with many) costs only this struct.
 
 use core::fmt;
 
@@ -20,32 +24,40 @@ use super::assembler::Assembler;
 
 /// Fixed-capacity reassembly ring. See the module docs.
 pub struct ReceiveBuffer {
+    /// The ring: empty until the first byte is stored, then `capacity` long.
     buf: Box<[u8]>,
+    capacity: usize,
     /// Ring index of the first unread byte. `< capacity`, or 0 when the
-    /// capacity is 0.
+    /// capacity is 0 or the ring is not allocated yet.
     head: usize,
     /// Contiguous readable bytes from `head`.
     len: usize,
     /// Out-of-order ranges, as offsets from the contiguous end. Invariant:
     /// every range ends at or below `window()`, and none starts at 0 (it
-    /// would have been merged into the contiguous part).
-    ooo: Assembler,
+    /// would have been merged into the contiguous part). `None` until the
+    /// first out-of-order segment (then kept, so reordering in steady state
+    /// does not allocate).
+    ooo: Option<Box<Assembler>>,
 }
 
+/// What [`ReceiveBuffer::out_of_order`] shows before anything arrived out of order.
+static NO_RANGES: Assembler = Assembler::new();
+
 impl ReceiveBuffer {
-    /// A buffer of `capacity` bytes; this is its only allocation.
+    /// A buffer of `capacity` bytes, allocated when the first byte is stored.
     pub fn with_capacity(capacity: usize) -> Self {
         ReceiveBuffer {
-            buf: vec![0; capacity].into_boxed_slice(),
+            buf: Box::default(),
+            capacity,
             head: 0,
             len: 0,
-            ooo: Assembler::new(),
+            ooo: None,
         }
     }
 
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.capacity
     }
 
     /// Contiguous bytes ready for the application.
@@ -86,19 +98,26 @@ impl ReceiveBuffer {
             return 0;
         }
         let data = &data[..data.len().min(window - offset)];
+        if self.buf.is_empty() {
+            self.buf = vec![0; self.capacity].into_boxed_slice();
+        }
         if offset == 0 {
             self.copy_in(self.len, data);
             self.len += data.len();
-            // Out-of-order ranges the new bytes overlapped are trimmed; one
-            // that now starts at the contiguous end joins it.
-            self.ooo.advance(data.len());
-            let joined = self.ooo.pop_contiguous();
+            let mut joined = 0;
+            if let Some(ooo) = self.ooo.as_deref_mut().filter(|o| !o.is_empty()) {
+                // Out-of-order ranges the new bytes overlapped are trimmed;
+                // one that now starts at the contiguous end joins it.
+                ooo.advance(data.len());
+                joined = ooo.pop_contiguous();
+            }
             self.len += joined;
             data.len() + joined
         } else {
             // Track first, copy second: if the range cannot be tracked the
             // ring is left untouched.
-            if self.ooo.add(offset, data.len()).is_err() {
+            let ooo = self.ooo.get_or_insert_with(|| Box::new(Assembler::new()));
+            if ooo.add(offset, data.len()).is_err() {
                 return 0;
             }
             self.copy_in(self.len + offset, data);
@@ -133,7 +152,7 @@ impl ReceiveBuffer {
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.len);
         self.len -= n;
-        if self.len == 0 && self.ooo.is_empty() {
+        if self.len == 0 && !self.has_out_of_order() {
             // Nothing is positioned relative to the head: restart at the
             // beginning so future data is more often one contiguous slice.
             self.head = 0;
@@ -145,12 +164,12 @@ impl ReceiveBuffer {
     /// The out-of-order ranges, as offsets from the contiguous end (for SACK).
     #[inline]
     pub fn out_of_order(&self) -> &Assembler {
-        &self.ooo
+        self.ooo.as_deref().unwrap_or(&NO_RANGES)
     }
 
     #[inline]
     pub fn has_out_of_order(&self) -> bool {
-        !self.ooo.is_empty()
+        self.ooo.as_ref().is_some_and(|o| !o.is_empty())
     }
 
     /// Grows the ring to `capacity` bytes (receive-window auto-tuning),
@@ -161,6 +180,11 @@ impl ReceiveBuffer {
     pub fn grow(&mut self, capacity: usize) {
         let old = self.capacity();
         if capacity <= old {
+            return;
+        }
+        self.capacity = capacity;
+        if self.buf.is_empty() {
+            // Not allocated yet: the first stored byte allocates the new size.
             return;
         }
         let mut buf = vec![0u8; capacity].into_boxed_slice();
@@ -175,7 +199,9 @@ impl ReceiveBuffer {
     pub fn clear(&mut self) {
         self.head = 0;
         self.len = 0;
-        self.ooo.clear();
+        if let Some(ooo) = self.ooo.as_deref_mut() {
+            ooo.clear();
+        }
     }
 
     /// Ring index of the byte `pos` bytes after the head, `pos <= capacity`.
@@ -205,7 +231,7 @@ impl fmt::Debug for ReceiveBuffer {
             .field("capacity", &self.capacity())
             .field("head", &self.head)
             .field("len", &self.len)
-            .field("out_of_order", &self.ooo)
+            .field("out_of_order", self.out_of_order())
             .finish()
     }
 }

@@ -6,8 +6,9 @@
 //! the sequence numbers; this type only knows offsets, which keeps sequence
 //! arithmetic (and its wrap-around) out of the storage code.
 //!
-//! Storage is a fixed-capacity ring allocated once at construction, so the
-//! steady state (write / transmit / acknowledge) never allocates. Segments
+//! Storage is a fixed-capacity ring allocated once, on the first write (an
+//! idle connection that never sent holds no ring), so the steady state
+//! (write / transmit / acknowledge) never allocates. Segments
 //! are built from [`SendBuffer::slices_at`], a zero-copy view that is at most
 //! two slices (the second only when the range crosses the end of the ring).
 
@@ -15,7 +16,9 @@ use core::fmt;
 
 /// Fixed-capacity ring of unacknowledged bytes. See the module docs.
 pub struct SendBuffer {
+    /// The ring: empty until the first write, then `capacity` long.
     buf: Box<[u8]>,
+    capacity: usize,
     /// Ring index of offset 0 (the byte at SND.UNA). Always `< capacity`,
     /// or 0 when the capacity is 0.
     head: usize,
@@ -24,11 +27,12 @@ pub struct SendBuffer {
 }
 
 impl SendBuffer {
-    /// A buffer that holds at most `capacity` bytes. This is the only
-    /// allocation the buffer ever makes.
+    /// A buffer that holds at most `capacity` bytes. Its only allocation
+    /// is made by the first write.
     pub fn with_capacity(capacity: usize) -> Self {
         SendBuffer {
-            buf: vec![0; capacity].into_boxed_slice(),
+            buf: Box::default(),
+            capacity,
             head: 0,
             len: 0,
         }
@@ -37,7 +41,7 @@ impl SendBuffer {
     /// Maximum number of bytes the buffer can hold.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.capacity
     }
 
     /// Bytes held: in flight plus not yet sent. Offset 0 is SND.UNA's byte.
@@ -63,6 +67,9 @@ impl SendBuffer {
         let n = data.len().min(self.free());
         if n == 0 {
             return 0;
+        }
+        if self.buf.is_empty() {
+            self.buf = vec![0; self.capacity].into_boxed_slice();
         }
         let tail = self.ring_index(self.len);
         let first = n.min(self.capacity() - tail);

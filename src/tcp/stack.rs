@@ -418,6 +418,15 @@ impl Stack {
 
     /// Carries out what a connection asked for, then re-arms its timer.
     fn apply(&mut self, slot: u32, mut fx: Effects) {
+        if fx.is_output_only() {
+            // The common case (data in, an ACK to schedule, a read): no
+            // events, nothing to free.
+            if fx.output {
+                self.mark_ready(slot);
+            }
+            self.rearm(slot);
+            return;
+        }
         if let Some(rst) = fx.rst.take() {
             self.push_control(rst);
         }

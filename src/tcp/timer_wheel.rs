@@ -252,7 +252,13 @@ impl TimerWheel {
         // contains `now`, which need a per-entry check (below). Coarse slots
         // starting at `target` are cascaded first (ties prefer higher
         // levels in `next_slot`) so their entries reach that check.
-        while let Some((level, slot, at)) = self.next_slot() {
+        // Within the current tick (most polls) the loop has nothing to do:
+        // every slot `next_slot` can return starts at `elapsed` or later
+        // (higher levels strictly later), so it would stop at once.
+        while target > self.elapsed {
+            let Some((level, slot, at)) = self.next_slot() else {
+                break;
+            };
             if at > target || (level == 0 && at == target) {
                 break;
             }

@@ -10,8 +10,8 @@
 //! * (C) parallel summation: wider words may be summed (carries out of bit 15
 //!   are not lost, only deferred) and folded down to 16 bits at the end.
 //!
-//! So [`Checksum::add_bytes`] sums native-endian 32-bit words into a 64-bit
-//! accumulator, which the compiler vectorises, and folds once per call.
+//! So [`Checksum::add_bytes`] sums native-endian 64-bit words into a 128-bit
+//! accumulator (an add and an add-with-carry per word) and folds once per call.
 
 use std::net::Ipv4Addr;
 
@@ -25,10 +25,6 @@ use std::net::Ipv4Addr;
 pub struct Checksum {
     acc: u64,
 }
-
-/// Bytes summed per inner block of [`sum_native`]: 2^28 native 32-bit words,
-/// whose sum stays below 2^60, so the `u64` block sum can never overflow.
-const BLOCK: usize = 1 << 30;
 
 /// Folds a wide ones'-complement sum to 16 bits by adding the carries back in
 /// (end-around carry), RFC 1071 §2(C).
@@ -46,28 +42,45 @@ fn fold64(mut sum: u64) -> u16 {
 
 /// Folded ones'-complement sum of `data` read as native-endian 16-bit words,
 /// an odd trailing byte padded with a zero byte (in stream order).
+///
+/// Native 64-bit words are summed into a `u128`: each add is an `add` plus
+/// an `adc` into the high half, which counts the carries out of bit 63.
+/// Those carries have weight 2^64 ≡ 1 (mod 2^16 − 1), so the high half is
+/// simply added back at the end (RFC 1071 §2(C)). A `u128` cannot overflow
+/// for any slice that fits in memory. This is about 0.37 instructions per
+/// byte, against 0.6 for summing zero-extended 32-bit words into a `u64`
+/// (callgrind, docs/PERFORMANCE.md), and faster in wall time too.
 #[inline]
 fn sum_native(data: &[u8]) -> u16 {
-    let mut total: u64 = 0;
-    for block in data.chunks(BLOCK) {
-        let mut words = block.chunks_exact(4);
-        // Plain `u64` adds of zero-extended `u32`s: no carry chain between
-        // iterations, so LLVM vectorises this loop.
-        let mut sum: u64 = words
-            .by_ref()
-            .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
-            .sum();
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            // Pad the 1..=3 trailing bytes with zeros *after* them, which is
-            // exactly RFC 1071's zero padding of an odd final byte.
-            let mut tail = [0u8; 4];
-            tail[..rest.len()].copy_from_slice(rest);
-            sum += u64::from(u32::from_ne_bytes(tail));
-        }
-        total += u64::from(fold64(sum));
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(b);
+        u128::from(u64::from_ne_bytes(w))
+    };
+    // Two accumulators: each `adc` waits for the previous one's carry, so
+    // one chain is bound to a word per cycle; two chains halve that
+    // latency for the same instruction count.
+    let (mut even, mut odd): (u128, u128) = (0, 0);
+    let mut blocks = data.chunks_exact(32);
+    for b in blocks.by_ref() {
+        even += word(&b[0..8]) + word(&b[16..24]);
+        odd += word(&b[8..16]) + word(&b[24..32]);
     }
-    fold64(total)
+    let mut acc = even + odd;
+    let mut words = blocks.remainder().chunks_exact(8);
+    for w in words.by_ref() {
+        acc += word(w);
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        // Pad the 1..=7 trailing bytes with zeros *after* them, which is
+        // exactly RFC 1071's zero padding of an odd final byte.
+        let mut tail = [0u8; 8];
+        tail[..rest.len()].copy_from_slice(rest);
+        acc += word(&tail);
+    }
+    let (sum, carry) = (acc as u64).overflowing_add((acc >> 64) as u64);
+    fold64(u64::from(fold64(sum)) + u64::from(carry))
 }
 
 /// Converts a folded native-order sum to the big-endian domain (RFC 1071

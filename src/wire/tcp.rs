@@ -484,6 +484,19 @@ impl TcpOptions {
     /// appears twice, the last one wins.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         let mut opts = TcpOptions::default();
+        if let [kind::NOP, kind::NOP, kind::TIMESTAMPS, 10, t @ ..] = bytes {
+            if let Ok(t) = <[u8; 8]>::try_from(t) {
+                // The options of nearly every segment on a connection with
+                // timestamps: NOP, NOP, TS (RFC 7323 Appendix A's layout,
+                // which Linux predicts the same way in
+                // tcp_parse_aligned_timestamp). Same result as the loop.
+                opts.timestamps = Some(Timestamps {
+                    tsval: u32::from_be_bytes([t[0], t[1], t[2], t[3]]),
+                    tsecr: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+                });
+                return Ok(opts);
+            }
+        }
         let mut i = 0;
         while i < bytes.len() {
             let k = bytes[i];
@@ -1128,6 +1141,19 @@ pub(crate) mod tests {
                 bytes.resize(bytes.len() + usize::from(len.saturating_sub(2)), fill);
             }
             let _ = TcpOptions::parse(&bytes);
+        }
+
+        #[test]
+        fn aligned_timestamps_parse_as_any_other_layout(tsval in any::<u32>(), tsecr in any::<u32>()) {
+            // The NOP NOP TS shortcut against the general loop (TS NOP NOP).
+            let mut ts = vec![8, 10];
+            ts.extend_from_slice(&tsval.to_be_bytes());
+            ts.extend_from_slice(&tsecr.to_be_bytes());
+            let aligned: Vec<u8> = [1, 1].iter().chain(&ts).copied().collect();
+            let trailing: Vec<u8> = ts.iter().chain(&[1, 1]).copied().collect();
+            let parsed = TcpOptions::parse(&aligned).unwrap();
+            prop_assert_eq!(parsed.timestamps, Some(Timestamps { tsval, tsecr }));
+            prop_assert_eq!(parsed, TcpOptions::parse(&trailing).unwrap());
         }
 
         #[test]

@@ -72,6 +72,22 @@ pub struct Effects {
     pub drop_silently: bool,
 }
 
+impl Effects {
+    /// Nothing but (possibly) output: no event, control segment or state
+    /// change for the stack to act on.
+    #[inline]
+    pub fn is_output_only(&self) -> bool {
+        !(self.readable
+            || self.writable
+            || self.connected
+            || self.accepted
+            || self.challenge_ack
+            || self.drop_silently)
+            && self.rst.is_none()
+            && self.closed.is_none()
+    }
+}
+
 /// Counters and gauges of one connection: what `tcp_info` reports on Linux.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct ConnStats {
@@ -265,7 +281,8 @@ pub struct Connection {
     /// After an RTO until SND.UNA passes `recover`.
     pub(crate) in_loss: bool,
     pub(crate) prr: Prr,
-    pub(crate) undo: Option<Undo>,
+    /// Boxed: only connections that had a congestion response need it.
+    pub(crate) undo: Option<Box<Undo>>,
     /// SND.NXT when sending last filled or was stopped by cwnd (not by the
     /// application or the peer's window); the window counts as used until
     /// SND.UNA passes it (as Linux's is_cwnd_limited / cwnd_usage_seq).
@@ -860,5 +877,19 @@ impl Connection {
                 self.keepalive_deadline = Some(now + k.idle);
             }
         }
+    }
+}
+#[cfg(test)]
+mod size_tests {
+    /// Every connection slot of a stack is this big, idle or not (the
+    /// slab preallocates `max_connections` of them): 100 000 idle
+    /// connections must fit in 2 KiB each with the flow-table and
+    /// timer-wheel entries (tests/idle_memory.rs measures the whole).
+    /// Rarely used state (the undo snapshot, the out-of-order tracker,
+    /// the buffers) lives behind pointers, allocated when first needed.
+    #[test]
+    fn connection_struct_leaves_room_in_a_2_kib_budget() {
+        let size = std::mem::size_of::<super::Connection>();
+        assert!(size <= 1600, "Connection is {size} bytes");
     }
 }

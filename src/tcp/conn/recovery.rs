@@ -294,13 +294,21 @@ impl Connection {
     }
 
     /// Remembers the congestion state before a response so it can be undone.
+    ///
+    /// The record is boxed (most connections never need one: it would
+    /// make every idle connection larger) and its box is reused by later
+    /// episodes.
     pub(super) fn start_undo_episode(&mut self) {
-        self.undo = Some(Undo {
+        let undo = Undo {
             snapshot: Some(self.cc.clone()),
             retransmits: 0,
             range: None,
             first_retransmit: None,
-        });
+        };
+        match self.undo.as_deref_mut() {
+            Some(slot) => *slot = undo,
+            None => self.undo = Some(Box::new(undo)),
+        }
     }
 
     /// Runs RACK (or, with RACK off, the RFC 6675 IsLost rule) and enters
