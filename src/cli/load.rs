@@ -1,7 +1,8 @@
-//! `xdp-tcp load`: the load generator (flags as in the issue 5 contract).
-//! This file carries the fast-path arm; the kernel arm is added with the
-//! kernel client (`src/kernel/load.rs`).
+//! `xdp-tcp load`: the load generator. The flags become a [`LoadSpec`]
+//! (what to run, the same on every stack) plus the options of the chosen
+//! stack, then the run is dispatched on `--stack`.
 
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,57 +10,66 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::load_fast::{self, FastLoadArgs};
-use super::serve::CoreList;
+use super::serve::{parse_cores, CoreList};
+use crate::kernel::load::{run_observed, KernelLoadOptions};
 use crate::load::{LoadReport, LoadSpec, Workload};
 
+/// The stack that carries the client's connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StackName {
-    /// The AF_XDP fast path (this crate's stack).
+pub enum Stack {
+    /// Linux kernel sockets (epoll through mio).
+    Kernel,
+    /// The AF_XDP fast path (this crate's stack; needs --iface and --addr).
     Fast,
 }
 
 #[derive(Args, Debug)]
 pub struct LoadArgs {
-    /// Which TCP stack carries the client's connections.
+    /// Stack the client runs on.
     #[arg(long, value_enum)]
-    stack: StackName,
-    /// Server to load, IP:PORT.
+    stack: Stack,
+    /// Server address, IP:PORT.
     #[arg(long)]
     target: SocketAddrV4,
+    /// rpc (echo server), http (http), short (echo; connect, request,
+    /// response, close), bulk-send (discard), bulk-recv (source).
     #[arg(long, value_parser = parse_workload)]
     workload: Workload,
-    /// Concurrent connections (short: concurrent connect/request/close loops).
+    /// Connections (for short: concurrent connect/request/close loops).
     #[arg(long, default_value_t = 1)]
     connections: usize,
-    /// Requests in flight per connection (closed loop).
+    /// Requests in flight per connection in closed loop (rpc, http).
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
-    /// Open loop: total requests per second (latency from the intended send time).
+    /// Open loop: total requests per second over all connections; latency
+    /// is measured from each request's intended send time.
     #[arg(long)]
     rate: Option<f64>,
-    /// Measured time, e.g. 5s or 500ms.
+    /// Measured time, e.g. 5s, 500ms.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Time run before measuring.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     warmup: Duration,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value = "64", value_parser = super::parse_size)]
     request_bytes: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value = "64", value_parser = super::parse_size)]
     response_bytes: usize,
-    /// Connections opened and left idle before the workload (prints `idle-ready N`).
-    #[arg(long, default_value_t = 0)]
+    /// Connections opened first and left idle through the run (e.g. 100K);
+    /// `idle-ready N` is printed once all are established.
+    #[arg(long, default_value = "0", value_parser = super::parse_size)]
     idle_connections: usize,
-    /// Extra local addresses to connect from (repeat); connections spread over them.
+    /// Extra local address (repeat): connections spread over the routed
+    /// address and these, each bringing its own ephemeral port space.
     #[arg(long = "source-addr")]
     source_addrs: Vec<Ipv4Addr>,
-    /// Client threads (kernel) or workers (fast).
+    /// Client threads (kernel) or workers (fast, one per receive queue).
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Cores to pin threads/workers to, e.g. "1,0".
-    #[arg(long, value_parser = super::serve::parse_cores)]
+    /// Cores to pin the client threads or workers to, e.g. "1,0" or "2-5".
+    #[arg(long, value_parser = parse_cores)]
     cores: Option<CoreList>,
-    /// Write the LoadReport as JSON to this file.
+    /// Write the report as JSON (one LoadReport) to this file.
     #[arg(long)]
     json: Option<PathBuf>,
     #[command(flatten)]
@@ -70,57 +80,208 @@ fn parse_workload(s: &str) -> Result<Workload, String> {
     s.parse()
 }
 
-pub fn run(a: &LoadArgs) -> Result<(), String> {
-    if a.threads == 0 {
-        return Err("--threads must be at least 1".into());
+impl LoadArgs {
+    /// The stack-independent part of the flags, checked.
+    pub fn spec(&self) -> Result<LoadSpec, String> {
+        let spec = LoadSpec {
+            workload: self.workload,
+            target: self.target,
+            connections: self.connections,
+            pipeline: self.pipeline,
+            rate: self.rate,
+            duration: self.duration,
+            warmup: self.warmup,
+            request_bytes: self.request_bytes,
+            response_bytes: self.response_bytes,
+            idle_connections: self.idle_connections,
+        };
+        spec.validate().map_err(|e| e.to_string())?;
+        Ok(spec)
     }
-    let spec = LoadSpec {
-        connections: a.connections,
-        pipeline: a.pipeline,
-        rate: a.rate,
-        duration: a.duration,
-        warmup: a.warmup,
-        request_bytes: a.request_bytes,
-        response_bytes: a.response_bytes,
-        idle_connections: a.idle_connections,
-        ..LoadSpec::new(a.workload, a.target)
-    };
-    spec.validate().map_err(|e| e.0)?;
+
+    fn kernel_options(&self) -> Result<KernelLoadOptions, String> {
+        if self.threads == 0 {
+            return Err("--threads must be at least 1".into());
+        }
+        Ok(KernelLoadOptions {
+            threads: self.threads,
+            cores: self.cores.as_ref().map(|c| c.0.clone()),
+            source_addrs: self.source_addrs.clone(),
+        })
+    }
+}
+
+pub fn run(a: &LoadArgs) -> Result<(), String> {
+    let spec = a.spec()?;
+    if let Some(path) = &a.json {
+        // Refuse before a long run, not after it.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            return Err(format!(
+                "--json {}: directory {} does not exist",
+                path.display(),
+                dir.display()
+            ));
+        }
+    }
+    let stop = super::stop_on_signals()?;
     let report = match a.stack {
-        StackName::Fast => {
-            load_fast::run(&spec, &a.fast, a.threads, a.cores.as_ref(), &a.source_addrs)?
+        Stack::Kernel => {
+            let options = a.kernel_options()?;
+            run_observed(&spec, &options, &stop, print_idle_ready).map_err(|e| e.to_string())?
+        }
+        Stack::Fast => {
+            if a.threads == 0 {
+                return Err("--threads must be at least 1".into());
+            }
+            load_fast::run(
+                &spec,
+                &a.fast,
+                a.threads,
+                a.cores.as_ref(),
+                &a.source_addrs,
+            )?
         }
     };
-    print_summary(&report);
+    print_summary(&spec, &report);
     if let Some(path) = &a.json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        std::fs::write(path, text + "\n")
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, json + "\n")
             .map_err(|e| format!("cannot write --json {}: {e}", path.display()))?;
     }
     Ok(())
 }
 
-fn print_summary(r: &LoadReport) {
+/// The line scripts wait for before they measure the idle set's cost.
+fn print_idle_ready(n: usize) {
+    println!("idle-ready {n}");
+    let _ = std::io::stdout().flush();
+}
+
+fn print_summary(spec: &LoadSpec, r: &LoadReport) {
+    let mode = match r.rate {
+        Some(rate) => format!("open loop at {rate} req/s"),
+        None => format!("closed loop, pipeline {}", r.pipeline),
+    };
     println!(
-        "load stack={} workload={} connections={} pipeline={} duration_s={:.2}",
-        r.stack, r.workload, r.connections, r.pipeline, r.duration_s
+        "load stack={} workload={} target={} connections={} idle={} ({mode}), {:.2} s measured after {:?} warm-up",
+        r.stack, r.workload, spec.target, r.connections, r.idle_connections, r.duration_s, spec.warmup
     );
     println!(
-        "result requests={} requests_per_sec={:.0} connects={} connections_per_sec={:.0} gbit_per_sec={:.3} bytes_sent={} bytes_received={} connect_errors={} errors={}",
-        r.requests,
-        r.requests_per_sec,
-        r.connects,
-        r.connections_per_sec,
-        r.gbit_per_sec,
-        r.bytes_sent,
-        r.bytes_received,
-        r.connect_errors,
-        r.errors
+        "  requests     {} ({:.0} req/s)",
+        r.requests, r.requests_per_sec
     );
-    if let Some(l) = &r.latency_us {
-        println!(
-            "latency_us p50={:.1} p90={:.1} p99={:.1} p999={:.1} max={:.1} mean={:.1}",
+    println!(
+        "  throughput   {:.3} Gbit/s ({} bytes sent, {} received)",
+        r.gbit_per_sec, r.bytes_sent, r.bytes_received
+    );
+    println!(
+        "  connections  {} connects ({:.0} conn/s), {} connect errors",
+        r.connects, r.connections_per_sec, r.connect_errors
+    );
+    match &r.latency_us {
+        Some(l) => println!(
+            "  latency us   p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  mean {:.1}",
             l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+        ),
+        None => println!("  latency us   -"),
+    }
+    println!("  errors       {}", r.errors);
+    let (value, unit) = r.headline();
+    println!("  headline     {value:.3} {unit}");
+    let _ = std::io::stdout().flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Cli, Command};
+    use super::*;
+    use clap::Parser;
+
+    fn parse(extra: &[&str]) -> Result<LoadArgs, String> {
+        let mut args = vec![
+            "xdp-tcp",
+            "load",
+            "--stack",
+            "kernel",
+            "--target",
+            "198.18.0.1:7",
+        ];
+        args.extend_from_slice(extra);
+        match Cli::try_parse_from(args)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Load(a) => Ok(a),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_flag_parses_into_the_spec() {
+        let a = parse(&[
+            "--workload",
+            "rpc",
+            "--connections",
+            "64",
+            "--pipeline",
+            "4",
+            "--rate",
+            "50000",
+            "--duration",
+            "2s",
+            "--warmup",
+            "500ms",
+            "--request-bytes",
+            "128",
+            "--response-bytes",
+            "128",
+            "--idle-connections",
+            "100K",
+            "--source-addr",
+            "198.18.0.3",
+            "--source-addr",
+            "198.18.0.4",
+            "--threads",
+            "2",
+            "--cores",
+            "1,0",
+            "--json",
+            "/tmp/x.json",
+        ])
+        .unwrap();
+        let spec = a.spec().unwrap();
+        assert_eq!(spec.workload, Workload::Rpc);
+        assert_eq!((spec.connections, spec.pipeline), (64, 4));
+        assert_eq!(spec.rate, Some(50000.0));
+        assert_eq!(spec.duration, Duration::from_secs(2));
+        assert_eq!(spec.warmup, Duration::from_millis(500));
+        assert_eq!(spec.idle_connections, 100_000);
+        let o = a.kernel_options().unwrap();
+        assert_eq!(o.threads, 2);
+        assert_eq!(o.cores, Some(vec![1, 0]));
+        assert_eq!(o.source_addrs.len(), 2);
+    }
+
+    #[test]
+    fn bad_flags_say_what_to_fix() {
+        let spec_err = |extra: &[&str]| parse(extra).unwrap().spec().unwrap_err();
+        assert!(spec_err(&["--workload", "rpc", "--connections", "0"]).contains("--connections"));
+        assert!(
+            spec_err(&["--workload", "rpc", "--response-bytes", "10"]).contains("--response-bytes")
         );
+        assert!(spec_err(&["--workload", "bulk-send", "--rate", "10"]).contains("--rate"));
+        assert!(spec_err(&["--workload", "short", "--pipeline", "2"]).contains("--pipeline"));
+        assert!(spec_err(&["--workload", "rpc", "--duration", "0s"]).contains("--duration"));
+        let threads = parse(&["--workload", "rpc", "--threads", "0"]).unwrap();
+        assert!(threads.kernel_options().unwrap_err().contains("--threads"));
+        assert!(parse(&["--workload", "bulk"])
+            .unwrap_err()
+            .contains("bulk-send"));
+        assert!(parse(&["--workload", "rpc", "--duration", "fast"]).is_err());
+        assert!(parse(&["--workload", "rpc", "--stack", "dpdk"]).is_err());
     }
 }

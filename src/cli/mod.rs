@@ -34,6 +34,10 @@ enum Command {
     /// Serve the same application on kernel sockets (epoll, SO_REUSEPORT),
     /// for side-by-side comparisons.
     KernelServe(kernel_serve::KernelServeArgs),
+    /// Generate load against a server (rpc, http, short connections, bulk
+    /// either way, idle scale), closed or open loop, and report requests/s,
+    /// Gbit/s, connections/s and latency percentiles.
+    Load(load::LoadArgs),
     /// Run a bulk transfer through the TCP engine in the deterministic
     /// network simulator and print what happened.
     Sim(sim::SimArgs),
@@ -51,9 +55,6 @@ enum Command {
     /// the testbed, serves http on both stacks, prints the table and where
     /// the chart is, tears everything down. Needs root.
     Demo(bench::DemoArgs),
-    /// Load a server and report requests/s, Gbit/s, connections/s and
-    /// latency percentiles (HDR histogram).
-    Load(load::LoadArgs),
 }
 
 /// Parses arguments and runs the chosen command.
@@ -74,9 +75,9 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => bench::run_demo(&args),
         Command::Serve(args) => serve::run(&args),
         Command::KernelServe(args) => kernel_serve::run(&args),
+        Command::Load(args) => load::run(&args),
         Command::Sim(args) => sim::run(&args),
         Command::Impair(args) => impair::run(&args),
-        Command::Load(args) => load::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -177,6 +178,16 @@ mod tests {
             "80",
             "--threads",
             "2",
+            "--app",
+            "source",
+            "--bytes",
+            "1G",
+            "--cores",
+            "0,1",
+            "--body-bytes",
+            "10",
+            "--backlog",
+            "128",
         ]);
         assert!(cli.is_ok(), "{:?}", cli.err());
         let cli = Cli::try_parse_from([

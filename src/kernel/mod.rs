@@ -1,7 +1,28 @@
-//! The built-in applications on kernel sockets, for side-by-side
-//! comparisons with the fast path: same responses, same client, stacks
-//! swapped. Epoll through mio, one thread per core, SO_REUSEPORT so the
-//! kernel spreads connections over the threads.
-pub mod http;
+//! The built-in applications and the load generator on kernel sockets,
+//! for side-by-side comparisons with the fast path: same responses, same
+//! client logic, stacks swapped. Epoll through mio, one thread per core,
+//! SO_REUSEPORT so the kernel spreads connections over server threads.
+//!
+//! * [`server`]: the event loop shared by every app; [`handler`]: the
+//!   per-app connection contract ([`KernelApp`]); [`apps`]: echo,
+//!   discard, source, http.
+//! * [`load`]: the load client on kernel sockets.
+//! * [`limits`]: RLIMIT_NOFILE (a socket is a descriptor).
+pub mod apps;
+pub mod handler;
+pub mod limits;
+pub mod load;
+pub mod server;
 
-pub use http::{serve_http, KernelReport};
+pub use handler::{KernelApp, KernelReport, Next};
+pub use limits::{raise_nofile_limit, NofileLimit};
+pub use load::{KernelLoadError, KernelLoadOptions};
+pub use server::{serve, serve_app, KernelAppKind, KernelServerConfig};
+
+/// The core ids to pin threads to: `wanted` in order, or every core.
+pub(crate) fn cores_for(wanted: Option<&[usize]>) -> Vec<core_affinity::CoreId> {
+    match wanted {
+        Some(ids) => ids.iter().map(|&id| core_affinity::CoreId { id }).collect(),
+        None => core_affinity::get_core_ids().unwrap_or_default(),
+    }
+}

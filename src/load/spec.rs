@@ -128,6 +128,12 @@ impl LoadSpec {
         if self.duration.is_zero() {
             return err("--duration must be longer than zero".into());
         }
+        if self.pipeline > 1 && !matches!(self.workload, Workload::Rpc | Workload::Http) {
+            return err(format!(
+                "--pipeline applies to rpc and http, not {}: drop it",
+                self.workload
+            ));
+        }
         if let Some(rate) = self.rate {
             if !(rate.is_finite() && rate > 0.0) {
                 return err(format!("--rate {rate} is not a positive request rate"));
@@ -218,6 +224,9 @@ mod tests {
         let mut b = LoadSpec::new(Workload::BulkSend, target());
         b.rate = Some(10.0);
         assert!(b.validate().unwrap_err().0.contains("drop it"));
+        let mut short = LoadSpec::new(Workload::Short, target());
+        short.pipeline = 4;
+        assert!(short.validate().unwrap_err().0.contains("--pipeline"));
     }
 
     #[test]

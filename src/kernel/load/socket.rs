@@ -1,0 +1,64 @@
+//! Client sockets: non-blocking connect from a chosen source address, and
+//! how to tell when a non-blocking connect has finished.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+
+use mio::net::TcpStream;
+use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Starts a non-blocking connect to `target` with TCP_NODELAY. With a
+/// `source` address the socket is bound to it before connecting, with
+/// IP_BIND_ADDRESS_NO_PORT so the port is picked at connect time per
+/// 4-tuple: each source address then brings its own ephemeral port space
+/// (bind(addr, 0) alone would reserve a port per socket across all
+/// destinations and run out much sooner).
+pub fn connect(target: SocketAddrV4, source: Option<Ipv4Addr>) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_nodelay(true)?;
+    if let Some(addr) = source {
+        setsockopt(&socket, IpBindAddressNoPort, &true).map_err(io::Error::from)?;
+        socket.bind(&SocketAddr::V4(SocketAddrV4::new(addr, 0)).into())?;
+    }
+    match socket.connect(&SocketAddr::V4(target).into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+/// Where a non-blocking connect stands after a readiness event.
+#[derive(Debug)]
+pub enum ConnectState {
+    InProgress,
+    Connected,
+    Failed(io::Error),
+}
+
+/// Checks a connecting stream after an event (mio's documented way: a
+/// pending socket error, then whether a peer address exists).
+pub fn connect_state(stream: &TcpStream) -> ConnectState {
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => return ConnectState::Failed(e),
+        Ok(None) => {}
+    }
+    match stream.peer_addr() {
+        Ok(_) => ConnectState::Connected,
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectState::InProgress,
+        Err(e) => ConnectState::Failed(e),
+    }
+}
+
+/// The address the kernel's routing picks as source toward `target` (a
+/// connected UDP socket sends nothing).
+pub fn route_source(target: SocketAddrV4) -> io::Result<Ipv4Addr> {
+    let probe = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    probe.connect(target)?;
+    match probe.local_addr()? {
+        SocketAddr::V4(a) => Ok(*a.ip()),
+        SocketAddr::V6(_) => Err(io::Error::other("IPv6 source for an IPv4 target")),
+    }
+}
