@@ -33,7 +33,11 @@ pub fn draw(path: &Path, title: &str, summaries: &[Summary]) -> Result<(), Strin
         .map(|s| (bar_label(s, tag_modes), s.ratio, s.lower_is_better))
         .collect();
     let n = rows.len().max(1);
-    let max = rows.iter().filter_map(|r| r.1).fold(1.0f64, f64::max) * 1.25;
+    // Ratios on a log axis, bars from 1x: 2x better and 2x worse look
+    // alike, and one outlier does not flatten the rest.
+    let ratios = || rows.iter().filter_map(|r| r.1).filter(|r| *r > 0.0);
+    let max = ratios().fold(2.0f64, f64::max) * 1.6;
+    let min = ratios().fold(0.5f64, f64::min) / 1.3;
     let height = 120 + 34 * n as u32;
     let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
@@ -43,7 +47,7 @@ pub fn draw(path: &Path, title: &str, summaries: &[Summary]) -> Result<(), Strin
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(380)
-        .build_cartesian_2d(0f64..max, (0..n).into_segmented())
+        .build_cartesian_2d((min..max).log_scale(), (0..n).into_segmented())
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
@@ -54,7 +58,10 @@ pub fn draw(path: &Path, title: &str, summaries: &[Summary]) -> Result<(), Strin
             SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
             _ => String::new(),
         })
-        .x_desc("fast path / kernel, same client (rates: higher is better; p99: lower is better)")
+        .x_label_formatter(&|v| format!("{v:.2}x"))
+        .x_desc(
+            "fast path / kernel, same client, log scale (rates: higher is better; p99: lower is better)",
+        )
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(|e| err(&e))?;
@@ -65,11 +72,11 @@ pub fn draw(path: &Path, title: &str, summaries: &[Summary]) -> Result<(), Strin
             rows.iter()
                 .enumerate()
                 .filter_map(|(i, (_, ratio, lower))| {
-                    let r = (*ratio)?;
+                    let r = (*ratio).filter(|r| *r > 0.0)?;
                     let color = if *lower { latency_color } else { rate_color };
                     let mut bar = Rectangle::new(
                         [
-                            (0.0, SegmentValue::Exact(i)),
+                            (1.0, SegmentValue::Exact(i)),
                             (r, SegmentValue::Exact(i + 1)),
                         ],
                         color.filled(),
@@ -82,12 +89,12 @@ pub fn draw(path: &Path, title: &str, summaries: &[Summary]) -> Result<(), Strin
     chart
         .draw_series(rows.iter().enumerate().map(|(i, (_, ratio, _))| {
             let (text, x) = match ratio {
-                Some(r) => (format!("{r:.2}x"), *r),
-                None => ("n/a".to_owned(), 0.0),
+                Some(r) => (format!("{r:.2}x"), r.max(1.0)),
+                None => ("n/a".to_owned(), 1.0),
             };
             Text::new(
                 text,
-                (x + max * 0.01, SegmentValue::CenterOf(i)),
+                (x * 1.02, SegmentValue::CenterOf(i)),
                 ("sans-serif", 13),
             )
         }))

@@ -370,6 +370,7 @@ pub fn render_table(summaries: &[Summary]) -> String {
         }
     }
     let tag_modes = modes.len() > 1;
+    let mut footnote = false;
     for s in summaries {
         let label = if tag_modes {
             format!("{} [offl {}]", s.label, s.offloads)
@@ -392,12 +393,19 @@ pub fn render_table(summaries: &[Summary]) -> String {
         let f = s.fast.median_rss_per_idle_bytes;
         if k.is_some() || f.is_some() {
             let show = |v: Option<f64>| v.map_or("-".to_owned(), format_bytes);
+            // A kernel server's sockets live in the kernel, not in its RSS:
+            // the machine's slab growth stands in for them (*).
+            let kernel = match (k, s.kernel.median_slab_per_idle_bytes) {
+                (Some(rss), Some(slab)) => {
+                    footnote = true;
+                    format!("{} + {} slab*", format_bytes(rss), format_bytes(slab))
+                }
+                _ => show(k),
+            };
             rows.push([
-                "  server RSS / idle conn".into(),
+                "  server memory / idle conn".into(),
                 String::new(),
-                k.map_or("-".to_owned(), |v| {
-                    format!("{} (+ kernel sockets)", format_bytes(v))
-                }),
+                kernel,
                 show(f),
                 String::new(),
             ]);
@@ -424,6 +432,14 @@ pub fn render_table(summaries: &[Summary]) -> String {
             let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
             let _ = writeln!(out, "{}", "-".repeat(total));
         }
+    }
+    if footnote {
+        let _ = writeln!(
+            out,
+            "memory: growth of the server process's VmRSS per idle connection; * plus the \
+             machine's kernel slab growth per idle connection (with a kernel client it holds \
+             the client's sockets too)"
+        );
     }
     out
 }
@@ -555,6 +571,22 @@ mod tests {
         let table = render_table(&s);
         assert!(table.contains("1.0M req/s"), "{table}");
         assert!(table.contains("n/a (fast client not built)"), "{table}");
+    }
+
+    #[test]
+    fn idle_rows_show_memory_per_connection() {
+        let mut k = run(Server::Kernel, 0, Some(10.0));
+        k.server_rss_per_idle_bytes = Some(100.0);
+        k.slab_per_idle_bytes = Some(4096.0);
+        let mut f = run(Server::Fast, 0, Some(20.0));
+        f.server_rss_per_idle_bytes = Some(1536.0);
+        let table = render_table(&summarize(&[k, f]));
+        assert!(table.contains("100 B + 4.0 KiB slab*"), "{table}");
+        assert!(table.contains("1.5 KiB"), "{table}");
+        assert!(
+            table.contains("* plus the machine's kernel slab"),
+            "{table}"
+        );
     }
 
     #[test]

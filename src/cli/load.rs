@@ -139,13 +139,7 @@ pub fn run(a: &LoadArgs) -> Result<(), String> {
             if a.threads == 0 {
                 return Err("--threads must be at least 1".into());
             }
-            load_fast::run(
-                &spec,
-                &a.fast,
-                a.threads,
-                a.cores.as_ref(),
-                &a.source_addrs,
-            )?
+            load_fast::run(&spec, &a.fast, a.threads, a.cores.as_ref(), &a.source_addrs)?
         }
     };
     print_summary(&spec, &report);
