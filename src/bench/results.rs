@@ -339,7 +339,9 @@ pub fn format_bytes(v: f64) -> String {
     }
 }
 
-fn cell_text(s: &Side, unit: &str) -> String {
+/// A cell: the median, or `n/a [k]` / `failed [k]` with the reason as
+/// footnote k (reasons are long; each distinct one is listed once).
+fn cell_text(s: &Side, unit: &str, notes: &mut Vec<String>) -> String {
     match s.median {
         Some(v) => {
             let mut t = format_metric(v, unit);
@@ -349,7 +351,21 @@ fn cell_text(s: &Side, unit: &str) -> String {
             t
         }
         None if s.note.is_empty() => "n/a (not run)".to_owned(),
-        None => s.note.clone(),
+        None => {
+            let (tag, why) = s
+                .note
+                .split_once(" (")
+                .map(|(t, w)| (t, w.strip_suffix(')').unwrap_or(w)))
+                .unwrap_or(("n/a", s.note.as_str()));
+            let k = match notes.iter().position(|n| n == why) {
+                Some(i) => i + 1,
+                None => {
+                    notes.push(why.to_owned());
+                    notes.len()
+                }
+            };
+            format!("{tag} [{k}]")
+        }
     }
 }
 
@@ -371,6 +387,7 @@ pub fn render_table(summaries: &[Summary]) -> String {
     }
     let tag_modes = modes.len() > 1;
     let mut footnote = false;
+    let mut notes: Vec<String> = Vec::new();
     for s in summaries {
         let label = if tag_modes {
             format!("{} [offl {}]", s.label, s.offloads)
@@ -385,8 +402,8 @@ pub fn render_table(summaries: &[Summary]) -> String {
         rows.push([
             label,
             s.client.to_string(),
-            cell_text(&s.kernel, &s.unit),
-            cell_text(&s.fast, &s.unit),
+            cell_text(&s.kernel, &s.unit, &mut notes),
+            cell_text(&s.fast, &s.unit, &mut notes),
             ratio,
         ]);
         let k = s.kernel.median_rss_per_idle_bytes;
@@ -432,6 +449,9 @@ pub fn render_table(summaries: &[Summary]) -> String {
             let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
             let _ = writeln!(out, "{}", "-".repeat(total));
         }
+    }
+    for (i, n) in notes.iter().enumerate() {
+        let _ = writeln!(out, "[{}] {n}", i + 1);
     }
     if footnote {
         let _ = writeln!(
@@ -570,7 +590,8 @@ mod tests {
         assert_eq!(s[0].fast.note, "n/a (fast client not built)");
         let table = render_table(&s);
         assert!(table.contains("1.0M req/s"), "{table}");
-        assert!(table.contains("n/a (fast client not built)"), "{table}");
+        assert!(table.contains("n/a [1]"), "{table}");
+        assert!(table.contains("[1] fast client not built"), "{table}");
     }
 
     #[test]

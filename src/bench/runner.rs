@@ -408,55 +408,60 @@ impl Runner<'_> {
         let budget = self.cfg.warmup
             + self.cfg.duration
             + Duration::from_secs(30 + case.idle_connections as u64 / 1000);
-        let result = match client {
-            Client::Wrk => {
-                // wrk runs whole seconds: at least the warm-up asked for.
-                let warm = self.cfg.warmup.as_secs_f64().ceil() as u64;
-                if warm > 0 {
-                    let mut w = Proc::spawn("wrk warm-up", self.wrk_cmd(case, port, warm, false))?;
-                    w.wait(budget, self.stop)?;
-                }
-                let secs = self.cfg.duration.as_secs().max(1);
-                let mut w = Proc::spawn("wrk", self.wrk_cmd(case, port, secs, true))?;
-                let status = w.wait(budget, self.stop)?;
-                let out = w.stdout_so_far();
-                let _ = std::fs::write(self.raw_dir.join(format!("{run_name}.wrk.txt")), &out);
-                if !status.success() {
-                    return Err(format!("wrk exited with {status}{}", w.last_words()));
-                }
-                super::wrk::parse(&out)
-            }
-            Client::Kernel | Client::Fast => {
-                let json = self.raw_dir.join(format!("{run_name}.json"));
-                let mut c = Proc::spawn(
-                    &format!("{client} client"),
-                    self.load_cmd(case, client, port, rate, &json),
-                )?;
-                if case.idle_connections > 0 {
-                    c.wait_for_line("idle-ready", budget, self.stop)?;
-                    let n = case.idle_connections as f64;
-                    if let (Some(a), Some(b)) = (rss_before, vm_rss_bytes(srv.pid())) {
-                        rec.server_rss_per_idle_bytes = Some((b as f64 - a as f64) / n);
+        let mut client_phase = || -> Result<Measurement, String> {
+            match client {
+                Client::Wrk => {
+                    // wrk runs whole seconds: at least the warm-up asked for.
+                    let warm = self.cfg.warmup.as_secs_f64().ceil() as u64;
+                    if warm > 0 {
+                        let mut w =
+                            Proc::spawn("wrk warm-up", self.wrk_cmd(case, port, warm, false))?;
+                        w.wait(budget, self.stop)?;
                     }
-                    if let (Some(a), Some(b)) = (slab_before, slab_bytes()) {
-                        rec.slab_per_idle_bytes = Some((b as f64 - a as f64) / n);
+                    let secs = self.cfg.duration.as_secs().max(1);
+                    let mut w = Proc::spawn("wrk", self.wrk_cmd(case, port, secs, true))?;
+                    let status = w.wait(budget, self.stop)?;
+                    let out = w.stdout_so_far();
+                    let _ = std::fs::write(self.raw_dir.join(format!("{run_name}.wrk.txt")), &out);
+                    if !status.success() {
+                        return Err(format!("wrk exited with {status}{}", w.last_words()));
                     }
+                    super::wrk::parse(&out)
                 }
-                let status = c.wait(budget, self.stop)?;
-                if !status.success() {
-                    return Err(format!(
-                        "the {client} client exited with {status}{}",
-                        c.last_words()
-                    ));
+                Client::Kernel | Client::Fast => {
+                    let json = self.raw_dir.join(format!("{run_name}.json"));
+                    let mut c = Proc::spawn(
+                        &format!("{client} client"),
+                        self.load_cmd(case, client, port, rate, &json),
+                    )?;
+                    if case.idle_connections > 0 {
+                        c.wait_for_line("idle-ready", budget, self.stop)?;
+                        let n = case.idle_connections as f64;
+                        if let (Some(a), Some(b)) = (rss_before, vm_rss_bytes(srv.pid())) {
+                            rec.server_rss_per_idle_bytes = Some((b as f64 - a as f64) / n);
+                        }
+                        if let (Some(a), Some(b)) = (slab_before, slab_bytes()) {
+                            rec.slab_per_idle_bytes = Some((b as f64 - a as f64) / n);
+                        }
+                    }
+                    let status = c.wait(budget, self.stop)?;
+                    if !status.success() {
+                        return Err(format!(
+                            "the {client} client exited with {status}{}",
+                            c.last_words()
+                        ));
+                    }
+                    let text = std::fs::read_to_string(&json).map_err(|e| {
+                        format!("the client wrote no report {}: {e}", json.display())
+                    })?;
+                    let report: LoadReport = serde_json::from_str(&text).map_err(|e| {
+                        format!("the client's report {} does not parse: {e}", json.display())
+                    })?;
+                    Ok(Measurement::from_report(&report))
                 }
-                let text = std::fs::read_to_string(&json)
-                    .map_err(|e| format!("the client wrote no report {}: {e}", json.display()))?;
-                let report: LoadReport = serde_json::from_str(&text).map_err(|e| {
-                    format!("the client's report {} does not parse: {e}", json.display())
-                })?;
-                Ok(Measurement::from_report(&report))
             }
         };
+        let result = client_phase();
         let died = srv.exited();
         srv.stop(Duration::from_secs(5));
         let _ = std::fs::write(
@@ -469,6 +474,15 @@ impl Runner<'_> {
                 srv.last_words()
             ));
         }
+        // A client failure is often the server's doing (a limit, a
+        // refusal): say what the server last complained about.
+        let result = result.map_err(|e| {
+            let err = srv.stderr_so_far();
+            match err.lines().rev().find(|l| !l.trim().is_empty()) {
+                Some(last) if e != INTERRUPTED => format!("{e}; the {server} server said: {last}"),
+                _ => e,
+            }
+        });
         rec.measured(&result?);
         Ok(())
     }
