@@ -246,10 +246,17 @@ impl<Io: FrameIo> Worker<Io> {
             }
         });
         // A lone worker is never handed anything: skip its inbox.
-        while workers > 1 {
-            let Some(item) = self.handoff.pop(id) else {
-                break;
-            };
+        if workers > 1 {
+            n += self.receive_handed_off(now, report);
+        }
+        n
+    }
+
+    /// Frames other workers handed over; returns how many.
+    fn receive_handed_off(&mut self, now: Instant, report: &mut WorkerReport) -> usize {
+        let workers = self.handoff.workers();
+        let mut n = 0;
+        while let Some(item) = self.handoff.pop(self.id) {
             n += 1;
             if self.stack.receive_owned(now, item.bytes()) {
                 self.handoff.release(item);
@@ -257,7 +264,7 @@ impl<Io: FrameIo> Worker<Io> {
                 // Every worker refused it: it belongs to no connection.
                 self.stack.receive(now, item.bytes());
                 self.handoff.release(item);
-            } else if !self.handoff.pass_on(id, item) {
+            } else if !self.handoff.pass_on(self.id, item) {
                 report.handoff_drops += 1;
             }
         }
