@@ -74,6 +74,10 @@ pub struct Worker<Io: FrameIo> {
 
 /// Spins this many empty iterations before sleeping in poll(2).
 const IDLE_SPINS: u32 = 64;
+/// Control commands are looked at every this many loop iterations (and
+/// before every sleep): a channel poll per iteration costs about as much
+/// as the rest of an empty iteration, and commands are rare.
+const COMMAND_POLL_INTERVAL: u32 = 64;
 /// TX batches flushed per loop iteration at most.
 const MAX_TX_ROUNDS: usize = 16;
 /// Default longest idle sleep, so control commands are noticed promptly
@@ -98,7 +102,9 @@ impl<Io: FrameIo> Worker<Io> {
         let mut listeners: Vec<ListenerId> = Vec::new();
         let mut shutdown: Option<Instant> = None;
         let mut idle = 0u32;
+        let mut iteration = 0u32;
         loop {
+            iteration = iteration.wrapping_add(1);
             let now = self.clock.now();
             let received = self.receive(now, &mut report);
             let events = self.dispatch(now, &listeners, &mut report);
@@ -110,33 +116,10 @@ impl<Io: FrameIo> Worker<Io> {
                 };
                 self.app.on_tick(&mut ctx);
             }
-            while let Ok(cmd) = self.commands.try_recv() {
-                match cmd {
-                    Command::Listen {
-                        addr,
-                        backlog,
-                        reply,
-                    } => {
-                        let r = self.stack.listen(addr, backlog).map(|l| listeners.push(l));
-                        let _ = reply.send(r);
-                    }
-                    Command::Shutdown { drain } => {
-                        let mut ctx = Ctx {
-                            stack: &mut self.stack,
-                            now,
-                            connector: self.connector.as_mut(),
-                        };
-                        self.app.on_shutdown(&mut ctx);
-                        listeners.clear();
-                        self.stack.close_all();
-                        shutdown = Some(now + drain);
-                    }
-                    Command::Report(reply) => {
-                        report.stack = self.stack.totals();
-                        report.connections = self.stack.connection_count();
-                        let _ = reply.send(report);
-                    }
-                }
+            // Commands are rare: look every COMMAND_POLL_INTERVAL
+            // iterations, and always before sleeping.
+            if iteration % COMMAND_POLL_INTERVAL == 0 || idle + 1 >= IDLE_SPINS {
+                self.handle_commands(now, &mut listeners, &mut shutdown, &mut report);
             }
             self.flush_output(now);
 
@@ -169,6 +152,44 @@ impl<Io: FrameIo> Worker<Io> {
                 }
             } else {
                 idle = 0;
+            }
+        }
+    }
+
+    /// Serves every queued control command.
+    fn handle_commands(
+        &mut self,
+        now: Instant,
+        listeners: &mut Vec<ListenerId>,
+        shutdown: &mut Option<Instant>,
+        report: &mut WorkerReport,
+    ) {
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Listen {
+                    addr,
+                    backlog,
+                    reply,
+                } => {
+                    let r = self.stack.listen(addr, backlog).map(|l| listeners.push(l));
+                    let _ = reply.send(r);
+                }
+                Command::Shutdown { drain } => {
+                    let mut ctx = Ctx {
+                        stack: &mut self.stack,
+                        now,
+                        connector: self.connector.as_mut(),
+                    };
+                    self.app.on_shutdown(&mut ctx);
+                    listeners.clear();
+                    self.stack.close_all();
+                    *shutdown = Some(now + drain);
+                }
+                Command::Report(reply) => {
+                    report.stack = self.stack.totals();
+                    report.connections = self.stack.connection_count();
+                    let _ = reply.send(*report);
+                }
             }
         }
     }
@@ -224,7 +245,18 @@ impl<Io: FrameIo> Worker<Io> {
                 }
             }
         });
-        while let Some(item) = self.handoff.pop(id) {
+        // A lone worker is never handed anything: skip its inbox.
+        if workers > 1 {
+            n += self.receive_handed_off(now, report);
+        }
+        n
+    }
+
+    /// Frames other workers handed over; returns how many.
+    fn receive_handed_off(&mut self, now: Instant, report: &mut WorkerReport) -> usize {
+        let workers = self.handoff.workers();
+        let mut n = 0;
+        while let Some(item) = self.handoff.pop(self.id) {
             n += 1;
             if self.stack.receive_owned(now, item.bytes()) {
                 self.handoff.release(item);
@@ -232,7 +264,7 @@ impl<Io: FrameIo> Worker<Io> {
                 // Every worker refused it: it belongs to no connection.
                 self.stack.receive(now, item.bytes());
                 self.handoff.release(item);
-            } else if !self.handoff.pass_on(id, item) {
+            } else if !self.handoff.pass_on(self.id, item) {
                 report.handoff_drops += 1;
             }
         }

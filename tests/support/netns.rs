@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Ipv4Addr;
 use std::process::{Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, Once};
 use std::thread;
@@ -496,6 +496,8 @@ pub struct Child {
     lines: Receiver<String>,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    /// Readers that reached end of file (0, 1 or 2).
+    drained: Arc<AtomicUsize>,
 }
 
 impl Child {
@@ -509,8 +511,10 @@ impl Child {
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
 
+        let drained = Arc::new(AtomicUsize::new(0));
         let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
         let out_buf = Arc::clone(&stdout);
+        let out_drained = Arc::clone(&drained);
         // The readers are detached: a grandchild may keep a pipe open after
         // the child is killed, and dropping must not wait for it.
         thread::spawn(move || {
@@ -531,10 +535,12 @@ impl Child {
                     }
                 }
             }
+            out_drained.fetch_add(1, Ordering::SeqCst);
         });
 
         let mut err = child.stderr.take().expect("piped stderr");
         let err_buf = Arc::clone(&stderr);
+        let err_drained = Arc::clone(&drained);
         thread::spawn(move || {
             let mut chunk = [0u8; 4096];
             loop {
@@ -546,6 +552,7 @@ impl Child {
                         .push_str(&String::from_utf8_lossy(&chunk[..n])),
                 }
             }
+            err_drained.fetch_add(1, Ordering::SeqCst);
         });
 
         Ok(Child {
@@ -553,6 +560,7 @@ impl Child {
             lines,
             stdout,
             stderr,
+            drained,
         })
     }
 
@@ -604,7 +612,15 @@ impl Child {
         let deadline = Instant::now() + timeout;
         loop {
             match self.child.try_wait() {
-                Ok(Some(status)) => return Some(status),
+                Ok(Some(status)) => {
+                    // Let the readers catch up with what the child wrote
+                    // last (bounded: a grandchild may hold a pipe open).
+                    let drain_by = Instant::now() + Duration::from_secs(5);
+                    while self.drained.load(Ordering::SeqCst) < 2 && Instant::now() < drain_by {
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    return Some(status);
+                }
                 Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
                 Ok(None) | Err(_) => return None,
             }
