@@ -4,9 +4,8 @@
 //! times that length. Setup allocates the same in both; a per-request
 //! allocation would make the difference grow with the extra requests.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -14,27 +13,9 @@ use xdp_tcp::kernel::load::{run, KernelLoadOptions};
 use xdp_tcp::kernel::{serve, KernelAppKind, KernelServerConfig};
 use xdp_tcp::load::{LoadSpec, Workload};
 
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: delegates to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{allocations, CountingAllocator};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
@@ -49,14 +30,14 @@ fn measured_run(target: SocketAddrV4, workload: Workload, duration: Duration) ->
         warmup: Duration::ZERO,
         ..LoadSpec::new(workload, target)
     };
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let report = run(
         &spec,
         &KernelLoadOptions::default(),
         &AtomicBool::new(false),
     )
     .unwrap();
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations() - before;
     assert_eq!(report.errors + report.connect_errors, 0, "{report:?}");
     (allocations, report.requests)
 }
