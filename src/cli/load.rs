@@ -198,11 +198,15 @@ mod tests {
     use clap::Parser;
 
     fn parse(extra: &[&str]) -> Result<LoadArgs, String> {
+        parse_on("kernel", extra)
+    }
+
+    fn parse_on(stack: &str, extra: &[&str]) -> Result<LoadArgs, String> {
         let mut args = vec![
             "xdp-tcp",
             "load",
             "--stack",
-            "kernel",
+            stack,
             "--target",
             "198.18.0.1:7",
         ];
@@ -260,6 +264,40 @@ mod tests {
         assert_eq!(o.threads, 2);
         assert_eq!(o.cores, Some(vec![1, 0]));
         assert_eq!(o.source_addrs.len(), 2);
+    }
+
+    #[test]
+    fn fast_stack_flags_parse() {
+        let a = parse_on(
+            "fast",
+            &[
+                "--workload",
+                "short",
+                "--connections",
+                "64",
+                "--source-addr",
+                "198.18.0.3",
+                "--threads",
+                "2",
+                "--iface",
+                "eth9",
+                "--addr",
+                "198.18.0.2",
+                "--xdp-mode",
+                "generic",
+                "--local-ports",
+                "20000-29999",
+            ],
+        )
+        .unwrap();
+        assert_eq!(a.stack, Stack::Fast);
+        assert_eq!(a.spec().unwrap().workload, Workload::Short);
+        assert_eq!(a.fast.iface.as_deref(), Some("eth9"));
+        assert_eq!(a.fast.addr, Some(Ipv4Addr::new(198, 18, 0, 2)));
+        assert_eq!(a.fast.local_ports, "20000-29999".parse().ok());
+        assert_eq!(a.source_addrs, vec![Ipv4Addr::new(198, 18, 0, 3)]);
+        let err = parse_on("fast", &["--workload", "rpc", "--local-ports", "9-1"]).unwrap_err();
+        assert!(err.contains("LO <= HI"), "{err}");
     }
 
     #[test]
