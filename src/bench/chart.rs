@@ -20,6 +20,32 @@ fn bar_label(s: &Summary, tag_modes: bool) -> String {
     l
 }
 
+/// The x axis's tick values between `min` and `max`: 1, 2, 3 and 5 times
+/// powers of ten. plotters' own key points for a log axis crowd their
+/// labels together near 1x; these are at least a factor 1.5 apart (3 is
+/// kept because it is the target ratio).
+fn ratio_ticks(min: f64, max: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    let mut exponent = min.log10().floor() as i32;
+    while 10f64.powi(exponent) <= max {
+        for m in [1.0, 2.0, 3.0, 5.0] {
+            let v = m * 10f64.powi(exponent);
+            if v >= min && v <= max {
+                ticks.push(v);
+            }
+        }
+        exponent += 1;
+    }
+    ticks
+}
+
+/// A tick value as a short label: `0.5x`, `1x`, `20x`.
+fn tick_label(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}x")
+}
+
 /// Draws the ratios of `summaries` (lines without a ratio are listed as
 /// n/a) into `path`, titled `title`.
 pub fn draw(path: &Path, title: &str, summaries: &[Summary]) -> Result<(), String> {
@@ -47,7 +73,14 @@ pub fn draw(path: &Path, title: &str, summaries: &[Summary]) -> Result<(), Strin
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(380)
-        .build_cartesian_2d((min..max).log_scale(), (0..n).into_segmented())
+        .build_cartesian_2d(
+            (min..max)
+                .log_scale()
+                .with_key_points(ratio_ticks(min, max)),
+            // Integer ranges are inclusive in plotters: n - 1 gives n rows
+            // (an empty range cannot be drawn, so one line gets two rows).
+            (0..n.max(2) - 1).into_segmented(),
+        )
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
@@ -58,7 +91,7 @@ pub fn draw(path: &Path, title: &str, summaries: &[Summary]) -> Result<(), Strin
             SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
             _ => String::new(),
         })
-        .x_label_formatter(&|v| format!("{v:.2}x"))
+        .x_label_formatter(&|v| tick_label(*v))
         .x_desc(
             "fast path / kernel, same client, log scale (rates: higher is better; p99: lower is better)",
         )
@@ -127,6 +160,24 @@ mod tests {
     }
 
     #[test]
+    fn ticks_are_one_two_three_five_per_decade_inside_the_range() {
+        assert_eq!(ratio_ticks(0.38, 5.6), vec![0.5, 1.0, 2.0, 3.0, 5.0]);
+        let wide = ratio_ticks(0.05, 40.0);
+        assert_eq!(wide.len(), 12, "{wide:?}");
+        assert!(
+            (wide[0] - 0.05).abs() < 1e-12 && wide[11] == 30.0,
+            "{wide:?}"
+        );
+        for pair in wide.windows(2) {
+            assert!(pair[1] / pair[0] >= 1.5 - 1e-9, "{pair:?}");
+        }
+        assert_eq!(tick_label(0.5), "0.5x");
+        assert_eq!(tick_label(1.0), "1x");
+        assert_eq!(tick_label(20.0), "20x");
+        assert_eq!(tick_label(0.05), "0.05x");
+    }
+
+    #[test]
     fn draws_an_svg_with_a_bar_per_ratio_and_na_for_the_rest() {
         let mk = |label: &str, ratio: Option<f64>| Summary {
             case: label.into(),
@@ -146,5 +197,10 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
         assert!(svg.contains("3.50x") && svg.contains("n/a"));
         assert!(svg.contains("rpc / kernel client"));
+        // One line only: the row range must not collapse.
+        draw(&path, "one", &[mk("rpc", Some(0.8))]).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(svg.contains("0.80x") && svg.contains("rpc / kernel client"));
     }
 }
