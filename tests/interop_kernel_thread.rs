@@ -1,8 +1,10 @@
 //! The threaded API on the real fast path against Linux's TCP:
 //! `xdp-tcp serve --app thread-echo` (every connection echoed by its own
 //! blocking thread through `Listener` / `Stream`) in the server namespace,
-//! Python kernel-socket clients in the client namespace. Needs root;
-//! without it every test says loudly that it was skipped.
+//! Python kernel-socket clients in the client namespace; and
+//! `--app thread-proxy`, whose threads connect through the fast path
+//! (`StreamConnector`) to a Linux backend. Needs root; without it every
+//! test says loudly that it was skipped.
 
 #[path = "support/fastpath.rs"]
 mod fastpath;
@@ -12,7 +14,7 @@ mod netns;
 use std::process::Output;
 use std::time::Duration;
 
-use fastpath::{assert_ok, serve, stat, stop, CLIENT_PY};
+use fastpath::{assert_ok, serve, stat, stop, BIN, CLIENT_PY};
 use netns::{Child, Testbed, TestbedOptions};
 
 /// Starts the threaded echo server (`serve --app thread-echo`).
@@ -120,4 +122,67 @@ fn thread_echo_on_two_workers_accepts_from_both_queues() {
         "both workers must accept: {summary}"
     );
     assert_eq!(per_worker.iter().sum::<u64>(), 6, "{summary}");
+}
+
+#[test]
+fn thread_proxy_relays_to_a_linux_backend_it_connects_to_on_the_fast_path() {
+    let Some(tb) = Testbed::up("tproxy", TestbedOptions::default()) else {
+        return;
+    };
+    // The backend: the kernel twin's echo server, on Linux sockets in the
+    // client namespace.
+    let client_ip = tb.client_ip.to_string();
+    let mut cmd = tb.in_client(BIN);
+    cmd.args(["kernel-serve", "--app", "echo", "--addr", &client_ip]);
+    cmd.args(["--port", "8000", "--threads", "1"]);
+    let mut backend = Child::spawn(cmd).expect("spawn the kernel echo backend");
+    backend
+        .wait_for_line("ready", Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("backend not ready: {e}: {}", backend.stderr_so_far()));
+    let backend_addr = format!("{client_ip}:8000");
+    let proxy = serve(
+        &tb,
+        7,
+        &["--app", "thread-proxy", "--backend", &backend_addr],
+    );
+    // Linux client -> proxy (accepted on the fast path) -> Linux backend
+    // (connected on the fast path from the proxy's client ports).
+    assert_ok(
+        &py(&tb, None, "echo", 7, 20_000_000),
+        "echo 20 MB via the proxy",
+    );
+    // The client's FIN is relayed as a half-close, the backend's as well.
+    assert_ok(
+        &py(&tb, None, "halfclose", 7, 1_000_000),
+        "half-close via the proxy",
+    );
+    let clients: Vec<Child> = (0..4)
+        .map(|_| {
+            let mut cmd = tb.in_client("python3");
+            cmd.args([CLIENT_PY, "echo", &tb.server_ip.to_string(), "7", "2000000"]);
+            Child::spawn(cmd).expect("spawn python client")
+        })
+        .collect();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        let status = c
+            .wait_exit(Duration::from_secs(120))
+            .unwrap_or_else(|| panic!("client {i} did not finish"));
+        assert!(status.success(), "client {i}: {}", c.stderr_so_far());
+    }
+    // Without the backend the proxy's connect is refused (Linux answers
+    // the SYN with RST) and the client's connection is reset.
+    backend.signal(15);
+    backend
+        .wait_exit(Duration::from_secs(20))
+        .expect("the backend exits on SIGTERM");
+    let out = py(&tb, None, "echo", 7, 1000);
+    assert!(
+        !out.status.success(),
+        "the echo cannot succeed without a backend"
+    );
+    let summary = stop(proxy);
+    assert_eq!(stat(&summary, "stats proxy", "connected"), 6, "{summary}");
+    assert_eq!(stat(&summary, "stats proxy", "refused"), 1, "{summary}");
+    assert_eq!(stat(&summary, "stats proxy", "failed"), 0, "{summary}");
+    assert_eq!(stat(&summary, "stats worker", "accepted"), 7, "{summary}");
 }

@@ -196,6 +196,7 @@ fn bridged_echo_allocates_nothing_in_steady_state() {
         bridge: BridgeConfig::default(),
         cores: Vec::new(),
         idle_sleep: DEFAULT_IDLE_SLEEP,
+        client: None,
     };
     let workers = start_bridged(vec![io], options).unwrap();
     let listener = workers.listener(server.port()).unwrap();

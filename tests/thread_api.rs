@@ -3,7 +3,9 @@
 //! application on ordinary threads using `Listener` / `Stream` like
 //! `std::net`. Covers bulk echo on one and two workers, half-close, reset
 //! semantics, backpressure in both directions, close with unread data,
-//! read timeouts and runtime shutdown.
+//! read timeouts and runtime shutdown; and `StreamConnector`'s active
+//! opens from threads: data both ways through each worker, refused,
+//! timed out (the half-open connection reset), no client ports, stopped.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddrV4};
@@ -13,9 +15,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{unbounded, Receiver, Sender};
 use xdp_tcp::app::bridge::BridgeConfig;
-use xdp_tcp::app::{Listener, Stream};
+use xdp_tcp::app::{Listener, Stream, StreamConnector};
 use xdp_tcp::runtime::worker::DEFAULT_IDLE_SLEEP;
-use xdp_tcp::runtime::{start_bridged, BridgedOptions, BridgedWorkers, ChannelIo, Clock};
+use xdp_tcp::runtime::{
+    start_bridged, BridgedOptions, BridgedWorkers, ChannelIo, ClientPorts, ClientSide, Clock,
+    PortRange,
+};
 use xdp_tcp::tcp::{ConnId, Stack, StackConfig, State, TcpError};
 use xdp_tcp::wire::{parse_tcp_frame, MacAddr};
 
@@ -35,11 +40,33 @@ struct Net {
 }
 
 fn start(workers: usize) -> Net {
-    start_with_idle_sleep(workers, DEFAULT_IDLE_SLEEP)
+    start_with(workers, DEFAULT_IDLE_SLEEP, None)
 }
 
 /// Workers that sleep up to `idle_sleep` when idle.
 fn start_with_idle_sleep(workers: usize, idle_sleep: Duration) -> Net {
+    start_with(workers, idle_sleep, None)
+}
+
+/// The client ports the connecting tests' workers own.
+const CLIENT_PORTS: &str = "20000-20999";
+
+/// Workers that also own client ports on `SERVER_IP`, to connect to the
+/// test's engine (next hop: its MAC).
+fn start_connecting(workers: usize) -> Net {
+    let client = ClientSide {
+        ports: std::sync::Arc::new(ClientPorts {
+            addrs: vec![SERVER_IP],
+            range: CLIENT_PORTS.parse::<PortRange>().unwrap(),
+            workers,
+        }),
+        next_hops: Default::default(),
+        gateway_mac: Some(CLIENT_MAC),
+    };
+    start_with(workers, DEFAULT_IDLE_SLEEP, Some(client))
+}
+
+fn start_with(workers: usize, idle_sleep: Duration, client: Option<ClientSide>) -> Net {
     let (out_tx, out_rx) = unbounded();
     let mut ios = Vec::new();
     let mut inboxes = Vec::new();
@@ -60,6 +87,7 @@ fn start_with_idle_sleep(workers: usize, idle_sleep: Duration) -> Net {
         bridge: BridgeConfig::default(),
         cores: Vec::new(),
         idle_sleep,
+        client,
     };
     Net {
         workers: Some(start_bridged(ios, options).expect("start bridged workers")),
@@ -71,6 +99,10 @@ fn start_with_idle_sleep(workers: usize, idle_sleep: Duration) -> Net {
 impl Net {
     fn listener(&self) -> Listener {
         self.workers.as_ref().unwrap().listener(PORT).unwrap()
+    }
+
+    fn connector(&self) -> StreamConnector {
+        self.workers.as_ref().unwrap().connector()
     }
 
     fn shutdown(&mut self) -> Vec<xdp_tcp::runtime::WorkerReport> {
@@ -681,4 +713,177 @@ fn a_write_from_a_thread_wakes_an_idle_worker_at_once() {
     }
     app.join().unwrap();
     net.shutdown();
+}
+
+/// The test's engine as the server the workers connect to: accepts on
+/// `port` and echoes every connection until its FIN, then closes.
+struct EchoPeer {
+    listener: xdp_tcp::tcp::ListenerId,
+    conns: Vec<ConnId>,
+    /// Local ports of the connections it accepted.
+    peers: Vec<u16>,
+}
+
+impl EchoPeer {
+    fn listen(client: &mut Client, port: u16) -> EchoPeer {
+        let listener = client
+            .stack
+            .listen(SocketAddrV4::new(CLIENT_IP, port), 64)
+            .unwrap();
+        EchoPeer {
+            listener,
+            conns: Vec::new(),
+            peers: Vec::new(),
+        }
+    }
+
+    fn step(&mut self, stack: &mut Stack) {
+        while let Ok(c) = stack.accept(self.listener) {
+            self.peers.push(stack.remote_addr(c).unwrap().port());
+            self.conns.push(c);
+        }
+        let mut buf = [0u8; 65536];
+        self.conns.retain(|&c| loop {
+            let room = stack.send_capacity(c).unwrap_or(0).min(buf.len());
+            if room == 0 {
+                return true;
+            }
+            match stack.recv(c, &mut buf[..room]) {
+                Ok(0) | Err(TcpError::ConnectionReset) => {
+                    let _ = stack.close(c);
+                    return false;
+                }
+                Ok(n) => assert_eq!(stack.send(c, &buf[..n]).unwrap(), n),
+                Err(TcpError::WouldBlock) => return true,
+                Err(e) => panic!("echo peer recv: {e}"),
+            }
+        });
+    }
+}
+
+/// Runs `app` on a thread while the test's engine is pumped (and stepped
+/// with `step`) until the thread returns.
+fn drive<T: Send + 'static>(
+    net: &Net,
+    client: &mut Client,
+    secs: u64,
+    mut step: impl FnMut(&mut Stack),
+    app: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let app = std::thread::spawn(app);
+    client.pump_until(net, secs, "the application thread", |cl| {
+        step(&mut cl.stack);
+        app.is_finished()
+    });
+    app.join().expect("application thread")
+}
+
+#[test]
+fn threads_connect_through_both_workers_and_exchange_data_both_ways() {
+    let mut net = start_connecting(2);
+    let mut client = Client::new();
+    let mut peer = EchoPeer::listen(&mut client, 9000);
+    let connector = net.connector();
+    let remote = SocketAddrV4::new(CLIENT_IP, 9000);
+    let locals = drive(
+        &net,
+        &mut client,
+        30,
+        |stack| peer.step(stack),
+        move || {
+            (0..4u64)
+                .map(|i| {
+                    let stream = connector.connect(remote).expect("connect");
+                    assert_eq!(stream.peer_addr().unwrap(), remote.into());
+                    let data = pattern(i, 200_000);
+                    let mut back = Vec::new();
+                    std::thread::scope(|s| {
+                        let reader = &stream;
+                        let r = s.spawn(move || {
+                            let mut back = Vec::new();
+                            let mut r = reader;
+                            r.read_to_end(&mut back).map(|_| back)
+                        });
+                        (&stream).write_all(&data).unwrap();
+                        stream.shutdown(Shutdown::Write).unwrap();
+                        back = r.join().unwrap().expect("read the echo");
+                    });
+                    assert!(back == data, "connection {i}: the echo differs");
+                    stream.local_addr().unwrap().port()
+                })
+                .collect::<Vec<u16>>()
+        },
+    );
+    let range: PortRange = CLIENT_PORTS.parse().unwrap();
+    assert!(locals.iter().all(|&p| range.contains(p)), "{locals:?}");
+    // Workers own ports by `port % 2` and take turns: both opened some.
+    assert!(locals.iter().any(|p| p % 2 == 0) && locals.iter().any(|p| p % 2 == 1));
+    let mut seen = peer.peers.clone();
+    seen.sort_unstable();
+    let mut want = locals.clone();
+    want.sort_unstable();
+    assert_eq!(seen, want, "the peer accepted exactly these connections");
+    let reports = net.shutdown();
+    // The peer's replies all go to worker 0 (this harness routes by the
+    // peer's port, 9000): worker 1's were handed over.
+    assert!(reports.iter().map(|r| r.handed_off).sum::<u64>() > 0);
+}
+
+#[test]
+fn connecting_to_a_closed_port_is_refused() {
+    let net = start_connecting(1);
+    let mut client = Client::new();
+    let connector = net.connector();
+    let err = drive(
+        &net,
+        &mut client,
+        10,
+        |_| {},
+        move || {
+            connector
+                .connect(SocketAddrV4::new(CLIENT_IP, 9001))
+                .expect_err("nobody listens on 9001")
+        },
+    );
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+}
+
+#[test]
+fn a_connect_timeout_gives_up_and_abandons_the_half_open_connection() {
+    let mut net = start_connecting(1);
+    let connector = net.connector();
+    let remote = SocketAddrV4::new(CLIENT_IP, 9002);
+    // Nobody answers: the worker's frames are only collected.
+    let err = connector
+        .connect_timeout(remote, Duration::from_millis(300))
+        .expect_err("nobody answers");
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    // The SYN went out; the first retransmission would follow 1 s after it
+    // (RFC 6298 §2.1), but the connection was aborted, so nothing more
+    // comes. ABORT in SYN-SENT sends no RST (RFC 9293 §3.10.4).
+    let mut frames = Vec::new();
+    let quiet_until = Instant::now() + Duration::from_millis(1500);
+    while let Ok(f) = net.outbox.recv_deadline(quiet_until) {
+        let p = parse_tcp_frame(&f, false).unwrap();
+        frames.push((p.tcp.dst_port, p.tcp.flags.syn(), p.tcp.flags.rst()));
+    }
+    assert_eq!(frames, vec![(9002, true, false)], "only the first SYN");
+    let err = connector
+        .connect_timeout(remote, Duration::ZERO)
+        .expect_err("a zero timeout");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    net.shutdown();
+}
+
+#[test]
+fn without_client_ports_connect_says_what_to_configure_and_after_shutdown_it_stops() {
+    let mut net = start(1);
+    let connector = net.connector();
+    let remote = SocketAddrV4::new(CLIENT_IP, 9000);
+    let err = connector.connect(remote).expect_err("no client ports");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("client ports"), "{err}");
+    net.shutdown();
+    let err = connector.connect(remote).expect_err("stopped");
+    assert_eq!(err.kind(), ErrorKind::ConnectionAborted, "{err}");
 }

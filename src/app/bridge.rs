@@ -28,6 +28,12 @@
 //! allocates nothing; the channels are bounded (no allocation per message)
 //! and the worker never blocks on any of them.
 //!
+//! Active opens go the other way: [`StreamConnector::connect`] queues a
+//! `Connect` for a worker (in turn), the worker opens the connection from
+//! one of its client ports (`Ctx::connect`) and answers on the request's
+//! own reply channel once the handshake completed (a [`Stream`]) or failed
+//! (`ConnectionRefused`, `TimedOut`, ...).
+//!
 //! End of stream and errors travel on the inbound channel after the data,
 //! so a thread sees them in order. The worker reacts to commands
 //! (`Write`, `ShutdownWrite`, `Close`, `Resume`) in `on_tick`; threads ring
@@ -35,13 +41,14 @@
 //! wakes at once.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddrV4;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
-use super::thread::{Listener, Stream, StreamParts};
+use super::thread::{Listener, Stream, StreamConnector, StreamParts};
 use super::{App, Ctx};
 use crate::runtime::Doorbell;
 use crate::tcp::{CloseReason, ConnId, Stack, TcpError};
@@ -111,6 +118,24 @@ pub(crate) enum BridgeCommand {
         taken: u64,
         unread: bool,
     },
+    /// Open a connection and answer on the request's reply channel.
+    Connect(ConnectRequest),
+    /// The thread stopped waiting for connect request `id`: abort it if
+    /// it is still opening (RFC 9293 §3.10.4: the TCB is deleted, no RST
+    /// in SYN-SENT). The thread waits for the reply channel to
+    /// close (or for a reply that crossed this command), so a stream is
+    /// never left to the worker to drop (see `detach_queued`).
+    CancelConnect { id: u64 },
+}
+
+/// A thread's active open.
+pub(crate) struct ConnectRequest {
+    /// Unique per connector, to cancel it.
+    pub(crate) id: u64,
+    /// The local address to connect from; None: any of the runtime's.
+    pub(crate) from: Option<Ipv4Addr>,
+    pub(crate) remote: SocketAddrV4,
+    pub(crate) reply: Sender<io::Result<Stream>>,
 }
 
 /// What a worker delivers to a thread, in stream order.
@@ -175,6 +200,8 @@ impl Clone for Port {
 pub struct ListenerRegistry {
     ports: Vec<(SocketAddrV4, Port)>,
     config: BridgeConfig,
+    /// Every worker's command link, in worker order, for connectors.
+    links: Vec<Arc<WorkerLink>>,
 }
 
 impl ListenerRegistry {
@@ -193,23 +220,37 @@ impl ListenerRegistry {
                 (addr, port)
             })
             .collect();
-        ListenerRegistry { ports, config }
+        ListenerRegistry {
+            ports,
+            config,
+            links: Vec::new(),
+        }
     }
 
     /// The bridge for one worker. `doorbell` must be the one the worker
     /// sleeps on ([`Worker::doorbell`](crate::runtime::Worker::doorbell)).
-    pub fn app(&self, doorbell: Arc<Doorbell>) -> BridgeApp {
+    pub fn app(&mut self, doorbell: Arc<Doorbell>) -> BridgeApp {
         let (tx, rx) = bounded(self.config.command_queue.max(1));
+        let link = Arc::new(WorkerLink {
+            commands: tx,
+            doorbell,
+        });
+        self.links.push(link.clone());
         BridgeApp {
-            link: Arc::new(WorkerLink {
-                commands: tx,
-                doorbell,
-            }),
+            link,
             commands: rx,
             ports: self.ports.iter().map(|(_, p)| p.clone()).collect(),
             streams: HashMap::new(),
+            pending: HashMap::new(),
             config: self.config.clone(),
         }
+    }
+
+    /// Opens connections through the workers made so far by
+    /// [`app`](Self::app), taking them in turn. Call it after every
+    /// worker's app was made.
+    pub fn connector(&self) -> StreamConnector {
+        StreamConnector::new(self.links.clone())
     }
 
     /// The listeners, one per port. Consuming the registry drops its
@@ -234,7 +275,28 @@ pub struct BridgeApp {
     commands: Receiver<BridgeCommand>,
     ports: Vec<Port>,
     streams: HashMap<ConnId, WorkerStream>,
+    /// Active opens in progress, answered when they complete or fail.
+    pending: HashMap<ConnId, ConnectRequest>,
     config: BridgeConfig,
+}
+
+/// The error a thread's `connect` reports when the connection closed
+/// before it was established.
+fn connect_error(reason: CloseReason) -> io::Error {
+    match reason {
+        CloseReason::Refused => {
+            io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused")
+        }
+        CloseReason::TimedOut => io::Error::new(
+            io::ErrorKind::TimedOut,
+            "connection timed out: no answer to the SYN retries",
+        ),
+        CloseReason::Reset => io::Error::new(io::ErrorKind::ConnectionReset, "connection reset"),
+        CloseReason::Normal | CloseReason::Aborted => io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "the connection was aborted while opening",
+        ),
+    }
 }
 
 /// The worker's half of one connection.
@@ -291,13 +353,17 @@ impl BridgeApp {
         }
     }
 
-    fn handle(&mut self, stack: &mut Stack, cmd: BridgeCommand) {
+    fn handle(&mut self, ctx: &mut Ctx<'_>, cmd: BridgeCommand) {
         let conn = match &cmd {
             BridgeCommand::Write { conn, .. }
             | BridgeCommand::Resume { conn }
             | BridgeCommand::ShutdownWrite { conn }
             | BridgeCommand::Close { conn, .. } => *conn,
+            BridgeCommand::Connect(_) | BridgeCommand::CancelConnect { .. } => {
+                return self.handle_connect(ctx, cmd);
+            }
         };
+        let stack = &mut *ctx.stack;
         let Some(s) = self.streams.get_mut(&conn) else {
             // Closed and forgotten already; a written buffer is freed here.
             return;
@@ -330,8 +396,88 @@ impl BridgeApp {
                     s.kill_writes();
                 }
             }
+            BridgeCommand::Connect(_) | BridgeCommand::CancelConnect { .. } => {
+                unreachable!("handled above")
+            }
         }
         self.settle(stack, conn);
+    }
+
+    fn handle_connect(&mut self, ctx: &mut Ctx<'_>, cmd: BridgeCommand) {
+        match cmd {
+            BridgeCommand::Connect(req) => {
+                let opened = match req.from {
+                    Some(ip) => ctx.connect_from(ip, req.remote),
+                    None => ctx.connect(req.remote),
+                };
+                match opened {
+                    Ok(conn) => {
+                        self.pending.insert(conn, req);
+                    }
+                    // The thread waits on the channel, which has room.
+                    Err(e) => {
+                        let _ = req.reply.try_send(Err(e.into()));
+                    }
+                }
+            }
+            BridgeCommand::CancelConnect { id } => {
+                let conn = self
+                    .pending
+                    .iter()
+                    .find_map(|(&conn, req)| (req.id == id).then_some(conn));
+                if let Some(conn) = conn {
+                    // Dropping the request closes its reply channel, which
+                    // tells the waiting thread that nothing will come.
+                    self.pending.remove(&conn);
+                    let _ = ctx.stack.abort(conn);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The two halves of a new connection's bridge.
+    fn new_stream(
+        &self,
+        conn: ConnId,
+        local: SocketAddrV4,
+        peer: SocketAddrV4,
+    ) -> (Stream, WorkerStream) {
+        let config = &self.config;
+        let (in_tx, in_rx) = bounded(config.inbound_chunks + 1);
+        let (in_pool_tx, in_pool_rx) = bounded(config.inbound_chunks);
+        let (out_pool_tx, out_pool_rx) = bounded(config.outbound_chunks);
+        let shared = Arc::new(Shared::default());
+        let stream = Stream::new(StreamParts {
+            conn,
+            link: self.link.clone(),
+            shared: shared.clone(),
+            local,
+            peer,
+            inbound: in_rx,
+            in_pool: in_pool_tx,
+            out_pool: out_pool_rx,
+            chunk_size: config.chunk_size,
+            outbound_chunks: config.outbound_chunks,
+        });
+        let worker = WorkerStream {
+            shared,
+            inbound: in_tx,
+            in_pool: in_pool_rx,
+            in_allocated: 0,
+            spare: None,
+            held: None,
+            sent_chunks: 0,
+            out_pool: Some(out_pool_tx),
+            outbound: VecDeque::with_capacity(config.outbound_chunks),
+            out_offset: 0,
+            reading: true,
+            shutdown_pending: false,
+            thread_gone: false,
+            dead: false,
+            open: true,
+        };
+        (stream, worker)
     }
 
     /// Closes the engine handle and forgets the stream once nothing more
@@ -524,54 +670,43 @@ impl App for BridgeApp {
             let _ = ctx.stack.abort(conn);
             return;
         };
-        let config = &self.config;
-        let (in_tx, in_rx) = bounded(config.inbound_chunks + 1);
-        let (in_pool_tx, in_pool_rx) = bounded(config.inbound_chunks);
-        let (out_pool_tx, out_pool_rx) = bounded(config.outbound_chunks);
-        let shared = Arc::new(Shared::default());
-        let stream = Stream::new(StreamParts {
-            conn,
-            link: self.link.clone(),
-            shared: shared.clone(),
-            local,
-            peer,
-            inbound: in_rx,
-            in_pool: in_pool_tx,
-            out_pool: out_pool_rx,
-            chunk_size: config.chunk_size,
-            outbound_chunks: config.outbound_chunks,
-        });
-        match port.accept.try_send(stream) {
-            Ok(()) => {}
+        let (stream, worker) = self.new_stream(conn, local, peer);
+        if let Err(e) = port.accept.try_send(stream) {
+            // Accept queue full (the application is not keeping up) or
+            // no listener left: reset, as a full backlog would refuse.
+            port.dropped.fetch_add(1, Ordering::Relaxed);
+            e.into_inner().detach();
+            let _ = ctx.stack.abort(conn);
+            return;
+        }
+        self.streams.insert(conn, worker);
+    }
+
+    fn on_connected(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        let Some(req) = self.pending.remove(&conn) else {
+            // Not ours (cancelled requests are aborted, never connect).
+            let _ = ctx.stack.abort(conn);
+            return;
+        };
+        let (Ok(local), Ok(peer)) = (ctx.stack.local_addr(conn), ctx.stack.remote_addr(conn))
+        else {
+            return;
+        };
+        let (stream, worker) = self.new_stream(conn, local, peer);
+        match req.reply.try_send(Ok(stream)) {
+            Ok(()) => {
+                self.streams.insert(conn, worker);
+                // Data that came with the handshake's end goes out at once.
+                self.on_readable(ctx, conn);
+            }
             Err(e) => {
-                // Accept queue full (the application is not keeping up) or
-                // no listener left: reset, as a full backlog would refuse.
-                port.dropped.fetch_add(1, Ordering::Relaxed);
-                e.into_inner().detach();
+                // The thread is gone without cancelling (it panicked).
+                if let Ok(stream) = e.into_inner() {
+                    stream.detach();
+                }
                 let _ = ctx.stack.abort(conn);
-                return;
             }
         }
-        self.streams.insert(
-            conn,
-            WorkerStream {
-                shared,
-                inbound: in_tx,
-                in_pool: in_pool_rx,
-                in_allocated: 0,
-                spare: None,
-                held: None,
-                sent_chunks: 0,
-                out_pool: Some(out_pool_tx),
-                outbound: VecDeque::with_capacity(config.outbound_chunks),
-                out_offset: 0,
-                reading: true,
-                shutdown_pending: false,
-                thread_gone: false,
-                dead: false,
-                open: true,
-            },
-        );
     }
 
     fn on_readable(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
@@ -588,7 +723,12 @@ impl App for BridgeApp {
         self.settle(ctx.stack, conn);
     }
 
-    fn on_closed(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _reason: CloseReason) {
+    fn on_closed(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, reason: CloseReason) {
+        if let Some(req) = self.pending.remove(&conn) {
+            let _ = req.reply.try_send(Err(connect_error(reason)));
+            let _ = ctx.stack.close(conn);
+            return;
+        }
         let Some(s) = self.streams.get_mut(&conn) else {
             let _ = ctx.stack.close(conn);
             return;
@@ -604,7 +744,7 @@ impl App for BridgeApp {
     fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
         for _ in 0..MAX_COMMANDS_PER_TICK {
             match self.commands.try_recv() {
-                Ok(cmd) => self.handle(ctx.stack, cmd),
+                Ok(cmd) => self.handle(ctx, cmd),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
             }
         }
@@ -614,6 +754,9 @@ impl App for BridgeApp {
 
     fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
         self.detach_queued();
+        // Threads waiting in connect see the runtime stop; the worker
+        // closes the half-open connections with all the others.
+        self.pending.clear();
         for (&conn, s) in self.streams.iter_mut() {
             // What the thread wrote goes out before the FIN if it fits;
             // what arrived is passed on before the channel disconnects.

@@ -16,7 +16,7 @@ pub mod http;
 pub mod source;
 pub mod thread;
 
-pub use thread::{Listener, Stream};
+pub use thread::{Listener, Stream, StreamConnector};
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 

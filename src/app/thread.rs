@@ -23,14 +23,14 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, SocketAddrV4};
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam::channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
-use super::bridge::{BridgeCommand, Inbound, Shared, WorkerLink};
+use super::bridge::{BridgeCommand, ConnectRequest, Inbound, Shared, WorkerLink};
 use crate::tcp::ConnId;
 
 fn stopped() -> io::Error {
@@ -102,6 +102,110 @@ impl fmt::Debug for Listener {
         f.debug_struct("Listener")
             .field("addr", &self.addr)
             .field("queued", &self.queue.len())
+            .finish()
+    }
+}
+
+/// Opens connections on the fast path from any thread, as
+/// `std::net::TcpStream::connect` does: the calls block until the
+/// handshake completed. Each connection is opened by the next worker in
+/// turn, from a local port that worker owns. Clones share the workers.
+///
+/// Errors: `ConnectionRefused` (the peer answered with RST), `TimedOut`
+/// (the SYN retries went unanswered, or `connect_timeout` expired),
+/// `AddrNotAvailable` (every client port towards the destination is in
+/// use), `InvalidInput` (the runtime has no client ports, the destination
+/// has no known next hop, or `connect_from` names an address that is not
+/// the runtime's), `ConnectionAborted` (the runtime stopped).
+#[derive(Clone)]
+pub struct StreamConnector {
+    links: Arc<[Arc<WorkerLink>]>,
+    next: Arc<AtomicUsize>,
+    ids: Arc<AtomicU64>,
+}
+
+impl StreamConnector {
+    pub(crate) fn new(links: Vec<Arc<WorkerLink>>) -> StreamConnector {
+        StreamConnector {
+            links: links.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+            ids: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Connects to `remote` from any of the runtime's local addresses.
+    pub fn connect(&self, remote: SocketAddrV4) -> io::Result<Stream> {
+        self.open(None, remote, None)
+    }
+
+    /// Connects to `remote` from `local_ip`, one of the runtime's local
+    /// addresses.
+    pub fn connect_from(&self, local_ip: Ipv4Addr, remote: SocketAddrV4) -> io::Result<Stream> {
+        self.open(Some(local_ip), remote, None)
+    }
+
+    /// As [`connect`](Self::connect), giving up with `TimedOut` after
+    /// `timeout`. The half-open connection is then aborted: no more SYN
+    /// retries, and (RFC 9293 §3.10.4, ABORT in SYN-SENT) no RST.
+    pub fn connect_timeout(&self, remote: SocketAddrV4, timeout: Duration) -> io::Result<Stream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        self.open(None, remote, Some(timeout))
+    }
+
+    fn open(
+        &self,
+        from: Option<Ipv4Addr>,
+        remote: SocketAddrV4,
+        timeout: Option<Duration>,
+    ) -> io::Result<Stream> {
+        if self.links.is_empty() {
+            return Err(stopped());
+        }
+        let link = &self.links[self.next.fetch_add(1, Ordering::Relaxed) % self.links.len()];
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        // Room for the one answer, so the worker never waits to give it.
+        let (reply, answer) = bounded(1);
+        link.send(BridgeCommand::Connect(ConnectRequest {
+            id,
+            from,
+            remote,
+            reply,
+        }))
+        .map_err(|_| stopped())?;
+        let Some(timeout) = timeout else {
+            return answer.recv().unwrap_or_else(|_| Err(stopped()));
+        };
+        match answer.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Disconnected) => Err(stopped()),
+            Err(RecvTimeoutError::Timeout) => {
+                // Wait for the worker to act on the cancel: it either drops
+                // the request (the channel closes) or had already answered
+                // (the answer is here). Either way the stream, if any,
+                // ends up with this thread, never dropped by the worker.
+                if link.send(BridgeCommand::CancelConnect { id }).is_err() {
+                    return Err(stopped());
+                }
+                answer.recv().unwrap_or_else(|_| {
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connection timed out",
+                    ))
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Debug for StreamConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamConnector")
+            .field("workers", &self.links.len())
             .finish()
     }
 }

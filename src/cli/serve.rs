@@ -1,8 +1,9 @@
 //! `xdp-tcp serve`: a built-in application on the AF_XDP fast path.
 
 use std::io::{Read, Write};
-use std::net::Ipv4Addr;
-use std::sync::atomic::Ordering;
+use std::net::{Ipv4Addr, Shutdown, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -10,7 +11,7 @@ use clap::{Args, ValueEnum};
 use crate::app::bridge::BridgeConfig;
 use crate::app::{BuiltinApp, Stream};
 use crate::runtime::{
-    serve, start_threaded, FastPathConfig, ServeConfig, ServeReport, ThreadedConfig,
+    serve, start_threaded, ClientConfig, FastPathConfig, ServeConfig, ServeReport, ThreadedConfig,
 };
 use crate::xdp::{BindMode, XdpMode};
 
@@ -25,6 +26,11 @@ enum AppName {
     /// API's interop test); hidden: it exists to exercise that API.
     #[value(hide = true)]
     ThreadEcho,
+    /// A TCP proxy written with blocking threads: each accepted
+    /// connection is relayed to `--backend`, connected through the fast
+    /// path (the threaded API's active-open interop test); hidden.
+    #[value(hide = true)]
+    ThreadProxy,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -77,6 +83,9 @@ pub struct ServeArgs {
     /// Frames per receive batch.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
     batch: u16,
+    /// `thread-proxy`: where to relay each accepted connection.
+    #[arg(long, hide = true)]
+    backend: Option<SocketAddrV4>,
     /// Disable Nagle's algorithm on every connection.
     #[arg(long)]
     nodelay: bool,
@@ -143,7 +152,13 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         },
         AppName::Source => BuiltinApp::Source { bytes: a.bytes },
         AppName::Hold => BuiltinApp::Hold { hold_ms: a.hold_ms },
-        AppName::ThreadEcho => return run_thread_echo(a),
+        AppName::ThreadEcho => return run_threaded(a, None),
+        AppName::ThreadProxy => {
+            let backend = a
+                .backend
+                .ok_or("--app thread-proxy needs --backend IP:PORT (where to relay to)")?;
+            return run_threaded(a, Some(backend));
+        }
     };
     let config = ServeConfig {
         fast_path: fast_path(a),
@@ -176,27 +191,65 @@ fn print_ready(a: &ServeArgs, xdp_mode: XdpMode, bind: BindMode) {
     let _ = std::io::stdout().flush();
 }
 
-/// `--app thread-echo`: the same server, but every connection is echoed
-/// by its own blocking thread through the bridge
-/// ([`start_threaded`]), which is what this mode exists to exercise.
-fn run_thread_echo(a: &ServeArgs) -> Result<(), String> {
+/// How a `thread-proxy`'s connections to its backend went.
+#[derive(Default)]
+struct ProxyCounts {
+    connected: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// `--app thread-echo` and `thread-proxy`: the same server, but every
+/// connection is served by its own blocking threads through the bridge
+/// ([`start_threaded`]), which is what these modes exist to exercise.
+/// With a `backend`, each connection is relayed there (connected through
+/// the fast path) instead of echoed.
+fn run_threaded(a: &ServeArgs, backend: Option<SocketAddrV4>) -> Result<(), String> {
     let mut config = ThreadedConfig {
         fast_path: fast_path(a),
         bridge: BridgeConfig::default(),
     };
     config.bridge.accept_backlog = a.backlog.max(1);
+    if let Some(backend) = backend {
+        config.fast_path.client = Some(ClientConfig {
+            local_ports: None,
+            extra_addrs: Vec::new(),
+            targets: vec![*backend.ip()],
+            gateway_mac: None,
+        });
+    }
     let xdp_mode = config.fast_path.xdp_mode;
     let stop = super::stop_on_signals()?;
     let server = start_threaded(config).map_err(|e| e.to_string())?;
+    let counts = Arc::new(ProxyCounts::default());
     let mut acceptors = Vec::new();
     for &port in &a.ports {
         let listener = server
             .listener(port)
             .ok_or_else(|| format!("no listener for port {port}"))?;
+        let connector = server.connector();
+        let counts = counts.clone();
         // Ends when the server stops: accept then fails.
         acceptors.push(std::thread::spawn(move || {
             while let Ok(stream) = listener.accept() {
-                std::thread::spawn(move || echo_stream(stream));
+                let (connector, counts) = (connector.clone(), counts.clone());
+                std::thread::spawn(move || match backend {
+                    None => echo_stream(stream),
+                    Some(backend) => match connector.connect(backend) {
+                        Ok(upstream) => {
+                            counts.connected.fetch_add(1, Ordering::Relaxed);
+                            relay(stream, upstream);
+                        }
+                        Err(e) => {
+                            let counter = match e.kind() {
+                                std::io::ErrorKind::ConnectionRefused => &counts.refused,
+                                _ => &counts.failed,
+                            };
+                            counter.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("thread-proxy: cannot connect to {backend}: {e}");
+                        }
+                    },
+                });
             }
         }));
     }
@@ -212,7 +265,40 @@ fn run_thread_echo(a: &ServeArgs) -> Result<(), String> {
         let _ = t.join();
     }
     print_summary(&report);
+    if backend.is_some() {
+        println!(
+            "stats proxy connected={} refused={} failed={}",
+            counts.connected.load(Ordering::Relaxed),
+            counts.refused.load(Ordering::Relaxed),
+            counts.failed.load(Ordering::Relaxed)
+        );
+    }
     Ok(())
+}
+
+/// Copies both ways between `a` and `b` until both directions ended,
+/// passing each end of stream on as a half-close.
+fn relay(a: Stream, b: Stream) {
+    std::thread::scope(|s| {
+        s.spawn(|| copy_then_shutdown(&a, &b));
+        copy_then_shutdown(&b, &a);
+    });
+}
+
+fn copy_then_shutdown(from: &Stream, to: &Stream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut from, mut to) = (from, to);
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
 }
 
 /// Echoes until the peer's FIN, then closes; stops quietly on errors.

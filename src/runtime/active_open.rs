@@ -171,6 +171,28 @@ pub fn resolve_next_hops(
         .collect()
 }
 
+/// What every worker's [`Connector`] shares: the client ports and the
+/// next hops resolved at start-up.
+#[derive(Debug, Clone)]
+pub struct ClientSide {
+    pub ports: Arc<ClientPorts>,
+    pub next_hops: Arc<HashMap<Ipv4Addr, MacAddr>>,
+    /// Next hop for destinations missing from `next_hops`, if any.
+    pub gateway_mac: Option<MacAddr>,
+}
+
+impl ClientSide {
+    /// The connector of worker `worker`.
+    pub fn connector(&self, worker: usize) -> Connector {
+        Connector::new(
+            self.ports.clone(),
+            worker,
+            self.next_hops.clone(),
+            self.gateway_mac,
+        )
+    }
+}
+
 /// One worker's side of active opens: its share of the client ports and
 /// the next-hop table resolved at start-up.
 #[derive(Debug, Clone)]

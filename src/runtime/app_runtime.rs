@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::App;
-use crate::runtime::active_open::{resolve_next_hops, ClientPorts, Connector};
+use crate::runtime::active_open::{resolve_next_hops, ClientPorts, ClientSide};
 use crate::runtime::serve::{
     listen_everywhere, spawn_workers, stop_workers, FastPathConfig, ServeError, ServeReport,
     WorkerHandle,
 };
 use crate::runtime::worker::DEFAULT_IDLE_SLEEP;
+use crate::runtime::Doorbell;
 use crate::xdp::{BindMode, SteerProgram};
 
 /// How long start-up waits for the kernel to ARP a connect target.
@@ -40,6 +41,15 @@ pub fn start_app_runtime(
     config: FastPathConfig,
     mut make_app: impl FnMut(usize) -> Box<dyn App>,
 ) -> Result<AppRuntime, ServeError> {
+    start_runtime(config, |id, _| make_app(id))
+}
+
+/// As [`start_app_runtime`], for apps that also need their worker's
+/// doorbell (to be woken by other threads, as the bridge is).
+pub(crate) fn start_runtime(
+    config: FastPathConfig,
+    mut make_app: impl FnMut(usize, &Arc<Doorbell>) -> Box<dyn App>,
+) -> Result<AppRuntime, ServeError> {
     let mut plan = config;
     let ifindex = plan.preflight()?;
     let client = match &plan.client {
@@ -49,12 +59,15 @@ pub fn start_app_runtime(
             let range = c
                 .local_ports
                 .expect("preflight fixed the client port range");
-            let ports = Arc::new(ClientPorts {
-                addrs: plan.client_addrs(),
-                range,
-                workers: plan.workers,
-            });
-            Some((ports, Arc::new(hops), c.gateway_mac))
+            Some(ClientSide {
+                ports: Arc::new(ClientPorts {
+                    addrs: plan.client_addrs(),
+                    range,
+                    workers: plan.workers,
+                }),
+                next_hops: Arc::new(hops),
+                gateway_mac: c.gateway_mac,
+            })
         }
         None => None,
     };
@@ -65,23 +78,19 @@ pub fn start_app_runtime(
         &plan.stack,
         &plan.core_ids(),
         DEFAULT_IDLE_SLEEP,
-        |_| {
-            let app = make_app(next_id);
+        |doorbell| {
+            let app = make_app(next_id, doorbell);
             next_id += 1;
             app
         },
-        |id| {
-            client
-                .as_ref()
-                .map(|(ports, hops, gw)| Connector::new(ports.clone(), id, hops.clone(), *gw))
-        },
+        |id| client.as_ref().map(|c| c.connector(id)),
     )?;
     let mut runtime = AppRuntime {
         config: plan,
         program,
         handles,
         bind_mode,
-        client_ports: client.map(|(ports, _, _)| ports),
+        client_ports: client.map(|c| c.ports),
     };
     if let Err(e) = runtime.publish() {
         let _ = runtime.stop();

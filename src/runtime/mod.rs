@@ -21,7 +21,7 @@ pub mod serve;
 pub mod threaded;
 pub mod worker;
 
-pub use active_open::{ClientPorts, Connector, PortRange};
+pub use active_open::{ClientPorts, ClientSide, Connector, PortRange};
 pub use app_runtime::{start_app_runtime, AppRuntime};
 pub use channel_io::ChannelIo;
 pub use clock::Clock;

@@ -35,15 +35,17 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use crate::app::bridge::{BridgeConfig, ListenerRegistry};
-use crate::app::Listener;
+use crate::app::{Listener, StreamConnector};
+use crate::runtime::active_open::ClientSide;
+use crate::runtime::app_runtime::{start_runtime, AppRuntime};
 use crate::runtime::io::FrameIo;
 use crate::runtime::serve::{
     listen_everywhere, spawn_workers, stop_workers, FastPathConfig, ServeError, ServeReport,
     WorkerHandle,
 };
-use crate::runtime::worker::{WorkerReport, DEFAULT_IDLE_SLEEP};
+use crate::runtime::worker::WorkerReport;
 use crate::tcp::StackConfig;
-use crate::xdp::{BindMode, SteerProgram};
+use crate::xdp::BindMode;
 
 /// A threaded server on the fast path: where and how it runs, plus the
 /// bridge's sizes.
@@ -83,6 +85,9 @@ pub struct BridgedOptions {
     /// Longest idle sleep of a worker (`worker::DEFAULT_IDLE_SLEEP`);
     /// application threads wake workers through the doorbell regardless.
     pub idle_sleep: Duration,
+    /// Client ports and next hops, for [`BridgedWorkers::connector`];
+    /// None: connecting fails with `InvalidInput`.
+    pub client: Option<ClientSide>,
 }
 
 /// Running bridged workers with their listeners. Dropping it stops the
@@ -90,11 +95,13 @@ pub struct BridgedOptions {
 pub struct BridgedWorkers {
     workers: Vec<WorkerHandle>,
     listeners: Vec<Listener>,
+    connector: StreamConnector,
     drain: Duration,
 }
 
 /// Starts one worker per I/O, each running the bridge, listening on
-/// every port of `options` — and returns once they all listen.
+/// every port of `options` (may be none, for a runtime that only
+/// connects) — and returns once they all listen.
 pub fn start_bridged<Io: FrameIo + 'static>(
     ios: Vec<Io>,
     options: BridgedOptions,
@@ -106,28 +113,29 @@ pub fn start_bridged<Io: FrameIo + 'static>(
     if ios.is_empty() {
         return Err(ServeError::Config("at least one worker is needed".into()));
     }
-    if options.ports.is_empty() || options.ports.contains(&0) {
-        return Err(ServeError::Config(
-            "give at least one port, none of them 0".into(),
-        ));
+    if options.ports.contains(&0) {
+        return Err(ServeError::Config("port 0 cannot be served".into()));
     }
     let addrs: Vec<SocketAddrV4> = options
         .ports
         .iter()
         .map(|&p| SocketAddrV4::new(options.addr, p))
         .collect();
-    let registry = ListenerRegistry::new(&addrs, options.bridge.clone());
+    let mut registry = ListenerRegistry::new(&addrs, options.bridge.clone());
+    let client = options.client.clone();
     let workers = spawn_workers(
         ios,
         &options.stack,
         &options.cores,
         options.idle_sleep,
         |doorbell| Box::new(registry.app(doorbell.clone())),
-        |_| None,
+        |id| client.as_ref().map(|c| c.connector(id)),
     )?;
+    let connector = registry.connector();
     let running = BridgedWorkers {
         workers,
         listeners: registry.into_listeners(),
+        connector,
         drain: options.drain,
     };
     for &addr in &addrs {
@@ -145,6 +153,11 @@ impl BridgedWorkers {
             .iter()
             .find(|l| l.local_addr().is_ok_and(|a| a.port() == port))
             .cloned()
+    }
+
+    /// Opens connections through the workers (see [`StreamConnector`]).
+    pub fn connector(&self) -> StreamConnector {
+        self.connector.clone()
     }
 
     /// False once a worker has exited on its own (it panicked).
@@ -172,104 +185,88 @@ impl Drop for BridgedWorkers {
 /// A running threaded server on the fast path; see [`start_threaded`].
 /// Dropping it shuts it down as [`shutdown`](Self::shutdown) does.
 pub struct ThreadedServer {
-    // Declared first: dropped (workers stopped) before the program is
-    // detached, as `shutdown` orders it.
-    workers: Option<BridgedWorkers>,
-    program: Option<SteerProgram>,
-    addr: Ipv4Addr,
-    ports: Vec<u16>,
-    bind_mode: BindMode,
+    runtime: Option<AppRuntime>,
+    listeners: Vec<Listener>,
+    connector: StreamConnector,
 }
 
-/// Checks, attaches and starts a fast-path server like `xdp-tcp serve`,
+/// Checks, attaches and starts a fast-path runtime like `xdp-tcp serve`,
 /// with the bridge on every worker; returns once every port is steered to
-/// the workers. Needs the privileges `serve` needs.
+/// the workers and, with `config.fast_path.client`, the client port range
+/// too (then [`connector`](ThreadedServer::connector) opens connections).
+/// Needs the privileges `serve` needs.
 pub fn start_threaded(config: ThreadedConfig) -> Result<ThreadedServer, ServeError> {
-    let mut plan = config.fast_path.clone();
-    let ifindex = plan.preflight()?;
-    let (program, sockets, bind_mode) = plan.attach(ifindex)?;
-    let workers = start_bridged(
-        sockets,
-        BridgedOptions {
-            addr: plan.addr,
-            ports: plan.ports.clone(),
-            backlog: plan.backlog,
-            drain: plan.drain,
-            stack: plan.stack.clone(),
-            bridge: config.bridge.clone(),
-            cores: plan.core_ids(),
-            idle_sleep: DEFAULT_IDLE_SLEEP,
-        },
-    )?;
-    let mut server = ThreadedServer {
-        workers: Some(workers),
-        program: Some(program),
-        addr: plan.addr,
-        ports: Vec::new(),
-        bind_mode,
-    };
-    for &port in &plan.ports {
-        // Only once every worker listens does the program steer the port
-        // to us. On failure `server` is dropped: workers stop, the
-        // published ports are withdrawn and the program detached.
-        if let Some(program) = &server.program {
-            program.add_port(plan.addr, port)?;
-        }
-        server.ports.push(port);
-    }
-    Ok(server)
+    config
+        .bridge
+        .validate()
+        .map_err(|e| ServeError::Config(format!("bridge settings: {e}")))?;
+    // Ports and client ports are checked by the runtime's preflight.
+    let fast = &config.fast_path;
+    let addrs: Vec<SocketAddrV4> = fast
+        .ports
+        .iter()
+        .map(|&p| SocketAddrV4::new(fast.addr, p))
+        .collect();
+    let mut registry = ListenerRegistry::new(&addrs, config.bridge.clone());
+    // The runtime listens on every port before steering it to us.
+    let runtime = start_runtime(config.fast_path.clone(), |_, doorbell| {
+        Box::new(registry.app(doorbell.clone()))
+    })?;
+    let connector = registry.connector();
+    Ok(ThreadedServer {
+        runtime: Some(runtime),
+        listeners: registry.into_listeners(),
+        connector,
+    })
 }
 
 impl ThreadedServer {
     /// A listener for `port` (clones share one accept queue), or None if
     /// the port is not served.
     pub fn listener(&self, port: u16) -> Option<Listener> {
-        self.workers.as_ref().and_then(|w| w.listener(port))
+        self.listeners
+            .iter()
+            .find(|l| l.local_addr().is_ok_and(|a| a.port() == port))
+            .cloned()
+    }
+
+    /// Opens connections through the workers (see [`StreamConnector`]);
+    /// without client ports in the configuration they fail with
+    /// `InvalidInput`.
+    pub fn connector(&self) -> StreamConnector {
+        self.connector.clone()
     }
 
     /// Whether the AF_XDP sockets are bound in copy or zero-copy mode.
     pub fn bind_mode(&self) -> BindMode {
-        self.bind_mode
+        self.runtime
+            .as_ref()
+            .map_or(BindMode::Copy, AppRuntime::bind_mode)
     }
 
     /// False once a worker has exited on its own (it panicked).
     pub fn is_running(&self) -> bool {
-        self.workers
-            .as_ref()
-            .is_some_and(BridgedWorkers::is_running)
+        self.runtime.as_ref().is_some_and(|r| !r.worker_stopped())
     }
 
     /// Stops as `serve` does on SIGTERM: workers drain (see
-    /// [`BridgedWorkers::shutdown`]), then the ports are withdrawn and the
-    /// steering program detached.
+    /// [`BridgedWorkers::shutdown`]), then the ports and client ranges are
+    /// withdrawn and the steering program detached.
     pub fn shutdown(mut self) -> Result<ServeReport, ServeError> {
         self.stop()
     }
 
     fn stop(&mut self) -> Result<ServeReport, ServeError> {
-        let reports = match self.workers.take() {
-            Some(w) => w.shutdown(),
-            None => Ok(Vec::new()),
-        };
-        let Some(program) = self.program.take() else {
-            return Err(ServeError::Runtime("the server was already stopped".into()));
-        };
-        for &port in &self.ports {
-            let _ = program.remove_port(self.addr, port);
+        match self.runtime.take() {
+            Some(runtime) => runtime.stop(),
+            None => Err(ServeError::Runtime("the server was already stopped".into())),
         }
-        let steering = program.counters().unwrap_or_default();
-        drop(program); // detaches: the bpf_link goes with it
-        Ok(ServeReport {
-            workers: reports?,
-            steering,
-            bind_mode: self.bind_mode,
-        })
     }
 }
 
 impl Drop for ThreadedServer {
     fn drop(&mut self) {
-        if self.program.is_some() {
+        if self.runtime.is_some() {
             let _ = self.stop();
         }
     }
