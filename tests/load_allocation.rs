@@ -101,6 +101,7 @@ fn rpc_requests_do_not_allocate_in_steady_state() {
             addrs: vec![client_ip],
             range: "20000-20999".parse().unwrap(),
             workers: 1,
+            rss: None,
         }),
         0,
         Arc::new(HashMap::from([(*server.ip(), server_mac)])),

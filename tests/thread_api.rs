@@ -59,6 +59,7 @@ fn start_connecting(workers: usize) -> Net {
             addrs: vec![SERVER_IP],
             range: CLIENT_PORTS.parse::<PortRange>().unwrap(),
             workers,
+            rss: None,
         }),
         next_hops: Default::default(),
         gateway_mac: Some(CLIENT_MAC),

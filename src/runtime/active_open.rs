@@ -10,12 +10,14 @@
 //! worker's queue is handed straight to its owner (one hop) instead of
 //! travelling round the workers.
 //!
-//! Why hand-off and not queue choice: on a NIC whose RSS hash (Toeplitz
-//! key and indirection table, `ethtool -x`) is known, a client could pick
-//! for each connection a local port whose reply hashes to its own queue.
-//! On veth the receive queue is the one the *peer* transmitted on (its
-//! XPS choice, per sending CPU), which no port choice controls, so the
-//! hand-off is the mechanism here.
+//! Where the NIC reports its RSS hash (Toeplitz key and indirection
+//! table, `ethtool -x`; see [`RssTable`]), the split is by queue instead:
+//! a connection belongs to the worker of the queue its *replies* hash to,
+//! and each worker picks only local ports whose replies come to it, so
+//! none needs handing over. On veth the receive queue is the one the
+//! *peer* transmitted on (its XPS choice, per sending CPU), which no port
+//! choice controls, so the port split with hand-off is the mechanism
+//! there.
 //!
 //! Next hops are resolved once at start-up ([`resolve_next_hops`], which
 //! may ARP through the kernel); a worker only looks them up in its copy
@@ -29,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::runtime::neighbor::{self, NeighborError};
+use crate::runtime::rss::RssTable;
 use crate::tcp::{ConnId, Instant, Stack, TcpError};
 use crate::wire::MacAddr;
 
@@ -121,15 +124,31 @@ impl FromStr for PortRange {
 
 /// The local addresses and the port range the runtime opens connections
 /// from, and how the range is split among `workers`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ClientPorts {
     pub addrs: Vec<Ipv4Addr>,
     pub range: PortRange,
     pub workers: usize,
+    /// The NIC's RSS table, when it reports one that reaches every
+    /// worker's queue: connections then belong to the worker whose queue
+    /// their replies hash to. None: split by `port % workers`.
+    pub rss: Option<Arc<RssTable>>,
 }
 
 impl ClientPorts {
-    /// The worker owning local `port` of the range.
+    /// The worker owning the connection from `local` to `remote`: the
+    /// queue its replies hash to with RSS, else by the local port.
+    pub fn owner_of(&self, local: SocketAddrV4, remote: SocketAddrV4) -> usize {
+        if let Some(rss) = &self.rss {
+            let queue = rss.queue_of(remote, local) as usize;
+            if queue < self.workers {
+                return queue;
+            }
+        }
+        self.owner_of_port(local.port())
+    }
+
+    /// The worker owning local `port` of the range without RSS.
     pub fn owner_of_port(&self, port: u16) -> usize {
         usize::from(port) % self.workers
     }
@@ -146,12 +165,21 @@ impl ClientPorts {
         if frame[23] != 6 || frame.len() < 14 + ihl + 4 {
             return None;
         }
+        let src = Ipv4Addr::new(frame[26], frame[27], frame[28], frame[29]);
         let dst = Ipv4Addr::new(frame[30], frame[31], frame[32], frame[33]);
-        let port = u16::from_be_bytes([frame[14 + ihl + 2], frame[14 + ihl + 3]]);
-        (self.range.contains(port) && self.addrs.contains(&dst)).then(|| self.owner_of_port(port))
+        let tcp = &frame[14 + ihl..];
+        let src_port = u16::from_be_bytes([tcp[0], tcp[1]]);
+        let port = u16::from_be_bytes([tcp[2], tcp[3]]);
+        (self.range.contains(port) && self.addrs.contains(&dst)).then(|| {
+            self.owner_of(
+                SocketAddrV4::new(dst, port),
+                SocketAddrV4::new(src, src_port),
+            )
+        })
     }
 
-    /// Local ports owned by each worker on each address.
+    /// Local ports owned by each worker on each address (on average,
+    /// with RSS).
     pub fn per_worker(&self) -> usize {
         self.range.len() / self.workers
     }
@@ -262,24 +290,32 @@ impl Connector {
             )?),
             None => &self.ports.addrs,
         };
-        let per_worker = self.ports.per_worker();
-        let workers = self.ports.workers;
-        // The worker's first port: the lowest p >= lo with p % workers == id.
         let lo = usize::from(self.ports.range.lo);
-        let first = lo + (self.worker + workers - lo % workers) % workers;
-        let candidates = per_worker * addrs.len();
+        // Without RSS the worker's ports are every `workers`-th from the
+        // lowest p >= lo with p % workers == id; with RSS any port may be
+        // ours, depending on where its replies hash.
+        let (first, stride, count) = if self.ports.rss.is_some() {
+            (lo, 1, self.ports.range.len())
+        } else {
+            let workers = self.ports.workers;
+            let first = lo + (self.worker + workers - lo % workers) % workers;
+            (first, workers, self.ports.per_worker())
+        };
+        let candidates = count * addrs.len();
         for _ in 0..candidates {
             let k = self.cursor;
             self.cursor = self.cursor.wrapping_add(1);
             let ip = addrs[k % addrs.len()];
-            let port = first + ((k / addrs.len()) % per_worker) * workers;
+            let port = first + ((k / addrs.len()) % count) * stride;
             let Ok(port) = u16::try_from(port) else {
                 continue;
             };
-            if !self.ports.range.contains(port) {
+            let local = SocketAddrV4::new(ip, port);
+            if !self.ports.range.contains(port) || self.ports.owner_of(local, remote) != self.worker
+            {
                 continue;
             }
-            match stack.connect(now, SocketAddrV4::new(ip, port), remote, mac) {
+            match stack.connect(now, local, remote, mac) {
                 Err(TcpError::AddrInUse) => continue,
                 other => return other,
             }
@@ -335,6 +371,7 @@ mod tests {
             addrs: vec![a],
             range: range("20000-20999"),
             workers: 2,
+            rss: None,
         };
         assert_eq!(ports.owner_of_frame(&frame(a, 20001)), Some(1));
         assert_eq!(ports.owner_of_frame(&frame(a, 20002)), Some(0));
@@ -351,6 +388,7 @@ mod tests {
             addrs: addrs.clone(),
             range: range("20001-20010"),
             workers: 3,
+            rss: None,
         });
         let remote: SocketAddrV4 = "198.18.0.1:7".parse().unwrap();
         let hops = Arc::new(HashMap::from([(*remote.ip(), MacAddr([2, 0, 0, 0, 0, 1]))]));
@@ -378,12 +416,67 @@ mod tests {
         }
     }
 
+    /// A reply frame from `remote` to `local`.
+    fn reply(remote: SocketAddrV4, local: SocketAddrV4) -> Vec<u8> {
+        let mut f = frame(*local.ip(), local.port());
+        f[26..30].copy_from_slice(&remote.ip().octets());
+        f[34..36].copy_from_slice(&remote.port().to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn with_rss_each_worker_picks_ports_whose_replies_hash_to_its_queue() {
+        // Microsoft's RSS verification key, 128 buckets over 4 queues.
+        let key: Vec<u8> = (0..40)
+            .map(|i| {
+                u8::from_str_radix(
+                    &"6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa"
+                        [2 * i..2 * i + 2],
+                    16,
+                )
+                .unwrap()
+            })
+            .collect();
+        let rss = Arc::new(RssTable::new(&key, (0..128).map(|i| i % 4).collect()).unwrap());
+        let addrs = vec![Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 3)];
+        let ports = Arc::new(ClientPorts {
+            addrs: addrs.clone(),
+            range: range("20000-20199"),
+            workers: 4,
+            rss: Some(rss.clone()),
+        });
+        let remote: SocketAddrV4 = "198.18.0.1:7".parse().unwrap();
+        let hops = Arc::new(HashMap::from([(*remote.ip(), MacAddr([2, 0, 0, 0, 0, 1]))]));
+        let mut all = Vec::new();
+        for worker in 0..4 {
+            let mut c = Connector::new(ports.clone(), worker, hops.clone(), None);
+            let mut stack = Stack::new(StackConfig::default(), [1; 32], Instant::ZERO).unwrap();
+            let mut seen = Vec::new();
+            while let Ok(id) = c.connect(&mut stack, Instant::ZERO, None, remote) {
+                seen.push(stack.local_addr(id).unwrap());
+            }
+            assert!(!seen.is_empty(), "worker {worker} found no port");
+            for &local in &seen {
+                assert_eq!(rss.queue_of(remote, local) as usize, worker);
+                assert_eq!(ports.owner_of_frame(&reply(remote, local)), Some(worker));
+            }
+            all.extend(seen);
+        }
+        // Every (address, port) pair belongs to exactly one worker.
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n);
+        assert_eq!(n, 200 * addrs.len(), "every pair is used by some worker");
+    }
+
     #[test]
     fn unknown_destinations_and_addresses_are_refused() {
         let ports = Arc::new(ClientPorts {
             addrs: vec![Ipv4Addr::new(198, 18, 0, 2)],
             range: range("20000-20009"),
             workers: 1,
+            rss: None,
         });
         let mut c = Connector::new(ports, 0, Arc::new(HashMap::new()), None);
         let mut stack = Stack::new(StackConfig::default(), [1; 32], Instant::ZERO).unwrap();

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::runtime::active_open::{resolve_next_hops, ClientPorts, ClientSide};
+use crate::runtime::rss::RssTable;
 use crate::runtime::serve::{
     listen_everywhere, spawn_workers, stop_workers, FastPathConfig, ServeError, ServeReport,
     WorkerHandle,
@@ -31,6 +32,23 @@ pub struct AppRuntime {
     handles: Vec<WorkerHandle>,
     bind_mode: BindMode,
     client_ports: Option<Arc<ClientPorts>>,
+    client_steering: String,
+}
+
+/// The NIC's RSS table for placing active opens, when there is more than
+/// one worker to place them on; the error says why the port split with
+/// hand-off is used instead.
+fn client_rss(iface: &str, workers: usize) -> Result<Option<RssTable>, String> {
+    if workers == 1 {
+        return Ok(None);
+    }
+    let table = RssTable::read(iface)?;
+    if !table.covers(workers) {
+        return Err(format!(
+            "the RSS indirection table does not reach all {workers} queues"
+        ));
+    }
+    Ok(Some(table))
 }
 
 /// Starts one worker per queue of `config.iface`, each running the app
@@ -52,6 +70,7 @@ pub(crate) fn start_runtime(
 ) -> Result<AppRuntime, ServeError> {
     let mut plan = config;
     let ifindex = plan.preflight()?;
+    let mut steering = String::new();
     let client = match &plan.client {
         Some(c) => {
             let hops = resolve_next_hops(&plan.iface, &c.targets, c.gateway_mac, RESOLVE_TIMEOUT)
@@ -59,11 +78,23 @@ pub(crate) fn start_runtime(
             let range = c
                 .local_ports
                 .expect("preflight fixed the client port range");
+            let rss = match client_rss(&plan.iface, plan.workers) {
+                Ok(None) => None,
+                Ok(Some(table)) => {
+                    steering = "rss".to_owned();
+                    Some(Arc::new(table))
+                }
+                Err(why) => {
+                    steering = format!("hand-off ({why})");
+                    None
+                }
+            };
             Some(ClientSide {
                 ports: Arc::new(ClientPorts {
                     addrs: plan.client_addrs(),
                     range,
                     workers: plan.workers,
+                    rss,
                 }),
                 next_hops: Arc::new(hops),
                 gateway_mac: c.gateway_mac,
@@ -91,6 +122,7 @@ pub(crate) fn start_runtime(
         handles,
         bind_mode,
         client_ports: client.map(|c| c.ports),
+        client_steering: steering,
     };
     if let Err(e) = runtime.publish() {
         let _ = runtime.stop();
@@ -126,6 +158,13 @@ impl AppRuntime {
 
     pub fn bind_mode(&self) -> BindMode {
         self.bind_mode
+    }
+
+    /// How replies to active opens reach their worker: `rss` (ports are
+    /// chosen so the NIC's hash puts replies on the opener's queue) or
+    /// `hand-off (why)`; empty without client ports or with one worker.
+    pub fn client_steering(&self) -> &str {
+        &self.client_steering
     }
 
     /// The client ports and their split among workers, if any.

@@ -17,6 +17,7 @@ pub mod doorbell;
 pub mod handoff;
 pub mod io;
 pub mod neighbor;
+pub mod rss;
 pub mod serve;
 pub mod threaded;
 pub mod worker;
