@@ -52,6 +52,7 @@ use super::thread::{Listener, Stream, StreamConnector, StreamParts};
 use super::{App, Ctx};
 use crate::runtime::Doorbell;
 use crate::tcp::{CloseReason, ConnId, Stack, TcpError};
+use crate::wire::MacAddr;
 
 /// Sizes of the bridge's queues and buffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +136,9 @@ pub(crate) struct ConnectRequest {
     /// The local address to connect from; None: any of the runtime's.
     pub(crate) from: Option<Ipv4Addr>,
     pub(crate) remote: SocketAddrV4,
+    /// The next hop, when the thread resolved it; None: the worker's
+    /// start-up table.
+    pub(crate) next_hop: Option<MacAddr>,
     pub(crate) reply: Sender<io::Result<Stream>>,
 }
 
@@ -406,9 +410,10 @@ impl BridgeApp {
     fn handle_connect(&mut self, ctx: &mut Ctx<'_>, cmd: BridgeCommand) {
         match cmd {
             BridgeCommand::Connect(req) => {
-                let opened = match req.from {
-                    Some(ip) => ctx.connect_from(ip, req.remote),
-                    None => ctx.connect(req.remote),
+                let opened = match (req.next_hop, req.from) {
+                    (Some(mac), from) => ctx.connect_via(from, req.remote, mac),
+                    (None, Some(ip)) => ctx.connect_from(ip, req.remote),
+                    (None, None) => ctx.connect(req.remote),
                 };
                 match opened {
                     Ok(conn) => {

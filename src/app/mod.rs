@@ -22,6 +22,14 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::runtime::active_open::Connector;
 use crate::tcp::{CloseReason, ConnId, Instant, Stack, TcpError};
+use crate::wire::MacAddr;
+
+/// The worker's connector, or why there is none.
+fn connector<'c>(c: &'c mut Option<&mut Connector>) -> Result<&'c mut Connector, TcpError> {
+    c.as_deref_mut().ok_or(TcpError::InvalidInput(
+        "this runtime has no client ports: start it with local client ports to connect",
+    ))
+}
 
 /// What an application sees of its worker during a callback.
 pub struct Ctx<'a> {
@@ -64,17 +72,25 @@ impl<'a> Ctx<'a> {
         self.connect_inner(Some(local_ip), remote)
     }
 
+    /// As [`connect`](Self::connect) (from `from`, if given), sending to
+    /// the next hop `mac`: for destinations whose next hop was not
+    /// resolved at start-up, resolved by a thread that may block (see
+    /// [`NextHopCache`](crate::runtime::active_open::NextHopCache)).
+    pub fn connect_via(
+        &mut self,
+        from: Option<Ipv4Addr>,
+        remote: SocketAddrV4,
+        mac: MacAddr,
+    ) -> Result<ConnId, TcpError> {
+        connector(&mut self.connector)?.connect_via(self.stack, self.now, from, remote, mac)
+    }
+
     fn connect_inner(
         &mut self,
         from: Option<Ipv4Addr>,
         remote: SocketAddrV4,
     ) -> Result<ConnId, TcpError> {
-        let Some(connector) = self.connector.as_deref_mut() else {
-            return Err(TcpError::InvalidInput(
-                "this runtime has no client ports: start it with local client ports to connect",
-            ));
-        };
-        connector.connect(self.stack, self.now, from, remote)
+        connector(&mut self.connector)?.connect(self.stack, self.now, from, remote)
     }
 
     /// The local addresses connections are opened from (empty without

@@ -31,6 +31,7 @@ use std::time::Duration;
 use crossbeam::channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::bridge::{BridgeCommand, ConnectRequest, Inbound, Shared, WorkerLink};
+use crate::runtime::active_open::NextHopCache;
 use crate::tcp::ConnId;
 
 fn stopped() -> io::Error {
@@ -111,17 +112,26 @@ impl fmt::Debug for Listener {
 /// handshake completed. Each connection is opened by the next worker in
 /// turn, from a local port that worker owns. Clones share the workers.
 ///
+/// From a [`ThreadedServer`](crate::runtime::ThreadedServer), a
+/// destination's next hop is resolved on the calling thread the first
+/// time (ARP through the kernel, up to 3 s), so any destination the
+/// interface reaches may be connected to.
+///
 /// Errors: `ConnectionRefused` (the peer answered with RST), `TimedOut`
 /// (the SYN retries went unanswered, or `connect_timeout` expired),
+/// `HostUnreachable` (no route, or the next hop did not answer ARP),
 /// `AddrNotAvailable` (every client port towards the destination is in
 /// use), `InvalidInput` (the runtime has no client ports, the destination
-/// has no known next hop, or `connect_from` names an address that is not
-/// the runtime's), `ConnectionAborted` (the runtime stopped).
+/// has no known next hop (bridged workers without an interface), or
+/// `connect_from` names an address that is not the runtime's), `ConnectionAborted` (the runtime stopped).
 #[derive(Clone)]
 pub struct StreamConnector {
     links: Arc<[Arc<WorkerLink>]>,
     next: Arc<AtomicUsize>,
     ids: Arc<AtomicU64>,
+    /// Resolves next hops the workers were not given at start-up, on the
+    /// connecting thread (workers make no syscalls).
+    next_hops: Option<Arc<NextHopCache>>,
 }
 
 impl StreamConnector {
@@ -130,7 +140,16 @@ impl StreamConnector {
             links: links.into(),
             next: Arc::new(AtomicUsize::new(0)),
             ids: Arc::new(AtomicU64::new(0)),
+            next_hops: None,
         }
+    }
+
+    /// Resolves each destination's next hop through `cache` before asking
+    /// a worker to connect, so destinations need not be listed at
+    /// start-up.
+    pub(crate) fn with_next_hops(mut self, cache: Arc<NextHopCache>) -> StreamConnector {
+        self.next_hops = Some(cache);
+        self
     }
 
     /// Connects to `remote` from any of the runtime's local addresses.
@@ -166,6 +185,14 @@ impl StreamConnector {
         if self.links.is_empty() {
             return Err(stopped());
         }
+        let next_hop = match &self.next_hops {
+            Some(cache) => Some(
+                cache
+                    .next_hop(*remote.ip())
+                    .map_err(|e| io::Error::new(io::ErrorKind::HostUnreachable, e))?,
+            ),
+            None => None,
+        };
         let link = &self.links[self.next.fetch_add(1, Ordering::Relaxed) % self.links.len()];
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         // Room for the one answer, so the worker never waits to give it.
@@ -174,6 +201,7 @@ impl StreamConnector {
             id,
             from,
             remote,
+            next_hop,
             reply,
         }))
         .map_err(|_| stopped())?;

@@ -211,10 +211,12 @@ fn run_threaded(a: &ServeArgs, backend: Option<SocketAddrV4>) -> Result<(), Stri
     };
     config.bridge.accept_backlog = a.backlog.max(1);
     if let Some(backend) = backend {
+        // No targets: the proxy's threads resolve the backend's next hop
+        // on their first connect (`StreamConnector`), which this exercises.
         config.fast_path.client = Some(ClientConfig {
             local_ports: None,
             extra_addrs: Vec::new(),
-            targets: vec![*backend.ip()],
+            targets: Vec::new(),
             gateway_mac: None,
         });
     }

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::runtime::neighbor::{self, NeighborError};
@@ -221,6 +221,53 @@ impl ClientSide {
     }
 }
 
+/// Next hops resolved on demand, for application threads (which may block
+/// on ARP) connecting to destinations not resolved at start-up. Seeded
+/// with the start-up table; entries are kept for the runtime's life, as
+/// the workers' own table is.
+#[derive(Debug)]
+pub struct NextHopCache {
+    iface: String,
+    gateway_mac: Option<MacAddr>,
+    known: Mutex<HashMap<Ipv4Addr, MacAddr>>,
+    timeout: Duration,
+}
+
+impl NextHopCache {
+    pub fn new(iface: &str, side: &ClientSide, timeout: Duration) -> NextHopCache {
+        NextHopCache {
+            iface: iface.to_owned(),
+            gateway_mac: side.gateway_mac,
+            known: Mutex::new((*side.next_hops).clone()),
+            timeout,
+        }
+    }
+
+    /// The MAC to send to for `dst`, resolving it (ARP through the kernel,
+    /// up to the timeout) the first time. Call only off the workers.
+    pub fn next_hop(&self, dst: Ipv4Addr) -> Result<MacAddr, NeighborError> {
+        if let Some(mac) = self.gateway_mac {
+            return Ok(mac);
+        }
+        let known = |m: &Mutex<HashMap<Ipv4Addr, MacAddr>>| {
+            m.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&dst)
+                .copied()
+        };
+        if let Some(mac) = known(&self.known) {
+            return Ok(mac);
+        }
+        // Resolved without the lock held: other threads go on meanwhile.
+        let mac = neighbor::resolve(&self.iface, dst, None, self.timeout)?;
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dst, mac);
+        Ok(mac)
+    }
+}
+
 /// One worker's side of active opens: its share of the client ports and
 /// the next-hop table resolved at start-up.
 #[derive(Debug, Clone)]
@@ -282,6 +329,19 @@ impl Connector {
         remote: SocketAddrV4,
     ) -> Result<ConnId, TcpError> {
         let mac = self.next_hop(*remote.ip())?;
+        self.connect_via(stack, now, from, remote, mac)
+    }
+
+    /// As [`connect`](Self::connect), sending to the next hop `mac`
+    /// (resolved by the caller, e.g. with a [`NextHopCache`]).
+    pub fn connect_via(
+        &mut self,
+        stack: &mut Stack,
+        now: Instant,
+        from: Option<Ipv4Addr>,
+        remote: SocketAddrV4,
+        mac: MacAddr,
+    ) -> Result<ConnId, TcpError> {
         let addrs: &[Ipv4Addr] = match from {
             Some(ip) => std::slice::from_ref(self.ports.addrs.iter().find(|&&a| a == ip).ok_or(
                 TcpError::InvalidInput(
@@ -468,6 +528,34 @@ mod tests {
         all.dedup();
         assert_eq!(all.len(), n);
         assert_eq!(n, 200 * addrs.len(), "every pair is used by some worker");
+    }
+
+    #[test]
+    fn next_hops_come_from_the_gateway_the_start_up_table_or_a_route() {
+        let known = Ipv4Addr::new(198, 18, 0, 1);
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let side = |gateway_mac| ClientSide {
+            ports: Arc::new(ClientPorts {
+                addrs: vec![Ipv4Addr::new(198, 18, 0, 2)],
+                range: range("20000-20009"),
+                workers: 1,
+                rss: None,
+            }),
+            next_hops: Arc::new(HashMap::from([(known, mac)])),
+            gateway_mac,
+        };
+        let timeout = Duration::from_millis(10);
+        // No interface of this name has a route: nothing is sent anywhere.
+        let cache = NextHopCache::new("xt-no-such-if", &side(None), timeout);
+        assert_eq!(cache.next_hop(known).unwrap(), mac);
+        let unknown = Ipv4Addr::new(198, 19, 9, 9);
+        assert!(matches!(
+            cache.next_hop(unknown),
+            Err(NeighborError::NoRoute(ip, _)) if ip == unknown
+        ));
+        let gw = MacAddr([2, 0, 0, 0, 0, 9]);
+        let cache = NextHopCache::new("xt-no-such-if", &side(Some(gw)), timeout);
+        assert_eq!(cache.next_hop(unknown).unwrap(), gw);
     }
 
     #[test]

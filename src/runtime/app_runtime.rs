@@ -31,7 +31,7 @@ pub struct AppRuntime {
     program: SteerProgram,
     handles: Vec<WorkerHandle>,
     bind_mode: BindMode,
-    client_ports: Option<Arc<ClientPorts>>,
+    client: Option<ClientSide>,
     client_steering: String,
 }
 
@@ -121,7 +121,7 @@ pub(crate) fn start_runtime(
         program,
         handles,
         bind_mode,
-        client_ports: client.map(|c| c.ports),
+        client,
         client_steering: steering,
     };
     if let Err(e) = runtime.publish() {
@@ -141,7 +141,7 @@ impl AppRuntime {
             )?;
             self.program.add_port(self.config.addr, port)?;
         }
-        if let Some(ports) = &self.client_ports {
+        if let Some(ports) = self.client_ports() {
             for &addr in &ports.addrs {
                 self.program
                     .add_client_range(addr, ports.range.lo, ports.range.hi)?;
@@ -169,7 +169,12 @@ impl AppRuntime {
 
     /// The client ports and their split among workers, if any.
     pub fn client_ports(&self) -> Option<&ClientPorts> {
-        self.client_ports.as_deref()
+        self.client.as_ref().map(|c| &*c.ports)
+    }
+
+    /// The client ports and the next hops resolved at start-up, if any.
+    pub fn client_side(&self) -> Option<&ClientSide> {
+        self.client.as_ref()
     }
 
     /// Number of workers.
@@ -191,8 +196,8 @@ impl AppRuntime {
         for &port in &self.config.ports {
             let _ = self.program.remove_port(self.config.addr, port);
         }
-        if let Some(ports) = &self.client_ports {
-            for &addr in &ports.addrs {
+        if let Some(client) = &self.client {
+            for &addr in &client.ports.addrs {
                 let _ = self.program.remove_client_range(addr);
             }
         }
