@@ -42,25 +42,18 @@ fn py(tb: &Testbed, cpu: Option<&str>, mode: &str, port: u16, bytes: u64) -> Out
     tb.run_client(&args)
 }
 
-#[test]
-fn thread_echo_serves_linux_clients_in_bulk_half_close_and_in_parallel() {
-    let Some(tb) = Testbed::up("thread", TestbedOptions::default()) else {
-        return;
-    };
-    let server = serve_thread_echo(&tb, 7, 1);
-    assert_ok(&py(&tb, None, "echo", 7, 50_000_000), "python echo 50 MB");
-    // shutdown(SHUT_WR) from Linux: the thread's read returns 0, it has
-    // echoed everything, drops the stream, and the client sees EOF.
-    assert_ok(&py(&tb, None, "halfclose", 7, 1_000_000), "half-close echo");
-    // Eight clients at once: one accept queue, eight echo threads.
-    let clients: Vec<Child> = (0..8)
+/// Runs `clients` Python echo clients of `bytes` each at once and checks
+/// that every one got its bytes back.
+fn parallel_echo(tb: &Testbed, port: u16, clients: usize, bytes: u64) {
+    let children: Vec<Child> = (0..clients)
         .map(|_| {
             let mut cmd = tb.in_client("python3");
-            cmd.args([CLIENT_PY, "echo", &tb.server_ip.to_string(), "7", "4000000"]);
+            cmd.args([CLIENT_PY, "echo", &tb.server_ip.to_string()]);
+            cmd.args([port.to_string(), bytes.to_string()]);
             Child::spawn(cmd).expect("spawn python client")
         })
         .collect();
-    for (i, mut c) in clients.into_iter().enumerate() {
+    for (i, mut c) in children.into_iter().enumerate() {
         let status = c
             .wait_exit(Duration::from_secs(120))
             .unwrap_or_else(|| panic!("client {i} did not finish"));
@@ -72,6 +65,20 @@ fn thread_echo_serves_linux_clients_in_bulk_half_close_and_in_parallel() {
         );
         assert!(c.stdout_so_far().starts_with("ok echo"), "client {i}");
     }
+}
+
+#[test]
+fn thread_echo_serves_linux_clients_in_bulk_half_close_and_in_parallel() {
+    let Some(tb) = Testbed::up("thread", TestbedOptions::default()) else {
+        return;
+    };
+    let server = serve_thread_echo(&tb, 7, 1);
+    assert_ok(&py(&tb, None, "echo", 7, 50_000_000), "python echo 50 MB");
+    // shutdown(SHUT_WR) from Linux: the thread's read returns 0, it has
+    // echoed everything, drops the stream, and the client sees EOF.
+    assert_ok(&py(&tb, None, "halfclose", 7, 1_000_000), "half-close echo");
+    // Eight clients at once: one accept queue, eight echo threads.
+    parallel_echo(&tb, 7, 8, 4_000_000);
     // Request/response with idle gaps: the answer is written by a thread
     // while the worker sleeps in poll(2), and the doorbell wakes it. The
     // latency is reported, not asserted (shared machines are noisy);
@@ -156,19 +163,7 @@ fn thread_proxy_relays_to_a_linux_backend_it_connects_to_on_the_fast_path() {
         &py(&tb, None, "halfclose", 7, 1_000_000),
         "half-close via the proxy",
     );
-    let clients: Vec<Child> = (0..4)
-        .map(|_| {
-            let mut cmd = tb.in_client("python3");
-            cmd.args([CLIENT_PY, "echo", &tb.server_ip.to_string(), "7", "2000000"]);
-            Child::spawn(cmd).expect("spawn python client")
-        })
-        .collect();
-    for (i, mut c) in clients.into_iter().enumerate() {
-        let status = c
-            .wait_exit(Duration::from_secs(120))
-            .unwrap_or_else(|| panic!("client {i} did not finish"));
-        assert!(status.success(), "client {i}: {}", c.stderr_so_far());
-    }
+    parallel_echo(&tb, 7, 4, 2_000_000);
     // Without the backend the proxy's connect is refused (Linux answers
     // the SYN with RST) and the client's connection is reset.
     backend.signal(15);

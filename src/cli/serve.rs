@@ -210,7 +210,7 @@ fn run_threaded(a: &ServeArgs, backend: Option<SocketAddrV4>) -> Result<(), Stri
         bridge: BridgeConfig::default(),
     };
     config.bridge.accept_backlog = a.backlog.max(1);
-    if let Some(backend) = backend {
+    if backend.is_some() {
         // No targets: the proxy's threads resolve the backend's next hop
         // on their first connect (`StreamConnector`), which this exercises.
         config.fast_path.client = Some(ClientConfig {

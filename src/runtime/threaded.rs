@@ -91,6 +91,14 @@ pub struct BridgedOptions {
     pub client: Option<ClientSide>,
 }
 
+/// The listener of `port` among `listeners`.
+fn listener_for(listeners: &[Listener], port: u16) -> Option<Listener> {
+    listeners
+        .iter()
+        .find(|l| l.local_addr().is_ok_and(|a| a.port() == port))
+        .cloned()
+}
+
 /// Running bridged workers with their listeners. Dropping it stops the
 /// workers as [`shutdown`](Self::shutdown) does.
 pub struct BridgedWorkers {
@@ -150,10 +158,7 @@ impl BridgedWorkers {
     /// A listener for `port` (clones share one accept queue), or None if
     /// the port is not served.
     pub fn listener(&self, port: u16) -> Option<Listener> {
-        self.listeners
-            .iter()
-            .find(|l| l.local_addr().is_ok_and(|a| a.port() == port))
-            .cloned()
+        listener_for(&self.listeners, port)
     }
 
     /// Opens connections through the workers (see [`StreamConnector`]).
@@ -233,10 +238,7 @@ impl ThreadedServer {
     /// A listener for `port` (clones share one accept queue), or None if
     /// the port is not served.
     pub fn listener(&self, port: u16) -> Option<Listener> {
-        self.listeners
-            .iter()
-            .find(|l| l.local_addr().is_ok_and(|a| a.port() == port))
-            .cloned()
+        listener_for(&self.listeners, port)
     }
 
     /// Opens connections through the workers (see [`StreamConnector`]);
