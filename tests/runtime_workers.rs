@@ -208,6 +208,11 @@ fn one_worker_echoes_a_megabyte_and_shuts_down() {
     let reports = server.stop(Duration::from_millis(200));
     assert_eq!(reports[0].accepted, 1);
     assert!(reports[0].rx_frames > 100);
+    // The loop counters: every busy iteration is an iteration, and every
+    // kick hands the link at least one frame.
+    let w = &reports[0];
+    assert!(w.busy_iterations > 0 && w.busy_iterations <= w.iterations);
+    assert!(w.tx_kicks > 0 && w.tx_kicks <= w.stack.tx_frames, "{w:?}");
 }
 
 #[test]

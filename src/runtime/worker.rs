@@ -50,6 +50,15 @@ pub struct WorkerReport {
     pub reset_at_shutdown: usize,
     /// Connections in TIME-WAIT (held by our side) at shutdown.
     pub time_wait: usize,
+    /// Loop iterations, and those that received a frame or ran an event:
+    /// frames per busy iteration is the batch the fixed costs of an
+    /// iteration (clock read, flush, kick) are spread over.
+    pub iterations: u64,
+    pub busy_iterations: u64,
+    /// Sleeps in poll(2) (or the I/O's equivalent).
+    pub sleeps: u64,
+    /// Transmit wake-ups of the I/O (`sendto` kicks on AF_XDP).
+    pub tx_kicks: u64,
 }
 
 pub struct Worker<Io: FrameIo> {
@@ -105,6 +114,7 @@ impl<Io: FrameIo> Worker<Io> {
         let mut iteration = 0u32;
         loop {
             iteration = iteration.wrapping_add(1);
+            report.iterations += 1;
             let now = self.clock.now();
             let received = self.receive(now, &mut report);
             let events = self.dispatch(now, &listeners, &mut report);
@@ -130,8 +140,7 @@ impl<Io: FrameIo> Worker<Io> {
                     report.time_wait = self.stack.connection_count() - busy;
                     self.stack.reset_all();
                     self.flush_output(now);
-                    report.stack = self.stack.totals();
-                    report.connections = self.stack.connection_count();
+                    self.fill_report(&mut report);
                     return report;
                 }
             }
@@ -146,14 +155,23 @@ impl<Io: FrameIo> Worker<Io> {
                     // A ring since the last look means the application has
                     // work from another thread: loop instead of sleeping.
                     if !wait.is_zero() && self.doorbell.begin_sleep() {
+                        report.sleeps += 1;
                         self.io.wait_readable(wait, &self.doorbell);
                         self.doorbell.end_sleep();
                     }
                 }
             } else {
                 idle = 0;
+                report.busy_iterations += 1;
             }
         }
+    }
+
+    /// The report's snapshot fields: engine totals, connections, kicks.
+    fn fill_report(&self, report: &mut WorkerReport) {
+        report.stack = self.stack.totals();
+        report.connections = self.stack.connection_count();
+        report.tx_kicks = self.io.tx_kicks();
     }
 
     /// Serves every queued control command.
@@ -186,8 +204,7 @@ impl<Io: FrameIo> Worker<Io> {
                     *shutdown = Some(now + drain);
                 }
                 Command::Report(reply) => {
-                    report.stack = self.stack.totals();
-                    report.connections = self.stack.connection_count();
+                    self.fill_report(report);
                     let _ = reply.send(*report);
                 }
             }
