@@ -216,6 +216,43 @@ fn one_worker_echoes_a_megabyte_and_shuts_down() {
 }
 
 #[test]
+fn echo_answers_a_request_whose_segment_carries_the_fin_then_closes() {
+    let clock = Clock::new();
+    let server = start(1, BuiltinApp::Echo, clock);
+    let mut client = Client::new(clock);
+    let c = client.connect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while client.stack.state(c) != Ok(State::Established) {
+        assert!(std::time::Instant::now() < deadline, "no handshake");
+        client.pump(&server, &|_| 0);
+    }
+    // Data and FIN queued together leave in one segment: the echo sees
+    // the request and the end of the stream in the same readable event.
+    let request = pattern(64);
+    assert_eq!(client.stack.send(c, &request), Ok(64));
+    client.stack.shutdown_write(c).unwrap();
+    let (mut back, mut buf) = (Vec::new(), [0u8; 256]);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "echo did not close: got {} bytes",
+            back.len()
+        );
+        client.pump(&server, &|_| 0);
+        match client.stack.recv(c, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => back.extend_from_slice(&buf[..n]),
+            Err(TcpError::WouldBlock) => {}
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    assert_eq!(back, request);
+    client.stack.close(c).unwrap();
+    let reports = server.stop(Duration::from_millis(200));
+    assert_eq!(reports[0].reset_at_shutdown, 0);
+}
+
+#[test]
 fn frames_landing_on_the_wrong_worker_are_handed_to_the_owner() {
     let clock = Clock::new();
     let server = start(2, BuiltinApp::Echo, clock);

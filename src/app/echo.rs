@@ -2,7 +2,7 @@
 //! finishes echoing what is left, then closes.
 
 use super::{App, Ctx};
-use crate::tcp::{ConnId, TcpError};
+use crate::tcp::{ConnId, State, TcpError};
 
 pub struct Echo {
     /// Reusable copy buffer: data moves recv buffer → here → send buffer.
@@ -40,6 +40,16 @@ impl Echo {
                 Ok(n) => {
                     // `room` bytes fit by construction.
                     let _ = ctx.stack.send(conn, &self.scratch[..n]);
+                    // Fewer than asked for: the receive buffer is empty.
+                    // In ESTABLISHED no FIN has arrived (RFC 9293 §3.10.7.4:
+                    // a FIN moves the connection to CLOSE-WAIT) and no error
+                    // is pending (errors close the connection), so the next
+                    // read could only say WouldBlock: skip it, one buffer
+                    // check and one read per request less. Other states go
+                    // round the loop to see the end of the stream.
+                    if n < room && ctx.stack.state(conn) == Ok(State::Established) {
+                        return;
+                    }
                 }
                 Err(TcpError::WouldBlock) => return,
                 Err(_) => {
