@@ -227,8 +227,8 @@ fn echo_answers_a_request_whose_segment_carries_the_fin_then_closes() {
         client.pump(&server, &|_| 0);
     }
     client.pump(&server, &|_| 0); // sends the ACK completing the handshake
-    // Let the worker accept first: data arriving with the accept would be
-    // read by `on_accepted`'s read and then again by its own event.
+                                  // Let the worker accept first: data arriving with the accept would be
+                                  // read by `on_accepted`'s read and then again by its own event.
     std::thread::sleep(Duration::from_millis(20));
     // Data and FIN queued together leave in one segment: the echo sees
     // the request and the end of the stream in the same readable event.
