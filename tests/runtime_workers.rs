@@ -208,6 +208,52 @@ fn one_worker_echoes_a_megabyte_and_shuts_down() {
     let reports = server.stop(Duration::from_millis(200));
     assert_eq!(reports[0].accepted, 1);
     assert!(reports[0].rx_frames > 100);
+    // The loop counters: every busy iteration is an iteration, and every
+    // kick hands the link at least one frame.
+    let w = &reports[0];
+    assert!(w.busy_iterations > 0 && w.busy_iterations <= w.iterations);
+    assert!(w.tx_kicks > 0 && w.tx_kicks <= w.stack.tx_frames, "{w:?}");
+}
+
+#[test]
+fn echo_answers_a_request_whose_segment_carries_the_fin_then_closes() {
+    let clock = Clock::new();
+    let server = start(1, BuiltinApp::Echo, clock);
+    let mut client = Client::new(clock);
+    let c = client.connect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while client.stack.state(c) != Ok(State::Established) {
+        assert!(std::time::Instant::now() < deadline, "no handshake");
+        client.pump(&server, &|_| 0);
+    }
+    client.pump(&server, &|_| 0); // sends the ACK completing the handshake
+                                  // Let the worker accept first: data arriving with the accept would be
+                                  // read by `on_accepted`'s read and then again by its own event.
+    std::thread::sleep(Duration::from_millis(20));
+    // Data and FIN queued together leave in one segment: the echo sees
+    // the request and the end of the stream in the same readable event.
+    let request = pattern(64);
+    assert_eq!(client.stack.send(c, &request), Ok(64));
+    client.stack.shutdown_write(c).unwrap();
+    let (mut back, mut buf) = (Vec::new(), [0u8; 256]);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "echo did not close: got {} bytes",
+            back.len()
+        );
+        client.pump(&server, &|_| 0);
+        match client.stack.recv(c, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => back.extend_from_slice(&buf[..n]),
+            Err(TcpError::WouldBlock) => {}
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    assert_eq!(back, request);
+    client.stack.close(c).unwrap();
+    let reports = server.stop(Duration::from_millis(200));
+    assert_eq!(reports[0].reset_at_shutdown, 0);
 }
 
 #[test]

@@ -321,7 +321,7 @@ fn echo_stream(mut stream: Stream) {
 fn print_summary(r: &ServeReport) {
     for w in &r.workers {
         println!(
-            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={} spurious_retransmits={} tlp_probes={} out_of_window={} dsacks_sent={} rx_data_segments={} tx_pure_acks={}",
+            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={} spurious_retransmits={} tlp_probes={} out_of_window={} dsacks_sent={} rx_data_segments={} tx_pure_acks={} iterations={} busy_iterations={} sleeps={} tx_kicks={}",
             w.id,
             w.rx_frames,
             w.stack.tx_frames,
@@ -342,7 +342,11 @@ fn print_summary(r: &ServeReport) {
             w.stack.out_of_window,
             w.stack.dsacks_sent,
             w.stack.rx_data_segments,
-            w.stack.tx_pure_acks
+            w.stack.tx_pure_acks,
+            w.iterations,
+            w.busy_iterations,
+            w.sleeps,
+            w.tx_kicks
         );
     }
     println!(

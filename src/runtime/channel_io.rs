@@ -16,6 +16,8 @@ pub struct ChannelIo {
     tx: Sender<Vec<u8>>,
     pending: Vec<Vec<u8>>,
     batch: usize,
+    /// Flushes that handed at least one frame to the link.
+    kicks: u64,
 }
 
 impl ChannelIo {
@@ -25,6 +27,7 @@ impl ChannelIo {
             tx,
             pending: Vec::new(),
             batch: batch.max(1),
+            kicks: 0,
         }
     }
 }
@@ -58,6 +61,9 @@ impl FrameIo for ChannelIo {
     }
 
     fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            self.kicks += 1;
+        }
         for frame in self.pending.drain(..) {
             // A closed peer is a link that went down: frames are lost.
             let _ = self.tx.send(frame);
@@ -77,5 +83,9 @@ impl FrameIo for ChannelIo {
 
     fn doorbell(&self) -> io::Result<Doorbell> {
         Ok(Doorbell::with_channel())
+    }
+
+    fn tx_kicks(&self) -> u64 {
+        self.kicks
     }
 }

@@ -18,6 +18,11 @@ pub trait FrameIo: Transmit + Send {
     fn wait_readable(&self, timeout: Duration, doorbell: &Doorbell);
     /// A doorbell this I/O can sleep on, for the worker that owns it.
     fn doorbell(&self) -> io::Result<Doorbell>;
+    /// Transmit wake-ups (system calls, or hand-overs of a batch to the
+    /// link) made so far; 0 for an I/O that does not count them.
+    fn tx_kicks(&self) -> u64 {
+        0
+    }
 }
 
 impl FrameIo for crate::xdp::XskSocket {
@@ -35,5 +40,9 @@ impl FrameIo for crate::xdp::XskSocket {
 
     fn doorbell(&self) -> io::Result<Doorbell> {
         Doorbell::with_fd()
+    }
+
+    fn tx_kicks(&self) -> u64 {
+        self.counters().kicks
     }
 }

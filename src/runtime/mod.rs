@@ -33,4 +33,4 @@ pub use serve::{serve, ClientConfig, FastPathConfig, ServeConfig, ServeError, Se
 pub use threaded::{
     start_bridged, start_threaded, BridgedOptions, BridgedWorkers, ThreadedConfig, ThreadedServer,
 };
-pub use worker::{Command, Worker, WorkerReport};
+pub use worker::{Command, LoopState, Worker, WorkerReport};
