@@ -12,50 +12,19 @@ use xdp_tcp::app::echo::Echo;
 use xdp_tcp::app::{App, Ctx};
 use xdp_tcp::load::{LoadApp, LoadSpec, Workload};
 use xdp_tcp::runtime::{ClientPorts, Connector};
-use xdp_tcp::tcp::{Event, Instant, Stack, StackConfig, Transmit};
+use xdp_tcp::tcp::{Event, Instant, Stack, StackConfig};
 use xdp_tcp::wire::MacAddr;
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 use counting_alloc::{allocations, CountingAllocator};
 
+#[path = "support/frame_ring.rs"]
+mod frame_ring;
+use frame_ring::FrameRing;
+
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// A fixed pool of frame buffers, like a TX ring.
-struct Ring {
-    frames: Vec<Vec<u8>>,
-    lens: Vec<usize>,
-    used: usize,
-}
-
-impl Ring {
-    fn new() -> Ring {
-        Ring {
-            frames: (0..512).map(|_| vec![0u8; 2048]).collect(),
-            lens: vec![0; 512],
-            used: 0,
-        }
-    }
-
-    fn deliver(&mut self, to: &mut Stack, now: Instant) {
-        for i in 0..self.used {
-            to.receive(now, &self.frames[i][..self.lens[i]]);
-        }
-        self.used = 0;
-    }
-}
-
-impl Transmit for Ring {
-    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, len: usize, fill: F) -> bool {
-        if self.used == self.frames.len() || len > 2048 {
-            return false;
-        }
-        self.lens[self.used] = fill(&mut self.frames[self.used][..len]);
-        self.used += 1;
-        true
-    }
-}
 
 /// Runs `app` on every pending event of `stack`, as a worker does.
 fn dispatch(
@@ -114,7 +83,7 @@ fn rpc_requests_do_not_allocate_in_steady_state() {
     spec.duration = Duration::from_secs(3600);
     let mut load = LoadApp::standalone(&spec);
     let mut echo = Echo::new();
-    let (mut c2s, mut s2c) = (Ring::new(), Ring::new());
+    let (mut c2s, mut s2c) = (FrameRing::new(512), FrameRing::new(512));
     let mut step = |now: Instant| {
         client.poll(now, &mut c2s);
         c2s.deliver(&mut srv, now);

@@ -5,51 +5,19 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use xdp_tcp::tcp::{Event, Instant, Stack, StackConfig, Transmit};
+use xdp_tcp::tcp::{Event, Instant, Stack, StackConfig};
 use xdp_tcp::wire::MacAddr;
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 use counting_alloc::{allocations, CountingAllocator};
 
+#[path = "support/frame_ring.rs"]
+mod frame_ring;
+use frame_ring::FrameRing;
+
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// A fixed pool of frame buffers, like a TX ring: no allocation per frame.
-struct Ring {
-    frames: Vec<Vec<u8>>,
-    lens: Vec<usize>,
-    used: usize,
-}
-
-impl Ring {
-    fn new() -> Ring {
-        Ring {
-            frames: (0..256).map(|_| vec![0u8; 2048]).collect(),
-            lens: vec![0; 256],
-            used: 0,
-        }
-    }
-}
-
-impl Transmit for Ring {
-    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, len: usize, fill: F) -> bool {
-        if self.used == self.frames.len() || len > 2048 {
-            return false;
-        }
-        self.lens[self.used] = fill(&mut self.frames[self.used][..len]);
-        self.used += 1;
-        true
-    }
-}
-
-/// Moves every frame in `from` into `to`'s receive path.
-fn deliver(from: &mut Ring, to: &mut Stack, now: Instant) {
-    for i in 0..from.used {
-        to.receive(now, &from.frames[i][..from.lens[i]]);
-    }
-    from.used = 0;
-}
 
 #[test]
 fn bulk_transfer_path_does_not_allocate_per_packet() {
@@ -71,7 +39,7 @@ fn bulk_transfer_path_does_not_allocate_per_packet() {
             MacAddr([2, 0, 0, 0, 0, 2]),
         )
         .unwrap();
-    let (mut to_server, mut to_client) = (Ring::new(), Ring::new());
+    let (mut to_server, mut to_client) = (FrameRing::new(256), FrameRing::new(256));
     let chunk = vec![0xa5u8; 16 * 1024];
     let mut sink = vec![0u8; 64 * 1024];
     let mut s = None;
@@ -79,9 +47,9 @@ fn bulk_transfer_path_does_not_allocate_per_packet() {
 
     let mut round = |client: &mut Stack, server: &mut Stack, now: Instant, s: &mut Option<_>| {
         client.poll(now, &mut to_server);
-        deliver(&mut to_server, server, now);
+        to_server.deliver(server, now);
         server.poll(now, &mut to_client);
-        deliver(&mut to_client, client, now);
+        to_client.deliver(client, now);
         while let Some(ev) = server.next_event() {
             if let Event::Accepted { .. } = ev {
                 *s = server.accept(listener).ok();
