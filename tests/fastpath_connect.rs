@@ -3,6 +3,8 @@
 //! server in the server namespace (deploy/testbed.sh). Needs root; without
 //! it every test says loudly that it was skipped.
 
+#[path = "support/fastpath.rs"]
+mod fastpath;
 #[path = "support/netns.rs"]
 mod netns;
 
@@ -11,63 +13,13 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use netns::{Child, Testbed, TestbedOptions};
+use fastpath::kernel_echo;
+use netns::{Child, Offloads, Testbed, TestbedOptions};
 use serde::{Deserialize, Serialize};
 use xdp_tcp::app::{App, Ctx};
 use xdp_tcp::runtime::{start_app_runtime, ClientConfig, FastPathConfig};
 use xdp_tcp::tcp::{CloseReason, ConnId};
 use xdp_tcp::xdp::XdpMode;
-
-/// An asyncio echo server on kernel sockets (prints `ready`).
-const ECHO_PY: &str = r#"
-import asyncio, sys
-async def echo(r, w):
-    try:
-        while True:
-            d = await r.read(65536)
-            if not d:
-                break
-            w.write(d)
-            await w.drain()
-    except ConnectionError:
-        pass
-    finally:
-        w.close()
-async def main():
-    s = await asyncio.start_server(echo, sys.argv[1], int(sys.argv[2]), backlog=4096)
-    print("ready", flush=True)
-    await s.serve_forever()
-asyncio.run(main())
-"#;
-
-/// The kernel server's veth must send full checksums: the fast path
-/// verifies them in software (testbed.sh only quiets the client side).
-fn quiet_server(tb: &Testbed) {
-    let out = tb.run_server(&[
-        "ethtool",
-        "-K",
-        &tb.server_if,
-        "tx",
-        "off",
-        "gro",
-        "off",
-        "tso",
-        "off",
-        "gso",
-        "off",
-    ]);
-    assert!(out.status.success(), "ethtool on {}", tb.server_if);
-}
-
-fn kernel_echo(tb: &Testbed, port: u16) -> Child {
-    let mut cmd = tb.in_server("python3");
-    cmd.args(["-c", ECHO_PY, &tb.server_ip.to_string(), &port.to_string()]);
-    let mut child = Child::spawn(cmd).expect("spawn python echo");
-    child
-        .wait_for_line("ready", Duration::from_secs(20))
-        .expect("python echo ready");
-    child
-}
 
 /// What one worker's probe saw.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -318,7 +270,6 @@ fn connects_to_a_kernel_server_and_exchanges_verified_bytes() {
     let Some(tb) = Testbed::up("con", TestbedOptions::default()) else {
         return;
     };
-    quiet_server(&tb);
     let _echo = kernel_echo(&tb, 7000);
     let outcome = probe(
         &tb,
@@ -346,7 +297,8 @@ fn a_closed_port_is_refused() {
     let Some(tb) = Testbed::up("ref", TestbedOptions::default()) else {
         return;
     };
-    quiet_server(&tb);
+    // Kernel RSTs must carry full checksums too.
+    tb.set_offloads(None, Some(Offloads::Off));
     let outcome = probe(
         &tb,
         Run {
@@ -407,7 +359,6 @@ fn two_thousand_connections_over_two_workers_get_their_replies() {
     let Some(tb) = Testbed::up("many", opts) else {
         return;
     };
-    quiet_server(&tb);
     let _echo = kernel_echo(&tb, 7000);
     let outcome = probe(
         &tb,
@@ -444,7 +395,6 @@ fn connections_spread_over_several_local_addresses() {
     let Some(tb) = Testbed::up("adr", TestbedOptions::default()) else {
         return;
     };
-    quiet_server(&tb);
     let _echo = kernel_echo(&tb, 7000);
     let extra = Ipv4Addr::new(198, 18, 0, 3);
     let add = vec![

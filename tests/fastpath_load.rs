@@ -8,43 +8,9 @@ mod fastpath;
 #[path = "support/netns.rs"]
 mod netns;
 
-use std::time::Duration;
-
-use fastpath::{serve, stop, BIN};
-use netns::{Child, Testbed, TestbedOptions};
+use fastpath::{kernel_echo, serve, stop, BIN};
+use netns::{Testbed, TestbedOptions};
 use xdp_tcp::load::LoadReport;
-
-/// An asyncio echo (ADDR PORT) and discard (ADDR PORT+1) server on
-/// kernel sockets (prints `ready`).
-const ECHO_PY: &str = r#"
-import asyncio, sys
-async def echo(r, w):
-    try:
-        while True:
-            d = await r.read(65536)
-            if not d:
-                break
-            w.write(d)
-            await w.drain()
-    except ConnectionError:
-        pass
-    finally:
-        w.close()
-async def discard(r, w):
-    try:
-        while await r.read(1 << 20):
-            pass
-    except ConnectionError:
-        pass
-    finally:
-        w.close()
-async def main():
-    s = await asyncio.start_server(echo, sys.argv[1], int(sys.argv[2]), backlog=4096)
-    d = await asyncio.start_server(discard, sys.argv[1], int(sys.argv[2]) + 1)
-    print("ready", flush=True)
-    await s.serve_forever()
-asyncio.run(main())
-"#;
 
 /// Runs `xdp-tcp load --stack fast` in the client namespace with `extra`
 /// flags; returns the JSON report, or the failure's stderr.
@@ -190,26 +156,7 @@ fn load_against_a_kernel_echo_and_a_closed_port() {
     let Some(tb) = Testbed::up("lfk", TestbedOptions::default()) else {
         return;
     };
-    // The kernel server's checksums must be complete for the fast path.
-    let out = tb.run_server(&[
-        "ethtool",
-        "-K",
-        &tb.server_if,
-        "tx",
-        "off",
-        "gro",
-        "off",
-        "tso",
-        "off",
-        "gso",
-        "off",
-    ]);
-    assert!(out.status.success());
-    let mut cmd = tb.in_server("python3");
-    cmd.args(["-c", ECHO_PY, &tb.server_ip.to_string(), "7000"]);
-    let mut echo = Child::spawn(cmd).expect("python echo");
-    echo.wait_for_line("ready", Duration::from_secs(20))
-        .unwrap();
+    let _echo = kernel_echo(&tb, 7000);
     for workload in ["rpc", "short"] {
         let r = load(
             &tb,

@@ -5,10 +5,12 @@
 use std::process::Output;
 use std::time::Duration;
 
-use super::netns::{Child, Testbed};
+use super::netns::{Child, Offloads, Testbed};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_xdp-tcp");
 pub const CLIENT_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/tcp_client.py");
+pub const KERNEL_ECHO_PY: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/kernel_echo.py");
 
 /// Starts `xdp-tcp serve` on `port` with `extra` arguments in the server
 /// namespace and waits for its `ready` line.
@@ -31,6 +33,21 @@ pub fn serve(tb: &Testbed, port: u16, extra: &[&str]) -> Child {
             child.stderr_so_far()
         );
     }
+    child
+}
+
+/// Starts the asyncio echo (`port`) and discard (`port + 1`) server on
+/// kernel sockets in the server namespace, with the server end's offloads
+/// off (the fast path verifies checksums in software, so the kernel must
+/// send them complete), and waits for its `ready` line.
+pub fn kernel_echo(tb: &Testbed, port: u16) -> Child {
+    tb.set_offloads(None, Some(Offloads::Off));
+    let mut cmd = tb.in_server("python3");
+    cmd.args([KERNEL_ECHO_PY, &tb.server_ip.to_string(), &port.to_string()]);
+    let mut child = Child::spawn(cmd).expect("spawn python echo");
+    child
+        .wait_for_line("ready", Duration::from_secs(20))
+        .expect("python echo ready");
     child
 }
 
