@@ -495,7 +495,9 @@ pub(crate) fn listen_everywhere(
                 reply: rtx,
             })
             .map_err(|_| ServeError::Runtime("a worker exited during start-up".into()))?;
-        rrx.recv_timeout(Duration::from_secs(5))
+        // Generous: only a hung worker should fail this, not a loaded
+        // machine (tests start many workers at once on two cores).
+        rrx.recv_timeout(Duration::from_secs(30))
             .map_err(|_| ServeError::Runtime("a worker did not answer during start-up".into()))?
             .map_err(|e| ServeError::Config(format!("cannot listen on {addr}: {e}")))?;
     }
