@@ -37,8 +37,14 @@ pub struct TcpConfig {
     pub mtu: usize,
     /// Explicit MSS to announce (TCP_MAXSEG).
     pub mss: Option<u16>,
-    /// Send buffer bytes (SO_SNDBUF).
+    /// Initial send buffer bytes (SO_SNDBUF). Auto-tuning grows it up to
+    /// `send_buffer_max`.
     pub send_buffer: usize,
+    /// Largest send buffer auto-tuning may grow to (Linux tcp_wmem[2]):
+    /// when every buffered byte is in flight and the application still
+    /// had more to write, the buffer, not the network, bounds the flight,
+    /// and it doubles. Equal to `send_buffer` turns auto-tuning off.
+    pub send_buffer_max: usize,
     /// Initial receive buffer bytes (SO_RCVBUF); also bounds the
     /// reassembly window. Auto-tuning grows it up to `recv_buffer_max`.
     pub recv_buffer: usize,
@@ -103,6 +109,7 @@ impl Default for TcpConfig {
             mtu: 1500,
             mss: None,
             send_buffer: 256 * 1024,
+            send_buffer_max: 4 * 1024 * 1024,
             recv_buffer: 256 * 1024,
             recv_buffer_max: 4 * 1024 * 1024,
             delayed_ack: Duration::from_millis(40),
@@ -146,6 +153,12 @@ impl TcpConfig {
         // RFC 7323 §2.3: the largest scaled window is 2^30 bytes.
         if self.recv_buffer > (1 << 30) || self.send_buffer > (1 << 30) {
             return Err("buffers above 1 GiB cannot be advertised (RFC 7323 §2.3)".into());
+        }
+        if self.send_buffer_max < self.send_buffer || self.send_buffer_max > (1 << 30) {
+            return Err(format!(
+                "send_buffer_max ({}) must be at least send_buffer ({}) and at most 1 GiB",
+                self.send_buffer_max, self.send_buffer
+            ));
         }
         if self.recv_buffer_max < self.recv_buffer {
             return Err(format!(
