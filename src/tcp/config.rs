@@ -43,7 +43,7 @@ pub struct TcpConfig {
     /// Largest send buffer auto-tuning may grow to (Linux tcp_wmem[2]):
     /// when every buffered byte is in flight and the application still
     /// had more to write, the buffer, not the network, bounds the flight,
-    /// and it doubles. Equal to `send_buffer` turns auto-tuning off.
+    /// and it doubles. At or below `send_buffer` turns auto-tuning off.
     pub send_buffer_max: usize,
     /// Initial receive buffer bytes (SO_RCVBUF); also bounds the
     /// reassembly window. Auto-tuning grows it up to `recv_buffer_max`.
@@ -154,10 +154,10 @@ impl TcpConfig {
         if self.recv_buffer > (1 << 30) || self.send_buffer > (1 << 30) {
             return Err("buffers above 1 GiB cannot be advertised (RFC 7323 §2.3)".into());
         }
-        if self.send_buffer_max < self.send_buffer || self.send_buffer_max > (1 << 30) {
+        if self.send_buffer_max > (1 << 30) {
             return Err(format!(
-                "send_buffer_max ({}) must be at least send_buffer ({}) and at most 1 GiB",
-                self.send_buffer_max, self.send_buffer
+                "send_buffer_max ({}) above 1 GiB; use at most 1 GiB",
+                self.send_buffer_max
             ));
         }
         if self.recv_buffer_max < self.recv_buffer {
