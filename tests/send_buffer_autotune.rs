@@ -49,7 +49,7 @@ fn a_buffer_limited_sender_doubles_its_buffer_up_to_the_maximum() {
         let written = fill(&mut h, c);
         h.poll();
         assert_eq!(sent_bytes(&mut h), written, "the whole buffer is in flight");
-        acked = acked + written;
+        acked += written;
         h.send(Seg::ack(PEER_ISS + 1, acked));
         capacities.push(written);
     }

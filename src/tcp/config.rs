@@ -109,7 +109,13 @@ impl Default for TcpConfig {
             mtu: 1500,
             mss: None,
             send_buffer: 256 * 1024,
-            send_buffer_max: 4 * 1024 * 1024,
+            // Linux's tcp_wmem[2] is 4 MiB; 1 MiB (about 720 segments)
+            // stays below what our own receiver absorbs while its worker
+            // is descheduled (an RX and fill ring of 2048 frames) and
+            // below the kernel's per-CPU backlog (netdev_max_backlog,
+            // 1000 packets), and already covers receiver pauses four
+            // times longer than the initial 256 KiB.
+            send_buffer_max: 1024 * 1024,
             recv_buffer: 256 * 1024,
             recv_buffer_max: 4 * 1024 * 1024,
             delayed_ack: Duration::from_millis(40),
