@@ -37,8 +37,14 @@ pub struct TcpConfig {
     pub mtu: usize,
     /// Explicit MSS to announce (TCP_MAXSEG).
     pub mss: Option<u16>,
-    /// Send buffer bytes (SO_SNDBUF).
+    /// Initial send buffer bytes (SO_SNDBUF). Auto-tuning grows it up to
+    /// `send_buffer_max`.
     pub send_buffer: usize,
+    /// Largest send buffer auto-tuning may grow to (Linux tcp_wmem[2]):
+    /// when every buffered byte is in flight and the application still
+    /// had more to write, the buffer, not the network, bounds the flight,
+    /// and it doubles. At or below `send_buffer` turns auto-tuning off.
+    pub send_buffer_max: usize,
     /// Initial receive buffer bytes (SO_RCVBUF); also bounds the
     /// reassembly window. Auto-tuning grows it up to `recv_buffer_max`.
     pub recv_buffer: usize,
@@ -103,6 +109,13 @@ impl Default for TcpConfig {
             mtu: 1500,
             mss: None,
             send_buffer: 256 * 1024,
+            // Linux's tcp_wmem[2] is 4 MiB; 1 MiB (about 720 segments)
+            // stays below what our own receiver absorbs while its worker
+            // is descheduled (an RX and fill ring of 2048 frames) and
+            // below the kernel's per-CPU backlog (netdev_max_backlog,
+            // 1000 packets), and already covers receiver pauses four
+            // times longer than the initial 256 KiB.
+            send_buffer_max: 1024 * 1024,
             recv_buffer: 256 * 1024,
             recv_buffer_max: 4 * 1024 * 1024,
             delayed_ack: Duration::from_millis(40),
@@ -146,6 +159,12 @@ impl TcpConfig {
         // RFC 7323 §2.3: the largest scaled window is 2^30 bytes.
         if self.recv_buffer > (1 << 30) || self.send_buffer > (1 << 30) {
             return Err("buffers above 1 GiB cannot be advertised (RFC 7323 §2.3)".into());
+        }
+        if self.send_buffer_max > (1 << 30) {
+            return Err(format!(
+                "send_buffer_max ({}) above 1 GiB; use at most 1 GiB",
+                self.send_buffer_max
+            ));
         }
         if self.recv_buffer_max < self.recv_buffer {
             return Err(format!(

@@ -6,9 +6,11 @@
 //! the sequence numbers; this type only knows offsets, which keeps sequence
 //! arithmetic (and its wrap-around) out of the storage code.
 //!
-//! Storage is a fixed-capacity ring allocated once, on the first write (an
-//! idle connection that never sent holds no ring), so the steady state
-//! (write / transmit / acknowledge) never allocates. Segments
+//! Storage is a ring allocated on the first write (an idle connection that
+//! never sent holds no ring), so the steady state (write / transmit /
+//! acknowledge) never allocates; send-buffer auto-tuning may [`grow`] it a
+//! few times (doubling up to a bound) while a bulk sender ramps up.
+//! Segments
 //! are built from [`SendBuffer::slices_at`], a zero-copy view that is at most
 //! two slices (the second only when the range crosses the end of the ring).
 
@@ -108,6 +110,25 @@ impl SendBuffer {
         }
     }
 
+    /// Raises the capacity to `capacity` (a smaller value changes nothing),
+    /// keeping the bytes held in order. An allocated ring is replaced by a
+    /// larger one (one allocation and a copy of what is held); otherwise
+    /// the first write allocates the new size.
+    pub fn grow(&mut self, capacity: usize) {
+        if capacity <= self.capacity {
+            return;
+        }
+        if !self.buf.is_empty() {
+            let mut ring = vec![0; capacity].into_boxed_slice();
+            let (a, b) = self.slices_at(0, self.len);
+            ring[..a.len()].copy_from_slice(a);
+            ring[a.len()..a.len() + b.len()].copy_from_slice(b);
+            self.buf = ring;
+        }
+        self.head = 0;
+        self.capacity = capacity;
+    }
+
     /// Drops everything (connection reset / reuse). Keeps the allocation.
     pub fn clear(&mut self) {
         self.head = 0;
@@ -142,6 +163,30 @@ impl fmt::Debug for SendBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn growing_keeps_the_bytes_in_order_across_the_wrap() {
+        let mut b = SendBuffer::with_capacity(8);
+        assert_eq!(b.write(b"abcdefgh"), 8);
+        b.consume(5);
+        assert_eq!(b.write(b"ijkl"), 4); // wraps: "fgh" then "ijkl"
+        b.grow(16);
+        assert_eq!(b.capacity(), 16);
+        let (x, y) = b.slices_at(0, 16);
+        assert_eq!([x, y].concat(), b"fghijkl");
+        assert_eq!(b.write(b"mnopqrstu"), 9);
+        let (x, y) = b.slices_at(0, 16);
+        assert_eq!([x, y].concat(), b"fghijklmnopqrstu");
+        b.grow(4); // never shrinks
+        assert_eq!(b.capacity(), 16);
+    }
+
+    #[test]
+    fn growing_before_the_first_write_only_raises_the_capacity() {
+        let mut b = SendBuffer::with_capacity(8);
+        b.grow(32);
+        assert_eq!(b.write(&[1; 40]), 32);
+    }
     use proptest::prelude::*;
     use std::collections::VecDeque;
 

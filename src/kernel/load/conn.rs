@@ -6,8 +6,6 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 
-use mio::net::TcpStream;
-
 use super::plan::Plan;
 use crate::load::{LoadRecorder, Pacer, RequestStream, Workload};
 
@@ -15,11 +13,26 @@ use crate::load::{LoadRecorder, Pacer, RequestStream, Workload};
 /// loop's backlog go out together).
 pub const BATCH: usize = 64;
 
+/// Bytes a bulk stream asks for per `write`/`read` call.
+pub const BULK_CHUNK: usize = 64 * 1024;
+
+/// `write`/`read` calls a bulk stream makes per turn before it yields to
+/// the thread's other streams, its timers and the end of the window. On
+/// veth a sender's write runs the receiver's whole receive path inline, so
+/// a fast peer can keep a socket writable (or readable) indefinitely: an
+/// unbounded loop would never return to the event loop, stamp every byte
+/// with the time the loop started, and run past the end of the window.
+pub const BULK_CALLS_PER_TURN: usize = 16;
+
 /// What the worker must do with a connection after it was driven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Wait for the next readiness event or timer.
     Wait,
+    /// The stream used up its turn while it could still make progress:
+    /// drive it again soon without waiting for an event (with
+    /// edge-triggered readiness none would come).
+    Ready,
     /// A `short` exchange completed: close normally, start the next.
     Done,
     /// The server closed, reset, or answered wrongly: counted as an
@@ -109,7 +122,7 @@ impl ClientConn {
     }
 
     /// Drives an established stream for the workload.
-    pub fn drive(&mut self, stream: &mut TcpStream, ctx: &mut Ctx<'_>) -> Outcome {
+    pub fn drive(&mut self, stream: &mut (impl Read + Write), ctx: &mut Ctx<'_>) -> Outcome {
         match ctx.plan.spec.workload {
             Workload::Rpc | Workload::Http | Workload::Short => {
                 if self.write_requests(stream, ctx).is_err() {
@@ -122,7 +135,7 @@ impl ClientConn {
         }
     }
 
-    fn write_requests(&mut self, stream: &mut TcpStream, ctx: &mut Ctx<'_>) -> io::Result<()> {
+    fn write_requests(&mut self, stream: &mut impl Write, ctx: &mut Ctx<'_>) -> io::Result<()> {
         let len = ctx.plan.request_len();
         while !self.due.is_empty() {
             let count = self.due.len().min(ctx.plan.batch_requests());
@@ -148,7 +161,7 @@ impl ClientConn {
         Ok(())
     }
 
-    fn read_responses(&mut self, stream: &mut TcpStream, ctx: &mut Ctx<'_>) -> Outcome {
+    fn read_responses(&mut self, stream: &mut (impl Read + Write), ctx: &mut Ctx<'_>) -> Outcome {
         loop {
             let n = match stream.read(ctx.rx) {
                 Ok(0) => return fail(ctx), // the server closed on us
@@ -189,36 +202,51 @@ impl ClientConn {
         Outcome::Wait
     }
 
-    fn write_pattern(&mut self, stream: &mut TcpStream, ctx: &mut Ctx<'_>) -> Outcome {
+    /// Writes the pattern until the socket would block or the turn's
+    /// [`BULK_CALLS_PER_TURN`] calls are used. Every write is recorded at
+    /// the time it returned, not when the turn began.
+    fn write_pattern(&mut self, stream: &mut (impl Read + Write), ctx: &mut Ctx<'_>) -> Outcome {
         let pattern = &ctx.plan.pattern;
-        loop {
+        let mut calls = 0;
+        while calls < BULK_CALLS_PER_TURN {
+            calls += 1;
             let off = (self.tx_off % 251) as usize;
-            let chunk = &pattern[off..off + 64 * 1024];
+            let chunk = &pattern[off..off + BULK_CHUNK];
             match stream.write(chunk) {
                 Ok(n) => {
-                    ctx.recorder.sent(ctx.now, n);
+                    ctx.recorder.sent(ctx.plan.now_ns(), n);
                     self.tx_off += n as u64;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The discard server sends nothing; a readable stream
+                    // means it closed or reset.
+                    return match stream.read(ctx.rx) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Outcome::Wait,
+                        _ => fail(ctx),
+                    };
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return fail(ctx),
             }
         }
-        // The discard server sends nothing; a readable stream means it
-        // closed or reset.
-        match stream.read(ctx.rx) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Outcome::Wait,
-            _ => fail(ctx),
-        }
+        // Still writable: a server that closed shows up as a failed write
+        // on a later turn.
+        Outcome::Ready
     }
 
-    fn read_pattern(&mut self, stream: &mut TcpStream, ctx: &mut Ctx<'_>) -> Outcome {
-        loop {
-            match stream.read(ctx.rx) {
+    /// Reads and checks the pattern until the socket would block, the
+    /// source's FIN, or the turn's [`BULK_CALLS_PER_TURN`] calls are used.
+    /// Every read is recorded at the time it returned.
+    fn read_pattern(&mut self, stream: &mut impl Read, ctx: &mut Ctx<'_>) -> Outcome {
+        let mut calls = 0;
+        while calls < BULK_CALLS_PER_TURN {
+            calls += 1;
+            let want = ctx.rx.len().min(BULK_CHUNK);
+            match stream.read(&mut ctx.rx[..want]) {
                 // The source sent its --bytes: start a new stream.
                 Ok(0) => return Outcome::Done,
                 Ok(n) => {
-                    ctx.recorder.received(ctx.now, n);
+                    ctx.recorder.received(ctx.plan.now_ns(), n);
                     if !matches_cyclic(&ctx.rx[..n], &ctx.plan.pattern, 251, self.rx_off) {
                         return fail(ctx);
                     }
@@ -229,6 +257,7 @@ impl ClientConn {
                 Err(_) => return fail(ctx),
             }
         }
+        Outcome::Ready
     }
 }
 
@@ -264,5 +293,172 @@ mod tests {
         assert!(!matches_cyclic(b"cabcabcabXabcab", reference, 3, 2));
         assert!(!matches_cyclic(b"abc", reference, 3, 1));
         assert!(matches_cyclic(b"", reference, 3, 7));
+    }
+
+    use crate::app::source::pattern_byte;
+    use crate::load::LoadSpec;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::time::Duration;
+
+    /// A socket that never blocks: takes every write (pausing first, if
+    /// asked) and serves the source pattern to reads; `readable` false
+    /// makes reads would-block instead (a silent discard server).
+    struct EndlessPeer {
+        pause: Duration,
+        readable: bool,
+        writes: usize,
+        reads: usize,
+        offset: u64,
+    }
+
+    impl EndlessPeer {
+        fn new(readable: bool) -> EndlessPeer {
+            EndlessPeer {
+                pause: Duration::ZERO,
+                readable,
+                writes: 0,
+                reads: 0,
+                offset: 0,
+            }
+        }
+    }
+
+    impl Write for EndlessPeer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            std::thread::sleep(self.pause);
+            self.writes += 1;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Read for EndlessPeer {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if !self.readable {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.reads += 1;
+            for b in buf.iter_mut() {
+                *b = pattern_byte(self.offset);
+                self.offset += 1;
+            }
+            Ok(buf.len())
+        }
+    }
+
+    fn plan(workload: Workload) -> Plan {
+        let target = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9);
+        Plan::new(&LoadSpec::new(workload, target), Vec::new())
+    }
+
+    #[test]
+    fn a_bulk_sender_that_never_blocks_yields_after_its_turn() {
+        let plan = plan(Workload::BulkSend);
+        let mut recorder = LoadRecorder::new(0, u64::MAX);
+        let mut rx = vec![0; BULK_CHUNK];
+        let mut conn = ClientConn::new(&plan, None);
+        let mut peer = EndlessPeer::new(false);
+        for turn in 1..=3 {
+            let mut ctx = Ctx {
+                plan: &plan,
+                recorder: &mut recorder,
+                rx: &mut rx,
+                now: plan.now_ns(),
+            };
+            assert_eq!(conn.drive(&mut peer, &mut ctx), Outcome::Ready);
+            assert_eq!(peer.writes, turn * BULK_CALLS_PER_TURN);
+        }
+        let report = recorder.report(&plan.spec, "kernel");
+        assert_eq!(
+            report.bytes_sent,
+            (3 * BULK_CALLS_PER_TURN * BULK_CHUNK) as u64
+        );
+        assert_eq!(report.errors, 0);
+    }
+
+    #[test]
+    fn bulk_writes_count_at_the_time_they_return_not_when_the_turn_began() {
+        // The window opens 1 ms after the turn began and each write takes
+        // at least 2 ms: every write ends inside the window. Stamped with
+        // the turn's start, none would count.
+        let plan = plan(Workload::BulkSend);
+        let began = plan.now_ns();
+        let mut recorder = LoadRecorder::new(began + 1_000_000, u64::MAX);
+        let mut rx = vec![0; BULK_CHUNK];
+        let mut conn = ClientConn::new(&plan, None);
+        let mut peer = EndlessPeer::new(false);
+        peer.pause = Duration::from_millis(2);
+        let mut ctx = Ctx {
+            plan: &plan,
+            recorder: &mut recorder,
+            rx: &mut rx,
+            now: began,
+        };
+        assert_eq!(conn.drive(&mut peer, &mut ctx), Outcome::Ready);
+        let report = recorder.report(&plan.spec, "kernel");
+        assert_eq!(report.bytes_sent, (BULK_CALLS_PER_TURN * BULK_CHUNK) as u64);
+    }
+
+    #[test]
+    fn a_bulk_receiver_that_never_blocks_yields_after_its_turn_and_checks_the_pattern() {
+        let plan = plan(Workload::BulkRecv);
+        let began = plan.now_ns();
+        let mut recorder = LoadRecorder::new(began, u64::MAX);
+        let mut rx = vec![0; BULK_CHUNK];
+        let mut conn = ClientConn::new(&plan, None);
+        let mut peer = EndlessPeer::new(true);
+        for _ in 0..2 {
+            let mut ctx = Ctx {
+                plan: &plan,
+                recorder: &mut recorder,
+                rx: &mut rx,
+                now: began,
+            };
+            assert_eq!(conn.drive(&mut peer, &mut ctx), Outcome::Ready);
+        }
+        assert_eq!(peer.reads, 2 * BULK_CALLS_PER_TURN);
+        let report = recorder.report(&plan.spec, "kernel");
+        assert_eq!(report.bytes_received, peer.offset);
+        assert_eq!(report.errors, 0);
+        // One corrupted byte fails the stream.
+        peer.offset += 1;
+        let mut ctx = Ctx {
+            plan: &plan,
+            recorder: &mut recorder,
+            rx: &mut rx,
+            now: began,
+        };
+        assert_eq!(conn.drive(&mut peer, &mut ctx), Outcome::Failed);
+    }
+
+    #[test]
+    fn a_blocked_bulk_sender_waits_for_writable() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        impl Read for Full {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        }
+        let plan = plan(Workload::BulkSend);
+        let mut recorder = LoadRecorder::new(0, u64::MAX);
+        let mut rx = vec![0; BULK_CHUNK];
+        let mut conn = ClientConn::new(&plan, None);
+        let mut ctx = Ctx {
+            plan: &plan,
+            recorder: &mut recorder,
+            rx: &mut rx,
+            now: 0,
+        };
+        assert_eq!(conn.drive(&mut Full, &mut ctx), Outcome::Wait);
     }
 }

@@ -3,7 +3,7 @@
 //! [`LoadRecorder`].
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use super::conn::{ClientConn, Ctx, Outcome};
+use super::conn::{ClientConn, Ctx, Outcome, BULK_CHUNK};
 use super::plan::Plan;
 use super::socket::{connect, connect_state, ConnectState};
 use crate::load::{LoadRecorder, Pacer, Workload};
@@ -78,6 +78,8 @@ struct Slot {
     connecting: bool,
     /// None for an idle connection.
     conn: Option<ClientConn>,
+    /// On the worker's `ready` list.
+    queued: bool,
 }
 
 struct Worker<'a> {
@@ -89,6 +91,10 @@ struct Worker<'a> {
     rx: Vec<u8>,
     /// Reused by every `poll` of the measured phase.
     events: Option<Events>,
+    /// Streams that used up their turn while still able to make
+    /// progress ([`Outcome::Ready`]): driven again after the next
+    /// non-blocking `poll`, in order, so streams share the thread fairly.
+    ready: VecDeque<usize>,
 }
 
 /// Runs thread `index` of `threads` to the end of the measurement window.
@@ -106,8 +112,9 @@ pub fn run_worker(
         timers: BinaryHeap::new(),
         // Replaced once the window is known.
         recorder: LoadRecorder::new(0, 0),
-        rx: vec![0; 64 * 1024],
+        rx: vec![0; BULK_CHUNK],
         events: Some(Events::with_capacity(1024)),
+        ready: VecDeque::new(),
     };
     let result = w.run(index, threads, shared, stop);
     if result.is_err() {
@@ -140,6 +147,8 @@ impl Worker<'_> {
         let end = warm_end + spec.duration.as_nanos() as u64;
         self.recorder = LoadRecorder::new(warm_end, end);
         let total = spec.connections;
+        // Every measured stream can be on the ready list at once.
+        self.ready.reserve(total.div_ceil(threads));
         for k in (index..total).step_by(threads) {
             let pacer = spec
                 .rate
@@ -149,6 +158,7 @@ impl Worker<'_> {
                 stream: None,
                 connecting: false,
                 conn: Some(ClientConn::new(self.plan, pacer)),
+                queued: false,
             });
             if let Some(pacer) = &self.slots[key].conn.as_ref().and_then(|c| c.pacer.clone()) {
                 self.timers
@@ -169,12 +179,14 @@ impl Worker<'_> {
             let wait = Duration::from_nanos(next.saturating_sub(self.plan.now_ns()));
             // epoll sleeps in whole milliseconds: a timer closer than that
             // is busy-polled, or open-loop requests would go out late.
-            let wait = if wait < Duration::from_millis(1) {
+            // Streams with work left never wait for an event.
+            let wait = if wait < Duration::from_millis(1) || !self.ready.is_empty() {
                 Duration::ZERO
             } else {
                 wait.min(MAX_POLL)
             };
             self.poll_once(wait)?;
+            self.drive_ready();
         }
     }
 
@@ -215,6 +227,7 @@ impl Worker<'_> {
                     stream: Some(stream),
                     connecting: true,
                     conn: None,
+                    queued: false,
                 });
                 next += 1;
                 connecting += 1;
@@ -322,11 +335,39 @@ impl Worker<'_> {
         }
         match conn.drive(stream, &mut ctx) {
             Outcome::Wait => {}
+            Outcome::Ready => self.mark_ready(key),
             Outcome::Done => {
                 self.close_stream(key);
                 self.start_stream(key, now);
             }
             Outcome::Failed => self.replace_later(key, now),
+        }
+    }
+
+    /// Puts stream `key` on the ready list (once).
+    fn mark_ready(&mut self, key: usize) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            if !slot.queued {
+                slot.queued = true;
+                self.ready.push_back(key);
+            }
+        }
+    }
+
+    /// Gives each stream that was on the ready list one more turn; those
+    /// that use it up again go to the back of the list.
+    fn drive_ready(&mut self) {
+        for _ in 0..self.ready.len() {
+            let Some(key) = self.ready.pop_front() else {
+                return;
+            };
+            let Some(slot) = self.slots.get_mut(key) else {
+                continue;
+            };
+            slot.queued = false;
+            // A stream closed or replaced since it was queued is skipped
+            // by `on_event` (no stream, or still connecting).
+            self.on_event(key);
         }
     }
 
@@ -378,6 +419,8 @@ impl Worker<'_> {
         };
         if outcome == Outcome::Failed {
             self.replace_later(key, now);
+        } else if outcome == Outcome::Ready {
+            self.mark_ready(key);
         } else if short && !established {
             // Starts an exchange if none is running (else a no-op).
             self.start_stream(key, now);

@@ -77,7 +77,15 @@ impl Connection {
             let acked = ack.since(self.snd_una);
             // The FIN takes a sequence number but no buffer space.
             let data_acked = acked.min(self.send_buf.len());
+            // The application wanted to write more and every byte it could
+            // buffer was in flight: the send buffer bounded the flight.
+            let buffer_limited = self.want_writable
+                && data_acked > 0
+                && self.snd_nxt.since(self.snd_una) >= self.send_buf.len();
             self.send_buf.consume(data_acked);
+            if buffer_limited {
+                self.expand_send_buffer();
+            }
             self.snd_una = ack;
             self.stats.bytes_acked += data_acked as u64;
             self.retries = 0;
@@ -207,6 +215,22 @@ impl Connection {
 
     /// Our clock reading when the segment whose TSval the peer echoes was
     /// sent, in TSval milliseconds (RFC 7323 §4.1).
+    /// Send-buffer auto-tuning, as Linux's `tcp_sndbuf_expand`
+    /// (net/ipv4/tcp_input.c; no RFC covers buffer sizing): called when an
+    /// ACK arrives while every buffered byte was in flight and the
+    /// application had more to write, it doubles the send buffer up to
+    /// `send_buffer_max`. A fixed buffer caps the flight at its size: a
+    /// receiver that pauses its ACKs for longer than the buffer lasts
+    /// (a descheduled reader that owns its socket) stalls the sender,
+    /// where the kernel's sender has grown its buffer to tcp_wmem[2].
+    fn expand_send_buffer(&mut self) {
+        let capacity = self.send_buf.capacity();
+        let max = self.config.send_buffer_max;
+        if capacity < max {
+            self.send_buf.grow(capacity.saturating_mul(2).min(max));
+        }
+    }
+
     fn echoed_millis(&self, tcp: &TcpRepr) -> Option<u32> {
         if !self.timestamps {
             return None;
