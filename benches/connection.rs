@@ -155,7 +155,7 @@ impl ShortLoop {
 
     /// One whole connection; returns its id on the client.
     fn one(&mut self) -> ConnId {
-        self.now = self.now + STEP;
+        self.now += STEP;
         let local = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 0);
         let conn = self
             .client

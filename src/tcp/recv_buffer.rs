@@ -106,6 +106,8 @@ impl ReceiveBuffer {
             return 0;
         }
         let data = &data[..data.len().min(window - offset)];
+        // RFC 9293 §3.8.6: the window offered is never taken back, so data
+        // may arrive anywhere in it: the ring grows to take it.
         let end = self.len + offset + data.len();
         if end > self.buf.len() {
             self.reserve(end);
