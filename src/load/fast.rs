@@ -89,6 +89,10 @@ struct Slot {
     /// Offset in the response stream (echo / source verification).
     received: u64,
     pacer: Option<Pacer>,
+    /// When the current connection's SYN was requested (ns): a closed-loop
+    /// `short` exchange is timed from here, handshake included, as the
+    /// kernel client times it.
+    opened_ns: u64,
 }
 
 /// The per-worker load application.
@@ -164,6 +168,7 @@ impl LoadApp {
             tail_intended: 0,
             received: 0,
             pacer: None,
+            opened_ns: 0,
         };
         self.slots.push(slot);
         self.slots.len() - 1
@@ -177,8 +182,10 @@ impl LoadApp {
         }
         match ctx.connect(self.spec.target) {
             Ok(conn) => {
+                let opened_ns = self.shared.now_ns();
                 let s = &mut self.slots[i];
                 s.conn = Some(conn);
+                s.opened_ns = opened_ns;
                 s.established = false;
                 s.tail = 0;
                 s.received = 0;
@@ -278,6 +285,7 @@ impl LoadApp {
                             None => break,
                         },
                         None if s.stream.in_flight() >= self.spec.pipeline => break,
+                        None if self.spec.workload == Workload::Short => s.opened_ns,
                         None => now,
                     };
                     s.tail = self.request.len();

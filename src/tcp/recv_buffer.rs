@@ -17,18 +17,26 @@
 //! Nothing is allocated until data arrives: the ring on the first stored
 //! byte, the out-of-order tracker on the first out-of-order segment. An idle
 //! connection (most of them, on a server with many) costs only this struct.
+//! The ring then grows with the data it holds, like the send buffer's
+//! (the next power of two, at least [`MIN_RING`], doubling), up to the
+//! capacity that the advertised window promises: a connection that
+//! receives 64 bytes zeroes 2 KiB, not the whole capacity, and auto-tuning
+//! ([`ReceiveBuffer::grow`]) raises the capacity without copying.
 
 use core::fmt;
 
 use super::assembler::Assembler;
+use super::send_buffer::MIN_RING;
 
 /// Fixed-capacity reassembly ring. See the module docs.
 pub struct ReceiveBuffer {
-    /// The ring: empty until the first byte is stored, then `capacity` long.
+    /// The ring: empty until the first byte is stored, then grown to hold
+    /// what is stored, up to `capacity` (see [`ReceiveBuffer::reserve`]).
     buf: Box<[u8]>,
+    /// Bytes the window may promise: readable plus storable.
     capacity: usize,
-    /// Ring index of the first unread byte. `< capacity`, or 0 when the
-    /// capacity is 0 or the ring is not allocated yet.
+    /// Ring index of the first unread byte. `< buf.len()`, or 0 when the
+    /// ring is not allocated yet.
     head: usize,
     /// Contiguous readable bytes from `head`.
     len: usize,
@@ -98,8 +106,11 @@ impl ReceiveBuffer {
             return 0;
         }
         let data = &data[..data.len().min(window - offset)];
-        if self.buf.is_empty() {
-            self.buf = vec![0; self.capacity].into_boxed_slice();
+        // RFC 9293 §3.8.6: the window offered is never taken back, so data
+        // may arrive anywhere in it: the ring grows to take it.
+        let end = self.len + offset + data.len();
+        if end > self.buf.len() {
+            self.reserve(end);
         }
         if offset == 0 {
             self.copy_in(self.len, data);
@@ -140,7 +151,7 @@ impl ReceiveBuffer {
     /// The contiguous bytes, in order, as up to two slices (the second is
     /// non-empty only when they cross the end of the ring).
     pub fn peek(&self) -> (&[u8], &[u8]) {
-        let first = self.len.min(self.capacity() - self.head);
+        let first = self.len.min(self.buf.len() - self.head);
         (
             &self.buf[self.head..self.head + first],
             &self.buf[..self.len - first],
@@ -172,26 +183,38 @@ impl ReceiveBuffer {
         self.ooo.as_ref().is_some_and(|o| !o.is_empty())
     }
 
-    /// Grows the ring to `capacity` bytes (receive-window auto-tuning),
-    /// keeping every byte, readable and out-of-order, at the same offset
-    /// from the read position. This reallocates: it happens while a
-    /// connection ramps up, never in steady state. A smaller `capacity`
-    /// is ignored (the advertised window must never shrink).
+    /// Raises the capacity to `capacity` bytes (receive-window
+    /// auto-tuning). The ring itself grows when data needs the room
+    /// ([`ReceiveBuffer::reserve`]). A smaller `capacity` is ignored (the
+    /// advertised window must never shrink).
     pub fn grow(&mut self, capacity: usize) {
-        let old = self.capacity();
-        if capacity <= old {
-            return;
-        }
-        self.capacity = capacity;
-        if self.buf.is_empty() {
-            // Not allocated yet: the first stored byte allocates the new size.
-            return;
-        }
-        let mut buf = vec![0u8; capacity].into_boxed_slice();
-        let first = old - self.head;
-        buf[..first].copy_from_slice(&self.buf[self.head..]);
-        buf[first..old].copy_from_slice(&self.buf[..self.head]);
-        self.buf = buf;
+        self.capacity = self.capacity.max(capacity);
+    }
+
+    /// Bytes of ring storage allocated (at most the capacity).
+    pub fn allocated(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Grows the ring so positions `[0, needed)` from the read position
+    /// fit, `needed <= capacity`: the next power of two, at least
+    /// [`MIN_RING`] and twice the old ring, at most the capacity. Every
+    /// byte, readable and out-of-order, keeps its offset from the read
+    /// position. This reallocates while a connection ramps up, never in
+    /// steady state.
+    #[cold]
+    fn reserve(&mut self, needed: usize) {
+        let old = self.buf.len();
+        let size = needed
+            .next_power_of_two()
+            .max(MIN_RING)
+            .max(2 * old)
+            .min(self.capacity);
+        let mut ring = Vec::with_capacity(size);
+        ring.extend_from_slice(&self.buf[self.head..]);
+        ring.extend_from_slice(&self.buf[..self.head]);
+        ring.resize(size, 0);
+        self.buf = ring.into_boxed_slice();
         self.head = 0;
     }
 
@@ -204,22 +227,22 @@ impl ReceiveBuffer {
         }
     }
 
-    /// Ring index of the byte `pos` bytes after the head, `pos <= capacity`.
+    /// Ring index of the byte `pos` bytes after the head, `pos <= buf.len()`.
     #[inline]
     fn ring_index(&self, pos: usize) -> usize {
         let i = self.head + pos;
-        if i >= self.capacity() {
-            i - self.capacity()
+        if i >= self.buf.len() {
+            i - self.buf.len()
         } else {
             i
         }
     }
 
     /// Copies `data` to the ring starting `pos` bytes after the head.
-    /// Callers guarantee `pos + data.len() <= capacity`.
+    /// Callers guarantee `pos + data.len() <= buf.len()`.
     fn copy_in(&mut self, pos: usize, data: &[u8]) {
         let start = self.ring_index(pos);
-        let first = data.len().min(self.capacity() - start);
+        let first = data.len().min(self.buf.len() - start);
         self.buf[start..start + first].copy_from_slice(&data[..first]);
         self.buf[..data.len() - first].copy_from_slice(&data[first..]);
     }
@@ -229,6 +252,7 @@ impl fmt::Debug for ReceiveBuffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReceiveBuffer")
             .field("capacity", &self.capacity())
+            .field("allocated", &self.buf.len())
             .field("head", &self.head)
             .field("len", &self.len)
             .field("out_of_order", self.out_of_order())
@@ -347,6 +371,37 @@ mod tests {
     }
 
     #[test]
+    fn the_ring_grows_with_what_is_stored() {
+        let cap = 256 * 1024;
+        let mut b = ReceiveBuffer::with_capacity(cap);
+        assert_eq!(b.allocated(), 0);
+        // A short connection's request: the smallest ring, the full window.
+        assert_eq!(b.write_at(0, &[7; 64]), 64);
+        assert_eq!(b.allocated(), MIN_RING);
+        assert_eq!(b.window(), cap - 64);
+        // Wrap the small ring, then store out of order far beyond it.
+        b.consume(60);
+        let data: Vec<u8> = (0..MIN_RING as u32).map(|i| i as u8).collect();
+        assert_eq!(b.write_at(0, &data[..MIN_RING - 10]), MIN_RING - 10);
+        assert_eq!(b.allocated(), MIN_RING);
+        assert_eq!(b.write_at(20_000, b"far"), 0);
+        assert_eq!(b.allocated(), 32 * 1024);
+        let mut expect = vec![7; 4];
+        expect.extend_from_slice(&data[..MIN_RING - 10]);
+        assert_eq!(contents(&b), expect);
+        // The gap fills: everything up to the far bytes joins, in order.
+        let gap: Vec<u8> = vec![9; 20_000];
+        assert_eq!(b.write_at(0, &gap), 20_003);
+        let all = contents(&b);
+        assert_eq!(&all[..expect.len()], &expect[..]);
+        assert_eq!(&all[all.len() - 3..], b"far");
+        // Auto-tuning raises the capacity without touching the ring.
+        b.grow(4 * cap);
+        assert_eq!(b.allocated(), 32 * 1024);
+        assert_eq!(b.window(), 4 * cap - all.len());
+    }
+
+    #[test]
     fn zero_capacity() {
         let mut b = ReceiveBuffer::with_capacity(0);
         assert_eq!(b.write_at(0, b"abc"), 0);
@@ -391,8 +446,15 @@ mod tests {
 
     fn ops() -> impl Strategy<Value = (usize, Vec<Op>)> {
         prop_oneof![
-            prop_oneof![Just(0usize), 1..20usize, 64..300usize]
-                .prop_flat_map(|cap| { (Just(cap), proptest::collection::vec(op(cap), 0..300)) }),
+            // The last range grows the ring (MIN_RING, doubling, a
+            // capacity that is not a power of two) with data in it.
+            prop_oneof![
+                Just(0usize),
+                1..20usize,
+                64..300usize,
+                3 * MIN_RING..5 * MIN_RING
+            ]
+            .prop_flat_map(|cap| { (Just(cap), proptest::collection::vec(op(cap), 0..300)) }),
             (100..400usize).prop_flat_map(|cap| {
                 (
                     Just(cap),
@@ -499,6 +561,7 @@ mod tests {
                     Oracle::runs(&o.ahead)
                 );
                 prop_assert!(b.out_of_order().highest_end() <= b.window());
+                prop_assert!(b.allocated() <= cap);
                 // Every out-of-order byte stored is the right one.
                 for (s, e) in b.out_of_order().iter() {
                     for off in s..e {

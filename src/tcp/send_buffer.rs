@@ -6,31 +6,43 @@
 //! the sequence numbers; this type only knows offsets, which keeps sequence
 //! arithmetic (and its wrap-around) out of the storage code.
 //!
-//! Storage is a ring allocated on the first write (an idle connection that
-//! never sent holds no ring), so the steady state (write / transmit /
-//! acknowledge) never allocates; send-buffer auto-tuning may [`grow`] it a
-//! few times (doubling up to a bound) while a bulk sender ramps up.
+//! Storage is a ring that grows with what the connection holds, up to the
+//! capacity: nothing until the first write (an idle connection that never
+//! sent holds no ring), then the next power of two that fits (at least
+//! [`MIN_RING`]), doubling when more is queued. A connection that writes
+//! 64 bytes and closes (issue 5's `short` workload) thus allocates and
+//! zeroes 2 KiB instead of the whole capacity (256 KiB by default: its
+//! `memset` was most of a short connection's cost), and a bulk sender
+//! reaches its full ring after a few doublings and keeps it, so the
+//! steady state (write / transmit / acknowledge) never allocates.
+//! Send-buffer auto-tuning may [`grow`](SendBuffer::grow) the capacity
+//! while a bulk sender ramps up; the ring then follows by doubling.
 //! Segments
 //! are built from [`SendBuffer::slices_at`], a zero-copy view that is at most
 //! two slices (the second only when the range crosses the end of the ring).
 
 use core::fmt;
 
-/// Fixed-capacity ring of unacknowledged bytes. See the module docs.
+/// Smallest ring allocated: one MSS-sized segment fits.
+pub const MIN_RING: usize = 2048;
+
+/// Bounded ring of unacknowledged bytes. See the module docs.
 pub struct SendBuffer {
-    /// The ring: empty until the first write, then `capacity` long.
+    /// The ring: empty until the first write, then a power of two (or
+    /// `capacity`) long, grown by [`SendBuffer::reserve`].
     buf: Box<[u8]>,
+    /// Most bytes the buffer may hold (SO_SNDBUF).
     capacity: usize,
-    /// Ring index of offset 0 (the byte at SND.UNA). Always `< capacity`,
-    /// or 0 when the capacity is 0.
+    /// Ring index of offset 0 (the byte at SND.UNA). Always `< buf.len()`,
+    /// or 0 when the ring is empty.
     head: usize,
     /// Bytes held, `<= capacity`.
     len: usize,
 }
 
 impl SendBuffer {
-    /// A buffer that holds at most `capacity` bytes. Its only allocation
-    /// is made by the first write.
+    /// A buffer that holds at most `capacity` bytes. Nothing is allocated
+    /// before the first write.
     pub fn with_capacity(capacity: usize) -> Self {
         SendBuffer {
             buf: Box::default(),
@@ -70,11 +82,11 @@ impl SendBuffer {
         if n == 0 {
             return 0;
         }
-        if self.buf.is_empty() {
-            self.buf = vec![0; self.capacity].into_boxed_slice();
+        if self.len + n > self.buf.len() {
+            self.reserve(self.len + n);
         }
         let tail = self.ring_index(self.len);
-        let first = n.min(self.capacity() - tail);
+        let first = n.min(self.buf.len() - tail);
         self.buf[tail..tail + first].copy_from_slice(&data[..first]);
         self.buf[..n - first].copy_from_slice(&data[first..n]);
         self.len += n;
@@ -92,8 +104,32 @@ impl SendBuffer {
         }
         let len = len.min(self.len - offset);
         let start = self.ring_index(offset);
-        let first = len.min(self.capacity() - start);
+        let first = len.min(self.buf.len() - start);
         (&self.buf[start..start + first], &self.buf[..len - first])
+    }
+
+    /// Bytes of ring storage allocated (at most the capacity).
+    pub fn allocated(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Grows the ring to hold `needed <= capacity` bytes: the next power of
+    /// two, at least [`MIN_RING`] and twice the old ring, at most the
+    /// capacity. The held bytes move to the start of the new ring.
+    #[cold]
+    fn reserve(&mut self, needed: usize) {
+        let size = needed
+            .next_power_of_two()
+            .max(MIN_RING)
+            .max(2 * self.buf.len())
+            .min(self.capacity);
+        let mut ring = Vec::with_capacity(size);
+        let (a, b) = self.slices_at(0, self.len);
+        ring.extend_from_slice(a);
+        ring.extend_from_slice(b);
+        ring.resize(size, 0);
+        self.buf = ring.into_boxed_slice();
+        self.head = 0;
     }
 
     /// Drops `n` bytes from the front (they were acknowledged: SND.UNA moved
@@ -110,23 +146,11 @@ impl SendBuffer {
         }
     }
 
-    /// Raises the capacity to `capacity` (a smaller value changes nothing),
-    /// keeping the bytes held in order. An allocated ring is replaced by a
-    /// larger one (one allocation and a copy of what is held); otherwise
-    /// the first write allocates the new size.
+    /// Raises the capacity to `capacity` (a smaller value changes
+    /// nothing). The ring follows as writes need the room (it doubles,
+    /// keeping the bytes held in order), so nothing is copied here.
     pub fn grow(&mut self, capacity: usize) {
-        if capacity <= self.capacity {
-            return;
-        }
-        if !self.buf.is_empty() {
-            let mut ring = vec![0; capacity].into_boxed_slice();
-            let (a, b) = self.slices_at(0, self.len);
-            ring[..a.len()].copy_from_slice(a);
-            ring[a.len()..a.len() + b.len()].copy_from_slice(b);
-            self.buf = ring;
-        }
-        self.head = 0;
-        self.capacity = capacity;
+        self.capacity = self.capacity.max(capacity);
     }
 
     /// Drops everything (connection reset / reuse). Keeps the allocation.
@@ -135,15 +159,15 @@ impl SendBuffer {
         self.len = 0;
     }
 
-    /// Ring index of byte `offset`, for `offset <= capacity`.
+    /// Ring index of byte `offset`, for `offset <= buf.len()`.
     ///
-    /// `head < capacity` and `offset <= capacity`, so one conditional
-    /// subtraction replaces a modulo (and is safe for capacity 0).
+    /// `head < buf.len()` and `offset <= buf.len()`, so one conditional
+    /// subtraction replaces a modulo (and is safe for an empty ring).
     #[inline]
     fn ring_index(&self, offset: usize) -> usize {
         let i = self.head + offset;
-        if i >= self.capacity() {
-            i - self.capacity()
+        if i >= self.buf.len() {
+            i - self.buf.len()
         } else {
             i
         }
@@ -154,6 +178,7 @@ impl fmt::Debug for SendBuffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendBuffer")
             .field("capacity", &self.capacity())
+            .field("allocated", &self.buf.len())
             .field("head", &self.head)
             .field("len", &self.len)
             .finish()
@@ -163,6 +188,8 @@ impl fmt::Debug for SendBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
 
     #[test]
     fn growing_keeps_the_bytes_in_order_across_the_wrap() {
@@ -187,8 +214,6 @@ mod tests {
         b.grow(32);
         assert_eq!(b.write(&[1; 40]), 32);
     }
-    use proptest::prelude::*;
-    use std::collections::VecDeque;
 
     fn concat(s: (&[u8], &[u8])) -> Vec<u8> {
         let mut v = s.0.to_vec();
@@ -246,6 +271,32 @@ mod tests {
     }
 
     #[test]
+    fn the_ring_grows_with_what_is_held() {
+        let cap = 256 * 1024;
+        let mut b = SendBuffer::with_capacity(cap);
+        assert_eq!(b.allocated(), 0);
+        // A short connection's request: the smallest ring, not 256 KiB.
+        assert_eq!(b.write(&[7; 64]), 64);
+        assert_eq!(b.allocated(), MIN_RING);
+        // Wrap the small ring, then grow it: bytes stay in order.
+        b.consume(60);
+        let data: Vec<u8> = (0..MIN_RING as u32).map(|i| i as u8).collect();
+        assert_eq!(b.write(&data[..MIN_RING - 10]), MIN_RING - 10);
+        assert_eq!(b.allocated(), MIN_RING);
+        assert_eq!(b.write(&data[MIN_RING - 10..]), 10);
+        assert_eq!(b.allocated(), 2 * MIN_RING);
+        let mut expect = vec![7; 4];
+        expect.extend_from_slice(&data);
+        assert_eq!(concat(b.slices_at(0, usize::MAX)), expect);
+        // Filling it up reaches exactly the capacity, never more.
+        let big = vec![1u8; cap];
+        let room = b.free();
+        assert_eq!(b.write(&big), room);
+        assert_eq!(b.allocated(), cap);
+        assert_eq!(b.free(), 0);
+    }
+
+    #[test]
     fn zero_capacity() {
         let mut b = SendBuffer::with_capacity(0);
         assert_eq!(b.write(b"abc"), 0);
@@ -271,7 +322,10 @@ mod tests {
     }
 
     fn ops() -> impl Strategy<Value = (usize, Vec<Op>)> {
-        (0usize..40).prop_flat_map(|cap| (Just(cap), proptest::collection::vec(op(cap), 0..200)))
+        // Small capacities wrap often; large ones grow the ring (MIN_RING,
+        // doubling, a capacity that is not a power of two) while it wraps.
+        prop_oneof![0usize..40, MIN_RING - 8..3 * MIN_RING + 100]
+            .prop_flat_map(|cap| (Just(cap), proptest::collection::vec(op(cap), 0..200)))
     }
 
     proptest! {
@@ -304,12 +358,13 @@ mod tests {
                         // The second slice is used only across the wrap: the
                         // first then runs to the end of the ring.
                         if !s2.is_empty() {
-                            prop_assert_eq!(b.ring_index(o) + s1.len(), cap);
+                            prop_assert_eq!(b.ring_index(o) + s1.len(), b.allocated());
                         }
                     }
                 }
                 prop_assert_eq!(b.len(), model.len());
                 prop_assert_eq!(b.free(), cap - model.len());
+                prop_assert!(b.allocated() <= cap);
                 prop_assert_eq!(concat(b.slices_at(0, usize::MAX)), model.iter().copied().collect::<Vec<_>>());
             }
         }
