@@ -904,6 +904,37 @@ impl Stack {
         Ok(r)
     }
 
+    /// [`with_conn`](Self::with_conn) for reads, which change no timer
+    /// deadline (they consume buffered bytes and may ask for a window
+    /// update, i.e. output): the timer re-arm is skipped when the effects
+    /// are output only. This runs once per application read.
+    fn with_conn_read<R>(
+        &mut self,
+        id: ConnId,
+        f: impl FnOnce(&mut Connection, &mut Effects) -> R,
+    ) -> Result<R, TcpError> {
+        let slot = self.slot_of(id)?;
+        let mut fx = Effects::default();
+        let conn = &mut self.conns[slot as usize];
+        #[cfg(debug_assertions)]
+        let deadline_before = conn.next_deadline();
+        let r = f(conn, &mut fx);
+        #[cfg(debug_assertions)]
+        debug_assert_eq!(
+            conn.next_deadline(),
+            deadline_before,
+            "a read moved a timer"
+        );
+        if fx.is_output_only() {
+            if fx.output {
+                self.mark_ready(slot);
+            }
+        } else {
+            self.apply(slot, fx);
+        }
+        Ok(r)
+    }
+
     /// Queues bytes to send; see [`Connection::send`].
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<usize, TcpError> {
         self.with_conn(id, |c, fx| c.send(data, fx))?
@@ -911,7 +942,7 @@ impl Stack {
 
     /// Reads bytes; `Ok(0)` is end of stream. See [`Connection::recv`].
     pub fn recv(&mut self, id: ConnId, out: &mut [u8]) -> Result<usize, TcpError> {
-        self.with_conn(id, |c, fx| c.recv(out, fx))?
+        self.with_conn_read(id, |c, fx| c.recv(out, fx))?
     }
 
     /// Zero-copy read: `f` gets the readable bytes as two slices and
@@ -921,7 +952,7 @@ impl Stack {
         id: ConnId,
         f: impl FnOnce(&[u8], &[u8]) -> usize,
     ) -> Result<usize, TcpError> {
-        self.with_conn(id, |c, fx| c.recv_with(fx, f))?
+        self.with_conn_read(id, |c, fx| c.recv_with(fx, f))?
     }
 
     /// shutdown(SHUT_WR): FIN after the queued data; reads continue.
