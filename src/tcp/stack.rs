@@ -427,6 +427,28 @@ impl Stack {
             self.rearm(slot);
             return;
         }
+        if fx.is_events_only() {
+            // Data for the application or room for more (every data
+            // segment after a read): an event, no state change to act on.
+            let conn = &self.conns[slot as usize];
+            if conn.user_owned || conn.in_accept_queue {
+                let id = ConnId {
+                    slot,
+                    generation: conn.generation,
+                };
+                if fx.readable {
+                    self.events.push_back(Event::Readable(id));
+                }
+                if fx.writable {
+                    self.events.push_back(Event::Writable(id));
+                }
+            }
+            if fx.output {
+                self.mark_ready(slot);
+            }
+            self.rearm(slot);
+            return;
+        }
         if let Some(rst) = fx.rst.take() {
             self.push_control(rst);
         }

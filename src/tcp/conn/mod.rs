@@ -86,6 +86,14 @@ impl Effects {
             && self.rst.is_none()
             && self.closed.is_none()
     }
+
+    /// Nothing but output and the `readable` / `writable` events.
+    #[inline]
+    pub fn is_events_only(&self) -> bool {
+        !(self.connected || self.accepted || self.challenge_ack || self.drop_silently)
+            && self.rst.is_none()
+            && self.closed.is_none()
+    }
 }
 
 /// Counters and gauges of one connection: what `tcp_info` reports on Linux.
