@@ -101,9 +101,9 @@ impl RtoEstimator {
             Some(srtt) => {
                 // RFC 6298 §2.3, alpha = 1/8, beta = 1/4. Integer
                 // arithmetic on nanoseconds: exact to 1 ns, no drift.
-                let err = srtt.abs_diff(rtt);
-                self.rttvar = self.rttvar.saturating_mul(3).saturating_add(err) / 4;
-                self.srtt = Some(srtt.saturating_mul(7).saturating_add(rtt) / 8);
+                let (rttvar, srtt) = smooth(self.rttvar, srtt, rtt);
+                self.rttvar = rttvar;
+                self.srtt = Some(srtt);
             }
         }
         let srtt = self.srtt.unwrap_or(rtt);
@@ -173,9 +173,57 @@ fn clamp(d: Duration, config: &RtoConfig) -> Duration {
     d.max(config.min).min(config.max)
 }
 
+/// RFC 6298 §2.3 with alpha = 1/8 and beta = 1/4: the new
+/// `(RTTVAR, SRTT)` from the old ones and the sample `rtt`.
+///
+/// Runs once per acknowledged RTT sample, so the common case (all three
+/// below 2^60 ns, 36 years) is done on plain `u64` nanoseconds, where
+/// nothing can saturate; it equals the `Duration` arithmetic exactly
+/// (`Duration` division by 4 or 8 is the floor of the nanoseconds, as
+/// 10^9 is a multiple of 8), which [`smooth_durations`] keeps for the rest.
+#[inline]
+fn smooth(rttvar: Duration, srtt: Duration, rtt: Duration) -> (Duration, Duration) {
+    const SMALL: u128 = 1 << 60;
+    let (v, s, r) = (rttvar.as_nanos(), srtt.as_nanos(), rtt.as_nanos());
+    if v < SMALL && s < SMALL && r < SMALL {
+        let (v, s, r) = (v as u64, s as u64, r as u64);
+        let err = s.abs_diff(r);
+        return (
+            Duration::from_nanos((3 * v + err) / 4),
+            Duration::from_nanos((7 * s + r) / 8),
+        );
+    }
+    smooth_durations(rttvar, srtt, rtt)
+}
+
+/// [`smooth`] in saturating `Duration` arithmetic, for any magnitude.
+fn smooth_durations(rttvar: Duration, srtt: Duration, rtt: Duration) -> (Duration, Duration) {
+    let err = srtt.abs_diff(rtt);
+    (
+        rttvar.saturating_mul(3).saturating_add(err) / 4,
+        srtt.saturating_mul(7).saturating_add(rtt) / 8,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The nanosecond fast path gives exactly the `Duration` result,
+        /// across the 2^60 ns boundary too.
+        #[test]
+        fn smoothing_fast_path_is_exact(
+            v in any::<u64>(), s in any::<u64>(), r in any::<u64>(),
+            vn in 0u32..1_000_000_000, sn in 0u32..1_000_000_000, rn in 0u32..1_000_000_000,
+            shift in 0u32..64,
+        ) {
+            let d = |secs: u64, nanos: u32| Duration::new(secs >> shift, nanos);
+            let (rttvar, srtt, rtt) = (d(v, vn), d(s, sn), d(r, rn));
+            prop_assert_eq!(smooth(rttvar, srtt, rtt), smooth_durations(rttvar, srtt, rtt));
+        }
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

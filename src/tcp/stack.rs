@@ -427,6 +427,28 @@ impl Stack {
             self.rearm(slot);
             return;
         }
+        if fx.is_events_only() {
+            // Data for the application or room for more (every data
+            // segment after a read): an event, no state change to act on.
+            let conn = &self.conns[slot as usize];
+            if conn.user_owned || conn.in_accept_queue {
+                let id = ConnId {
+                    slot,
+                    generation: conn.generation,
+                };
+                if fx.readable {
+                    self.events.push_back(Event::Readable(id));
+                }
+                if fx.writable {
+                    self.events.push_back(Event::Writable(id));
+                }
+            }
+            if fx.output {
+                self.mark_ready(slot);
+            }
+            self.rearm(slot);
+            return;
+        }
         if let Some(rst) = fx.rst.take() {
             self.push_control(rst);
         }
@@ -904,6 +926,37 @@ impl Stack {
         Ok(r)
     }
 
+    /// [`with_conn`](Self::with_conn) for reads, which change no timer
+    /// deadline (they consume buffered bytes and may ask for a window
+    /// update, i.e. output): the timer re-arm is skipped when the effects
+    /// are output only. This runs once per application read.
+    fn with_conn_read<R>(
+        &mut self,
+        id: ConnId,
+        f: impl FnOnce(&mut Connection, &mut Effects) -> R,
+    ) -> Result<R, TcpError> {
+        let slot = self.slot_of(id)?;
+        let mut fx = Effects::default();
+        let conn = &mut self.conns[slot as usize];
+        #[cfg(debug_assertions)]
+        let deadline_before = conn.next_deadline();
+        let r = f(conn, &mut fx);
+        #[cfg(debug_assertions)]
+        debug_assert_eq!(
+            conn.next_deadline(),
+            deadline_before,
+            "a read moved a timer"
+        );
+        if fx.is_output_only() {
+            if fx.output {
+                self.mark_ready(slot);
+            }
+        } else {
+            self.apply(slot, fx);
+        }
+        Ok(r)
+    }
+
     /// Queues bytes to send; see [`Connection::send`].
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<usize, TcpError> {
         self.with_conn(id, |c, fx| c.send(data, fx))?
@@ -911,7 +964,7 @@ impl Stack {
 
     /// Reads bytes; `Ok(0)` is end of stream. See [`Connection::recv`].
     pub fn recv(&mut self, id: ConnId, out: &mut [u8]) -> Result<usize, TcpError> {
-        self.with_conn(id, |c, fx| c.recv(out, fx))?
+        self.with_conn_read(id, |c, fx| c.recv(out, fx))?
     }
 
     /// Zero-copy read: `f` gets the readable bytes as two slices and
@@ -921,7 +974,7 @@ impl Stack {
         id: ConnId,
         f: impl FnOnce(&[u8], &[u8]) -> usize,
     ) -> Result<usize, TcpError> {
-        self.with_conn(id, |c, fx| c.recv_with(fx, f))?
+        self.with_conn_read(id, |c, fx| c.recv_with(fx, f))?
     }
 
     /// shutdown(SHUT_WR): FIN after the queued data; reads continue.

@@ -238,8 +238,33 @@ impl TimerWheel {
     /// `<= now`, removing it. All due timers fire in this call, none early;
     /// the order among them is unspecified. `fire` cannot reach the wheel:
     /// the engine collects keys and re-arms afterwards.
+    #[inline]
     pub fn advance(&mut self, now: Instant, fire: &mut impl FnMut(u64)) {
         let now = now.max(self.now);
+        // Most polls come within the tick of the previous one: `target`
+        // below would equal `elapsed`, and with that tick's level-0 slot
+        // empty there is nothing to do. Checking that against the tick's
+        // end skips the two divisions.
+        let tick_end = self
+            .start
+            .total_micros()
+            .saturating_add(self.elapsed.saturating_mul(self.tick_us));
+        let now_us = now.total_micros();
+        if now_us <= tick_end
+            && now_us.saturating_add(self.tick_us) > tick_end
+            && self.heads[slot_for(0, self.elapsed)] == NIL
+        {
+            self.now = now;
+            self.due_pending = false;
+            return;
+        }
+        self.advance_ticks(now, fire);
+    }
+
+    /// [`advance`](Self::advance) past the current tick, or with entries
+    /// in its slot: out of line, so the common case above stays small.
+    #[inline(never)]
+    fn advance_ticks(&mut self, now: Instant, fire: &mut impl FnMut(u64)) {
         let delta = now.total_micros() - self.start.total_micros();
         let mut target = delta / self.tick_us + u64::from(delta % self.tick_us != 0);
         let mut on_boundary = delta % self.tick_us == 0;

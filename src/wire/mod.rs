@@ -13,21 +13,26 @@
 //!   semantic checks a receiver must make) and `emit` (repr → view).
 //!
 //! [`frame`] composes the layers into the unit the TCP engine deals in: one
-//! whole Ethernet/IPv4/TCP frame.
+//! whole Ethernet/IPv4/TCP frame; [`template`] is the fast way to build the
+//! common ones (an established flow's segments without SACK blocks).
 
 pub mod arp;
 pub mod checksum;
+#[cfg(target_arch = "x86_64")]
+mod checksum_avx2;
 pub mod ethernet;
 pub mod frame;
 pub mod ipv4;
 pub mod seq;
 pub mod tcp;
+pub mod template;
 
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, MacAddr, ETHERNET_HEADER_LEN};
 pub use frame::{emit_tcp_frame, parse_tcp_frame, tcp_frame_len, TcpFrame};
 pub use ipv4::{Ipv4Packet, Ipv4Repr, IPV4_HEADER_LEN, IP_PROTO_TCP};
 pub use seq::SeqNum;
 pub use tcp::{SackBlocks, TcpFlags, TcpOptions, TcpPacket, TcpRepr, Timestamps, TCP_HEADER_LEN};
+pub use template::SegmentTemplate;
 
 /// Why a buffer could not be parsed as the requested format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -30,7 +30,7 @@ use crate::tcp::send_buffer::SendBuffer;
 use crate::tcp::state::State;
 use crate::tcp::timer_wheel::TimerId;
 use crate::tcp::Instant;
-use crate::wire::{MacAddr, SeqNum, TcpFlags, TcpOptions};
+use crate::wire::{MacAddr, SegmentTemplate, SeqNum, TcpFlags, TcpOptions};
 use recovery::{Prr, Undo};
 
 /// RFC 9293 §3.7.1: the MSS assumed when the peer sends none.
@@ -83,6 +83,14 @@ impl Effects {
             || self.accepted
             || self.challenge_ack
             || self.drop_silently)
+            && self.rst.is_none()
+            && self.closed.is_none()
+    }
+
+    /// Nothing but output and the `readable` / `writable` events.
+    #[inline]
+    pub fn is_events_only(&self) -> bool {
+        !(self.connected || self.accepted || self.challenge_ack || self.drop_silently)
             && self.rst.is_none()
             && self.closed.is_none()
     }
@@ -337,6 +345,10 @@ pub struct Connection {
     /// (RFC 9293 §3.8.6) is rounded up to 2^scale bytes, and what we
     /// advertise must fit (RFC 7323 §2.3).
     pub(crate) rcv_slack: usize,
+    /// The prebuilt header of our established segments (see
+    /// `transmit_from_template`), built at the first one and kept; boxed so
+    /// connections that never get that far stay small.
+    pub(crate) segment_template: Option<Box<SegmentTemplate>>,
 }
 
 /// Parameters of a new connection that come from the stack.
@@ -443,6 +455,7 @@ impl Connection {
             autotune: RecvAutotune::new(now),
             ts_recent_at: now,
             rcv_slack,
+            segment_template: None,
             config: cfg,
         }
     }

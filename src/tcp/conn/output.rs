@@ -6,8 +6,8 @@ use crate::tcp::congestion::CongestionControl;
 use crate::tcp::state::State;
 use crate::tcp::{Instant, Transmit};
 use crate::wire::{
-    emit_tcp_frame, tcp_frame_len, MacAddr, SackBlocks, SeqNum, TcpFlags, TcpOptions, TcpRepr,
-    Timestamps,
+    emit_tcp_frame, tcp_frame_len, MacAddr, SackBlocks, SegmentTemplate, SeqNum, TcpFlags,
+    TcpOptions, TcpRepr, Timestamps,
 };
 
 /// Stack-wide facts the connection needs to build frames.
@@ -391,8 +391,9 @@ impl Connection {
         (field as u16, field << scale)
     }
 
-    /// Options of an outgoing segment with `data_len` bytes of payload.
-    fn segment_options(&self, now: Instant, syn: bool, data_len: usize) -> TcpOptions {
+    /// Options of an outgoing segment: on a SYN what we offer (or accept),
+    /// otherwise timestamps and `sack_blocks`.
+    fn segment_options(&self, now: Instant, syn: bool, sack_blocks: SackBlocks) -> TcpOptions {
         let mut options = TcpOptions::default();
         let cfg = &self.config;
         if syn {
@@ -413,16 +414,20 @@ impl Connection {
             }
         } else {
             if self.timestamps {
-                options.timestamps = Some(Timestamps {
-                    tsval: self.ts_now(now),
-                    tsecr: self.ts_recent,
-                });
+                options.timestamps = Some(self.timestamps_to_send(now));
             }
-            if self.sack_permitted {
-                options.sack_blocks = self.sack_blocks_to_send(data_len);
-            }
+            options.sack_blocks = sack_blocks;
         }
         options
+    }
+
+    /// TSval and TSecr of a non-SYN segment (RFC 7323 §3.2, §4.3).
+    #[inline]
+    fn timestamps_to_send(&self, now: Instant) -> Timestamps {
+        Timestamps {
+            tsval: self.ts_now(now),
+            tsecr: self.ts_recent,
+        }
     }
 
     /// RFC 2018 §4 / RFC 2883 §4: the SACK blocks for an ACK, while holes
@@ -476,26 +481,24 @@ impl Connection {
     ) -> bool {
         let syn = seg.flags.syn();
         let (window, advertised) = self.window_to_advertise(syn);
-        let repr = TcpRepr {
-            src_port: self.tuple.local.port(),
-            dst_port: self.tuple.remote.port(),
-            seq: seg.seq,
-            ack: if seg.flags.ack() {
-                self.rcv_nxt
-            } else {
-                SeqNum(0)
-            },
-            flags: seg.flags,
-            window,
-            urgent: 0,
-            options: self.segment_options(now, syn, seg.data_len),
+        let ack = if seg.flags.ack() {
+            self.rcv_nxt
+        } else {
+            SeqNum(0)
         };
-        let (eth, ip) = self
-            .tuple
-            .outgoing_headers(env.mac, self.remote_mac, self.config.ttl);
-        let (a, b) = self.send_buf.slices_at(seg.data_off, seg.data_len);
-        let len = tcp_frame_len(&repr, a.len() + b.len());
-        if !tx.transmit(len, |buf| emit_tcp_frame(buf, &eth, &ip, &repr, a, b)) {
+        let sack_blocks = if syn || !self.sack_permitted {
+            SackBlocks::new()
+        } else {
+            self.sack_blocks_to_send(seg.data_len)
+        };
+        // After the handshake, segments without SACK blocks all have one
+        // shape: the connection's prebuilt header does them.
+        let sent = if !syn && seg.flags.ack() && sack_blocks.is_empty() {
+            self.transmit_from_template(now, env, tx, seg, ack, window)
+        } else {
+            self.transmit_built(now, env, tx, seg, ack, window, sack_blocks)
+        };
+        if !sent {
             return false;
         }
         self.stats.segs_out += 1;
@@ -506,17 +509,109 @@ impl Connection {
             if seg.data_len == 0 && !seg.flags.fin() && !syn {
                 self.stats.acks_sent += 1;
             }
-            self.after_ack_sent(now, &repr, seg.data_len);
+            self.after_ack_sent(now, &sack_blocks, seg.data_len);
         }
         true
+    }
+
+    /// The general builder: any flags and options.
+    #[allow(clippy::too_many_arguments)]
+    fn transmit_built<T: Transmit>(
+        &mut self,
+        now: Instant,
+        env: &OutputEnv,
+        tx: &mut T,
+        seg: Segment,
+        ack: SeqNum,
+        window: u16,
+        sack_blocks: SackBlocks,
+    ) -> bool {
+        let repr = TcpRepr {
+            src_port: self.tuple.local.port(),
+            dst_port: self.tuple.remote.port(),
+            seq: seg.seq,
+            ack,
+            flags: seg.flags,
+            window,
+            urgent: 0,
+            options: self.segment_options(now, seg.flags.syn(), sack_blocks),
+        };
+        let (eth, ip) = self
+            .tuple
+            .outgoing_headers(env.mac, self.remote_mac, self.config.ttl);
+        let (a, b) = self.send_buf.slices_at(seg.data_off, seg.data_len);
+        let len = tcp_frame_len(&repr, a.len() + b.len());
+        tx.transmit(len, |buf| emit_tcp_frame(buf, &eth, &ip, &repr, a, b))
+    }
+
+    /// A segment of the established shape (ACK, no SYN, no SACK blocks)
+    /// from the connection's [`SegmentTemplate`], built at the first such
+    /// segment. The template caches the addresses, ports, MACs, TTL and
+    /// whether timestamps are on; all but our own MAC and the timestamps
+    /// are fixed for the connection's life, and those two are checked, so
+    /// a stale template is never used.
+    fn transmit_from_template<T: Transmit>(
+        &mut self,
+        now: Instant,
+        env: &OutputEnv,
+        tx: &mut T,
+        seg: Segment,
+        ack: SeqNum,
+        window: u16,
+    ) -> bool {
+        if self
+            .segment_template
+            .as_ref()
+            .is_some_and(|t| t.has_timestamps() != self.timestamps || t.src_mac() != env.mac)
+        {
+            self.segment_template = None;
+        }
+        let ts = if self.timestamps {
+            self.timestamps_to_send(now)
+        } else {
+            Timestamps::default()
+        };
+        let (tuple, remote_mac, ttl, timestamps) = (
+            self.tuple,
+            self.remote_mac,
+            self.config.ttl,
+            self.timestamps,
+        );
+        let template: &SegmentTemplate = self.segment_template.get_or_insert_with(|| {
+            let (eth, ip) = tuple.outgoing_headers(env.mac, remote_mac, ttl);
+            Box::new(SegmentTemplate::new(
+                &eth,
+                &ip,
+                tuple.local.port(),
+                tuple.remote.port(),
+                timestamps,
+            ))
+        });
+        let (a, b) = self.send_buf.slices_at(seg.data_off, seg.data_len);
+        let len = template.frame_len(a.len() + b.len());
+        tx.transmit(len, |buf| {
+            let n = template.emit(buf, seg.seq, ack, seg.flags, window, ts, a, b);
+            #[cfg(debug_assertions)]
+            same_as_full_builder(
+                &buf[..n],
+                env.mac,
+                remote_mac,
+                &tuple,
+                ttl,
+                ts,
+                timestamps,
+                a,
+                b,
+            );
+            n
+        })
     }
 
     /// Receiver-side bookkeeping once a segment carrying an ACK left: the
     /// delayed ACK (if any) rode on it, a D-SACK it carried is done, and
     /// data sent soon after data arrived marks an interactive exchange.
-    fn after_ack_sent(&mut self, now: Instant, repr: &TcpRepr, data_len: usize) {
+    fn after_ack_sent(&mut self, now: Instant, blocks: &SackBlocks, data_len: usize) {
         self.delayed_ack.on_ack_sent();
-        let blocks = &repr.options.sack_blocks;
         if !blocks.is_empty() && self.sack_report.dsack_pending() {
             self.sack_report.on_sent(blocks);
             if !self.sack_report.dsack_pending() {
@@ -527,4 +622,49 @@ impl Connection {
             self.delayed_ack.on_data_sent(now, self.config.delayed_ack);
         }
     }
+}
+
+/// Debug builds check every templated frame against the general builder
+/// (frames up to 2 KiB, built on the stack: no allocation, so the
+/// allocation-counting tests still hold). Release builds rely on the
+/// property test in `wire::template`.
+#[cfg(debug_assertions)]
+#[allow(clippy::too_many_arguments)]
+fn same_as_full_builder(
+    frame: &[u8],
+    mac: MacAddr,
+    remote_mac: MacAddr,
+    tuple: &crate::tcp::FourTuple,
+    ttl: u8,
+    ts: Timestamps,
+    timestamps: bool,
+    a: &[u8],
+    b: &[u8],
+) {
+    const MAX: usize = 2048;
+    if frame.len() > MAX || frame.len() < 54 {
+        return;
+    }
+    let tcp = crate::wire::TcpPacket::new_unchecked(&frame[34..]);
+    let repr = TcpRepr {
+        src_port: tuple.local.port(),
+        dst_port: tuple.remote.port(),
+        seq: tcp.seq_number(),
+        ack: tcp.ack_number(),
+        flags: tcp.flags(),
+        window: tcp.window_len(),
+        urgent: 0,
+        options: TcpOptions {
+            timestamps: timestamps.then_some(ts),
+            ..TcpOptions::default()
+        },
+    };
+    let (eth, ip) = tuple.outgoing_headers(mac, remote_mac, ttl);
+    let mut full = [0u8; MAX];
+    let n = emit_tcp_frame(&mut full, &eth, &ip, &repr, a, b);
+    assert_eq!(
+        frame,
+        &full[..n],
+        "templated frame differs from the full builder's"
+    );
 }
