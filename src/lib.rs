@@ -1,8 +1,7 @@
 //! xdp-tcp: a userspace TCP stack for an AF_XDP kernel-bypass fast path.
 //!
 //! Layers (dependencies point down): `sim` → `tcp` → `wire`; `xdp` (AF_XDP
-//! I/O, the only module with `unsafe` but for one feature-checked AVX2
-//! call in `wire::checksum_avx2`) → `tcp`.
+//! I/O, the only module with `unsafe`) → `tcp`.
 //! See `docs/ARCHITECTURE.md`.
 #![deny(unsafe_code)]
 

@@ -3,6 +3,8 @@
 //! line by line (to wait for `ready` and `idle-ready` lines), stderr kept
 //! for error messages, stopped with SIGINT and then SIGKILL on drop.
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
@@ -217,15 +219,12 @@ impl Proc {
     }
 }
 
-/// Sends `sig` to `pid`.
-#[allow(unsafe_code)]
+/// Sends `sig` to `pid` (a process that is gone already is no error).
 fn signal(pid: u32, sig: i32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        unsafe {
-            libc::kill(pid, sig);
-        }
-    }
+    let (Ok(pid), Ok(sig)) = (i32::try_from(pid), Signal::try_from(sig)) else {
+        return;
+    };
+    let _ = kill(Pid::from_raw(pid), sig);
 }
 
 impl Drop for Proc {
