@@ -12,7 +12,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::plan::{cases, Case, CaseKind, CaseParams, Client, OffloadChoice, Offloads, Server};
+use super::plan::{
+    cases, Case, CaseKind, CaseParams, Client, OffloadChoice, Offloads, Server, SHORT_CLIENT_ADDRS,
+};
 use super::process::{in_ns_pinned, slab_bytes, vm_rss_bytes, Proc, INTERRUPTED};
 use super::results::{
     format_metric, render_table, summarize, write_csv, Measurement, RunRecord, Status, Summary,
@@ -324,6 +326,8 @@ impl Runner<'_> {
         if case.idle_connections > 0 {
             c.arg("--idle-connections")
                 .arg(case.idle_connections.to_string());
+        }
+        if case.idle_connections > 0 || case.workload == Workload::Short {
             for a in &self.tb.client_addrs {
                 c.arg("--source-addr").arg(a.to_string());
             }
@@ -511,7 +515,9 @@ pub fn run(cfg: &BenchConfig, stop: &AtomicBool) -> Result<BenchOutcome, String>
         .map_err(|e| format!("cannot create {}: {e}", raw_dir.display()))?;
     let meta = Meta::new(cfg);
     let idle = rows.iter().map(|c| c.idle_connections).max().unwrap_or(0);
-    let tb = Testbed::up(client_addrs_for(idle))?;
+    let short = rows.iter().any(|c| c.workload == Workload::Short);
+    let extra_addrs = client_addrs_for(idle).max(if short { SHORT_CLIENT_ADDRS } else { 0 });
+    let tb = Testbed::up(extra_addrs)?;
     let bar = ProgressBar::new(run_count(cfg, &rows));
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} runs [{elapsed} < {eta}] {msg}")
