@@ -213,8 +213,6 @@ impl Connection {
         fx.output = true;
     }
 
-    /// Our clock reading when the segment whose TSval the peer echoes was
-    /// sent, in TSval milliseconds (RFC 7323 §4.1).
     /// Send-buffer auto-tuning, as Linux's `tcp_sndbuf_expand`
     /// (net/ipv4/tcp_input.c; no RFC covers buffer sizing): called when an
     /// ACK arrives while every buffered byte was in flight and the
@@ -231,6 +229,8 @@ impl Connection {
         }
     }
 
+    /// Our clock reading when the segment whose TSval the peer echoes was
+    /// sent, in TSval milliseconds (RFC 7323 §4.1).
     fn echoed_millis(&self, tcp: &TcpRepr) -> Option<u32> {
         if !self.timestamps {
             return None;
