@@ -157,6 +157,17 @@ impl SackScoreboard {
         }
     }
 
+    /// Returns the records' storage to the allocator when nothing is
+    /// outstanding (a connection entering TIME-WAIT sends nothing more);
+    /// the next send reserves again.
+    pub fn release_storage(&mut self) {
+        if self.segs.is_empty() {
+            self.clear();
+            self.segs = VecDeque::new();
+            self.ranges = Vec::new();
+        }
+    }
+
     /// Records in the queue.
     pub fn len(&self) -> usize {
         self.segs.len()
