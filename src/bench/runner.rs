@@ -315,7 +315,7 @@ impl Runner<'_> {
             .arg("--connections")
             .arg(case.connections.to_string())
             .arg("--duration")
-            .arg(secs_arg(self.cfg.duration))
+            .arg(secs_arg(case.measured(self.cfg.duration)))
             .arg("--warmup")
             .arg(secs_arg(self.cfg.warmup))
             .arg("--json")
@@ -410,7 +410,7 @@ impl Runner<'_> {
         let rss_before = vm_rss_bytes(srv.pid());
         let slab_before = slab_bytes();
         let budget = self.cfg.warmup
-            + self.cfg.duration
+            + case.measured(self.cfg.duration)
             + Duration::from_secs(30 + case.idle_connections as u64 / 1000);
         let mut client_phase = || -> Result<Measurement, String> {
             match client {

@@ -40,7 +40,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     reps: usize,
     /// Measured time per run, e.g. 5s, 500ms (wrk measures whole seconds,
-    /// at least one).
+    /// at least one). The short rows measure at least 3 s, so their
+    /// window crosses the clients' TIME-WAIT reuse (1 s in) and ends in
+    /// the steady state that follows it.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Warm-up per run before measuring (wrk: whole seconds, none below 1s).

@@ -186,6 +186,19 @@ fn print_summary(spec: &LoadSpec, r: &LoadReport) {
         None => println!("  latency us   -"),
     }
     println!("  errors       {}", r.errors);
+    if !r.timeline_100ms.is_empty() {
+        // Per 100 ms from the workload's start, warm-up included, as
+        // responses per second: a start-up transient shows here.
+        let per_s: Vec<String> = r
+            .timeline_100ms
+            .iter()
+            .map(|n| format!("{:.1}k", *n as f64 * 10.0 / 1e3))
+            .collect();
+        println!(
+            "  per 100 ms   {} (responses/s, from the start)",
+            per_s.join(" ")
+        );
+    }
     let (value, unit) = r.headline();
     println!("  headline     {value:.3} {unit}");
     let _ = std::io::stdout().flush();

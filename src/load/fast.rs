@@ -16,6 +16,8 @@
 //! from one buffer per worker.
 
 use std::collections::HashMap;
+
+use ahash::RandomState;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,7 +48,10 @@ const UNREACHABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// State shared by the control side and every worker's [`LoadApp`].
 struct Shared {
-    origin: Instant,
+    /// The run's clock: wall time since this instant (a runtime's workers
+    /// share it), or None for the engine's clock (`Ctx::now`, virtual
+    /// time in a simulator) of a standalone app.
+    origin: Option<Instant>,
     /// When the workload starts (ns); `u64::MAX` until the idle
     /// connections are up.
     start_ns: AtomicU64,
@@ -65,8 +70,17 @@ struct Shared {
 }
 
 impl Shared {
-    fn now_ns(&self) -> u64 {
-        self.origin.elapsed().as_nanos() as u64
+    /// Now on the run's clock (ns); `ctx` is the caller's context.
+    fn now_ns(&self, ctx: &Ctx<'_>) -> u64 {
+        match self.origin {
+            Some(origin) => origin.elapsed().as_nanos() as u64,
+            None => ctx.now.total_micros() * 1000,
+        }
+    }
+
+    /// Now on the wall clock of a runtime's run (the control side).
+    fn wall_ns(&self) -> u64 {
+        self.origin.map_or(0, |o| o.elapsed().as_nanos() as u64)
     }
 }
 
@@ -89,10 +103,25 @@ struct Slot {
     /// Offset in the response stream (echo / source verification).
     received: u64,
     pacer: Option<Pacer>,
-    /// When the current connection's SYN was requested (ns): a closed-loop
-    /// `short` exchange is timed from here, handshake included, as the
-    /// kernel client times it.
-    opened_ns: u64,
+    /// `short`: when the current exchange was meant to start (ns), and
+    /// what its latency is measured from, handshake included, as the
+    /// kernel client measures it: the connect (closed loop) or the
+    /// exchange's scheduled time (open loop: the connect is made then,
+    /// so a late start counts against the latency, as in wrk2).
+    exchange_intended: u64,
+    /// Open-loop `short`: a scheduled exchange whose connect could not
+    /// start yet (handshake cap, every port busy): it starts first, late.
+    start_due: Option<u64>,
+}
+
+/// What an attempt to open a connection did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Started,
+    /// No handshake may start now (cap reached, every port busy): retry.
+    NotNow,
+    /// The connect failed (counted).
+    Failed,
 }
 
 /// The per-worker load application.
@@ -108,7 +137,10 @@ pub struct LoadApp {
     request: Vec<u8>,
     bulk: Vec<u8>,
     slots: Vec<Slot>,
-    by_conn: HashMap<ConnId, usize>,
+    /// Slot of each open connection. The keys are our own handles, never
+    /// a peer's choice: ahash, since SipHash's flooding resistance buys
+    /// nothing here and cost 2-4 % of a short connection's client time.
+    by_conn: HashMap<ConnId, usize, RandomState>,
     free: Vec<usize>,
     handshakes: usize,
     idle_opened: usize,
@@ -132,8 +164,7 @@ impl LoadApp {
         let load_share = share(spec.connections);
         let idle_share = share(spec.idle_connections);
         let capacity = load_share + idle_share;
-        let mut by_conn = HashMap::new();
-        by_conn.reserve(capacity * 2);
+        let by_conn = HashMap::with_capacity_and_hasher(capacity * 2, RandomState::new());
         LoadApp {
             request: spec.request(),
             bulk: (0..BULK_CHUNK).map(|i| b'a' + (i % 26) as u8).collect(),
@@ -168,24 +199,29 @@ impl LoadApp {
             tail_intended: 0,
             received: 0,
             pacer: None,
-            opened_ns: 0,
+            exchange_intended: 0,
+            start_due: None,
         };
         self.slots.push(slot);
         self.slots.len() - 1
     }
 
     /// Opens a connection for slot `i`; false when no handshake may start
-    /// now (try again next tick).
+    /// now (try again next tick) or the connect failed (counted).
     fn open(&mut self, ctx: &mut Ctx<'_>, i: usize) -> bool {
+        self.try_open(ctx, i) == Open::Started
+    }
+
+    fn try_open(&mut self, ctx: &mut Ctx<'_>, i: usize) -> Open {
         if self.handshakes >= MAX_HANDSHAKES {
-            return false;
+            return Open::NotNow;
         }
         match ctx.connect(self.spec.target) {
             Ok(conn) => {
-                let opened_ns = self.shared.now_ns();
+                let opened_ns = self.shared.now_ns(ctx);
                 let s = &mut self.slots[i];
                 s.conn = Some(conn);
-                s.opened_ns = opened_ns;
+                s.exchange_intended = opened_ns;
                 s.established = false;
                 s.tail = 0;
                 s.received = 0;
@@ -195,24 +231,53 @@ impl LoadApp {
                 }
                 self.by_conn.insert(conn, i);
                 self.handshakes += 1;
-                true
+                Open::Started
             }
             Err(TcpError::AddrNotAvailable) => {
                 // Every owned port to the target is busy (TIME-WAIT tuples
                 // free up after 1 s): the client's own limit, not the
                 // server's failure; retried next tick, counted apart.
                 self.shared.ports_exhausted.fetch_add(1, Ordering::Relaxed);
-                false
+                Open::NotNow
             }
             Err(_) => {
-                self.connect_failed();
-                false
+                let now = self.shared.now_ns(ctx);
+                self.connect_failed(now);
+                Open::Failed
             }
         }
     }
 
-    fn connect_failed(&mut self) {
-        let now = self.shared.now_ns();
+    /// Open-loop `short`: starts slot `i`'s next scheduled exchange if it
+    /// has none running and one is due: the connect goes out at the
+    /// intended time (or, when late, now), and the exchange is timed from
+    /// the intended time, as the kernel client does. A slot runs one
+    /// exchange at a time; those due meanwhile wait on its pacer, each
+    /// keeping its own intended time.
+    fn start_scheduled(&mut self, ctx: &mut Ctx<'_>, i: usize, now: u64) {
+        let s = &mut self.slots[i];
+        if s.role != Role::Load || s.conn.is_some() {
+            return;
+        }
+        let Some(intended) = s.start_due.take().or_else(|| s.pacer.as_mut()?.due(now)) else {
+            return;
+        };
+        match self.try_open(ctx, i) {
+            Open::Started => self.slots[i].exchange_intended = intended,
+            Open::NotNow => self.slots[i].start_due = Some(intended),
+            // Counted as a connect error; the exchange is dropped, as the
+            // next one is already scheduled.
+            Open::Failed => {}
+        }
+    }
+
+    /// Open-loop `short` starts its connections from the schedule
+    /// ([`start_scheduled`](Self::start_scheduled)), not when a slot frees.
+    fn paced_short(&self) -> bool {
+        self.spec.workload == Workload::Short && self.spec.rate.is_some()
+    }
+
+    fn connect_failed(&mut self, now: u64) {
         self.shared.failed_ever.fetch_add(1, Ordering::Relaxed);
         if let Some(r) = &mut self.recorder {
             r.connect_failed(now);
@@ -280,12 +345,12 @@ impl LoadApp {
                     // The next request: due on the pacer (open loop), or
                     // while the pipeline has room (closed loop).
                     let intended = match &mut s.pacer {
+                        _ if self.spec.workload == Workload::Short => s.exchange_intended,
                         Some(p) => match p.due(now) {
                             Some(t) => t,
                             None => break,
                         },
                         None if s.stream.in_flight() >= self.spec.pipeline => break,
-                        None if self.spec.workload == Workload::Short => s.opened_ns,
                         None => now,
                     };
                     s.tail = self.request.len();
@@ -396,7 +461,9 @@ impl LoadApp {
         }
         self.slots[i].established = false;
         if self.slots[i].role == Role::Load && !self.finished {
-            self.reopen.push(i);
+            if !self.paced_short() {
+                self.reopen.push(i);
+            }
         } else {
             self.free.push(i);
         }
@@ -406,7 +473,7 @@ impl LoadApp {
         self.load_opened = true;
         let warm_end = start + self.spec.warmup.as_nanos() as u64;
         let end = warm_end + self.spec.duration.as_nanos() as u64;
-        self.recorder = Some(LoadRecorder::new(warm_end, end));
+        self.recorder = Some(LoadRecorder::new(warm_end, end).with_timeline_from(start));
         for k in 0..self.load_share {
             let index = self.first_index + k;
             let i = self.new_slot(Role::Load);
@@ -415,7 +482,9 @@ impl LoadApp {
                 let phase = index as f64 / self.spec.connections as f64;
                 self.slots[i].pacer = Some(Pacer::new(per_conn, start, phase));
             }
-            self.reopen.push(i);
+            if !self.paced_short() {
+                self.reopen.push(i);
+            }
         }
         self.open_pending(ctx);
     }
@@ -464,12 +533,13 @@ impl LoadApp {
 
 impl LoadApp {
     /// A load app driven outside a runtime (tests, custom loops): one
-    /// worker, the workload starts at once; read it with
+    /// worker, the workload starts at the first tick, on the engine's clock
+    /// (`Ctx::now`: virtual time in a simulator); read it with
     /// [`report`](Self::report).
     pub fn standalone(spec: &LoadSpec) -> LoadApp {
         let shared = Arc::new(Shared {
-            origin: Instant::now(),
-            start_ns: AtomicU64::new(0),
+            origin: None,
+            start_ns: AtomicU64::new(u64::MAX),
             idle_established: AtomicUsize::new(0),
             established_ever: AtomicU64::new(0),
             failed_ever: AtomicU64::new(0),
@@ -495,7 +565,7 @@ impl LoadApp {
 
 impl App for LoadApp {
     fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
-        let now = self.shared.now_ns();
+        let now = self.shared.now_ns(ctx);
         // Idle connections first, at most MAX_HANDSHAKES at a time.
         while self.idle_opened < self.idle_share && self.handshakes < MAX_HANDSHAKES {
             let i = self.new_slot(Role::Idle);
@@ -504,6 +574,10 @@ impl App for LoadApp {
                 break;
             }
             self.idle_opened += 1;
+        }
+        if self.shared.origin.is_none() && self.start_ns().is_none() {
+            // Standalone: the workload starts at the first tick.
+            self.shared.start_ns.store(now, Ordering::Release);
         }
         let Some(start) = self.start_ns() else {
             return;
@@ -526,7 +600,11 @@ impl App for LoadApp {
             return;
         }
         if self.spec.rate.is_some() {
+            let paced_short = self.paced_short();
             for i in 0..self.slots.len() {
+                if paced_short {
+                    self.start_scheduled(ctx, i, now);
+                }
                 self.pump(ctx, i, now);
             }
         }
@@ -536,7 +614,7 @@ impl App for LoadApp {
         let Some(&i) = self.by_conn.get(&conn) else {
             return;
         };
-        let now = self.shared.now_ns();
+        let now = self.shared.now_ns(ctx);
         self.handshakes = self.handshakes.saturating_sub(1);
         self.slots[i].established = true;
         self.shared.established_ever.fetch_add(1, Ordering::Relaxed);
@@ -562,7 +640,7 @@ impl App for LoadApp {
             // A failed handshake (refused, timed out): `on_closed` follows.
             return;
         }
-        let now = self.shared.now_ns();
+        let now = self.shared.now_ns(ctx);
         match self.drain(ctx, i, now) {
             Err(()) => {
                 if let Some(r) = &mut self.recorder {
@@ -579,7 +657,12 @@ impl App for LoadApp {
                     // Client closes first: its tuple waits in TIME-WAIT,
                     // reused after 1 s (tcp_tw_reuse).
                     self.retire(ctx, i, false);
-                    self.open_pending(ctx);
+                    if self.paced_short() {
+                        // The slot's next exchange may be due already.
+                        self.start_scheduled(ctx, i, now);
+                    } else {
+                        self.open_pending(ctx);
+                    }
                 } else if eof {
                     if s.role == Role::Load && !self.finished {
                         if let Some(r) = &mut self.recorder {
@@ -596,7 +679,7 @@ impl App for LoadApp {
 
     fn on_writable(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
         if let Some(&i) = self.by_conn.get(&conn) {
-            let now = self.shared.now_ns();
+            let now = self.shared.now_ns(ctx);
             self.pump(ctx, i, now);
         }
     }
@@ -606,7 +689,7 @@ impl App for LoadApp {
             let _ = ctx.stack.close(conn);
             return;
         };
-        let now = self.shared.now_ns();
+        let now = self.shared.now_ns(ctx);
         if self.slots[i].established {
             if reason != CloseReason::Normal && !self.finished {
                 if let Some(r) = &mut self.recorder {
@@ -614,7 +697,7 @@ impl App for LoadApp {
                 }
             }
         } else {
-            self.connect_failed();
+            self.connect_failed(now);
         }
         self.retire(ctx, i, false);
     }
@@ -666,7 +749,7 @@ pub fn run_fast_load(
     }
     let workers = fast_path.workers.max(1);
     let shared = Arc::new(Shared {
-        origin: Instant::now(),
+        origin: Some(Instant::now()),
         start_ns: AtomicU64::new(u64::MAX),
         idle_established: AtomicUsize::new(0),
         established_ever: AtomicU64::new(0),
@@ -748,7 +831,7 @@ fn drive(
     }
     shared
         .start_ns
-        .store(shared.now_ns() + START_DELAY_NS, Ordering::Release);
+        .store(shared.wall_ns() + START_DELAY_NS, Ordering::Release);
     let total = spec.warmup + spec.duration;
     loop {
         let done = shared

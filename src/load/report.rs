@@ -8,6 +8,8 @@ use super::spec::{LoadSpec, Workload};
 
 /// Latencies up to a minute, three significant digits.
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
+/// Width of one bucket of the response timeline.
+pub const TIMELINE_BUCKET_NS: u64 = 100_000_000;
 
 /// Counts what happens inside the measurement window `[start, end)` (ns
 /// on the client's clock); what happens during warm-up or after the end
@@ -23,6 +25,13 @@ pub struct LoadRecorder {
     connects: u64,
     connect_errors: u64,
     errors: u64,
+    /// Where the timeline starts (ns): the workload's start when set with
+    /// [`with_timeline_from`](Self::with_timeline_from), else `start_ns`.
+    timeline_origin_ns: u64,
+    /// Responses completed per [`TIMELINE_BUCKET_NS`] from
+    /// `timeline_origin_ns` to `end_ns`, warm-up included: shows a
+    /// start-up transient the window's mean would hide.
+    timeline: Vec<u64>,
 }
 
 impl LoadRecorder {
@@ -38,7 +47,26 @@ impl LoadRecorder {
             connects: 0,
             connect_errors: 0,
             errors: 0,
+            timeline_origin_ns: start_ns,
+            timeline: Vec::new(),
         }
+    }
+
+    /// Also keeps the response timeline from `origin_ns` (the workload's
+    /// start, before the warm-up) to the window's end; its buckets are
+    /// allocated here, none while recording.
+    pub fn with_timeline_from(mut self, origin_ns: u64) -> LoadRecorder {
+        let origin_ns = origin_ns.min(self.start_ns);
+        self.timeline_origin_ns = origin_ns;
+        let buckets = self
+            .end_ns
+            .saturating_sub(origin_ns)
+            .div_ceil(TIMELINE_BUCKET_NS);
+        // A window without an end (tests) keeps no timeline.
+        if buckets <= 1 << 20 {
+            self.timeline = vec![0; buckets as usize];
+        }
+        self
     }
 
     fn measuring(&self, now_ns: u64) -> bool {
@@ -53,6 +81,11 @@ impl LoadRecorder {
     /// A response completed at `now_ns` for a request intended at
     /// `intended_ns`.
     pub fn response(&mut self, now_ns: u64, intended_ns: u64) {
+        if let Some(since) = now_ns.checked_sub(self.timeline_origin_ns) {
+            if let Some(b) = self.timeline.get_mut((since / TIMELINE_BUCKET_NS) as usize) {
+                *b += 1;
+            }
+        }
         if self.measuring(now_ns) {
             self.requests += 1;
             let latency = now_ns.saturating_sub(intended_ns).clamp(1, MAX_LATENCY_NS);
@@ -104,6 +137,12 @@ impl LoadRecorder {
         self.connects += other.connects;
         self.connect_errors += other.connect_errors;
         self.errors += other.errors;
+        if self.timeline.len() < other.timeline.len() {
+            self.timeline.resize(other.timeline.len(), 0);
+        }
+        for (a, b) in self.timeline.iter_mut().zip(&other.timeline) {
+            *a += b;
+        }
     }
 
     /// The report of a finished run carried by `stack`.
@@ -138,6 +177,7 @@ impl LoadRecorder {
             gbit_per_sec: (self.bytes_sent + self.bytes_received) as f64 * 8.0 / secs / 1e9,
             connections_per_sec: self.connects as f64 / secs,
             latency_us: latency,
+            timeline_100ms: self.timeline.clone(),
         }
     }
 }
@@ -179,6 +219,10 @@ pub struct LoadReport {
     pub gbit_per_sec: f64,
     pub connections_per_sec: f64,
     pub latency_us: Option<LatencySummary>,
+    /// Responses completed per 100 ms from the workload's start, warm-up
+    /// included (empty when the client keeps none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline_100ms: Vec<u64>,
 }
 
 impl LoadReport {
@@ -222,6 +266,28 @@ mod tests {
         assert_eq!(r.headline(), (1.0, "req/s"));
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains("\"workload\":\"rpc\""));
+        assert_eq!(serde_json::from_str::<LoadReport>(&json).unwrap(), r);
+    }
+
+    #[test]
+    fn the_timeline_counts_responses_per_100ms_from_the_start_warm_up_included() {
+        let spec = LoadSpec::new(Workload::Short, "198.18.0.1:7".parse().unwrap());
+        // Workload starts at 1 s, warm-up 0.5 s, window 0.3 s.
+        let mut a =
+            LoadRecorder::new(1_500_000_000, 1_800_000_000).with_timeline_from(1_000_000_000);
+        a.response(900_000_000, 0); // before the start: not in the timeline
+        a.response(1_050_000_000, 0);
+        a.response(1_650_000_000, 0);
+        a.response(1_799_999_999, 0);
+        a.response(1_800_000_000, 0); // after the end
+        let mut b =
+            LoadRecorder::new(1_500_000_000, 1_800_000_000).with_timeline_from(1_000_000_000);
+        b.response(1_050_000_000, 0);
+        a.merge(&b);
+        let r = a.report(&spec, "fast");
+        assert_eq!(r.timeline_100ms, vec![2, 0, 0, 0, 0, 0, 1, 1]);
+        assert_eq!(r.requests, 2);
+        let json = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<LoadReport>(&json).unwrap(), r);
     }
 

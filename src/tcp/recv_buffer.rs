@@ -227,6 +227,18 @@ impl ReceiveBuffer {
         }
     }
 
+    /// Returns the ring's storage (and the out-of-order ranges' box) to
+    /// the allocator when nothing is held (a connection entering
+    /// TIME-WAIT: it accepts no more data). A later arrival allocates
+    /// afresh. Keeps the capacity, so the advertised window is unchanged.
+    pub fn release_storage(&mut self) {
+        if self.len == 0 && !self.has_out_of_order() {
+            self.buf = Box::default();
+            self.head = 0;
+            self.ooo = None;
+        }
+    }
+
     /// Ring index of the byte `pos` bytes after the head, `pos <= buf.len()`.
     #[inline]
     fn ring_index(&self, pos: usize) -> usize {
@@ -291,6 +303,27 @@ mod tests {
         assert_eq!(x.len() + y.len(), 8);
         assert_eq!(b.window(), 0);
         assert_eq!(b.write_at(0, b"x"), 0);
+    }
+
+    #[test]
+    fn released_storage_comes_back_on_the_next_arrival() {
+        let mut b = ReceiveBuffer::with_capacity(8192);
+        assert_eq!(b.write_at(0, b"abc"), 3);
+        b.release_storage();
+        assert_eq!(b.allocated(), MIN_RING, "unread bytes: storage kept");
+        let mut out = [0u8; 3];
+        assert_eq!(b.read(&mut out), 3);
+        assert_eq!(b.write_at(5, b"zz"), 0);
+        b.release_storage();
+        assert_eq!(b.allocated(), MIN_RING, "out-of-order bytes: storage kept");
+        let mut c = ReceiveBuffer::with_capacity(8192);
+        assert_eq!(c.write_at(0, b"abc"), 3);
+        assert_eq!(c.read(&mut out), 3);
+        c.release_storage();
+        assert_eq!(c.allocated(), 0);
+        assert_eq!(c.window(), 8192);
+        assert_eq!(c.write_at(0, b"hello"), 5);
+        assert_eq!(contents(&c), b"hello");
     }
 
     #[test]

@@ -147,13 +147,27 @@ impl SackScoreboard {
         Self::default()
     }
 
-    /// Makes room for `segments` records (and a few SACKed ranges) up
-    /// front, so a connection's steady state does not allocate when its
-    /// flight or its first holes appear later. No-op once done.
+    /// Makes room for `segments` records in all (and a few SACKed
+    /// ranges) ahead of need, so a connection's steady state does not
+    /// allocate when its flight or its first holes appear later. One
+    /// comparison when the room is there.
     pub fn reserve(&mut self, segments: usize) {
-        if self.segs.capacity() == 0 {
-            self.segs.reserve(segments);
-            self.ranges.reserve((segments / 2).clamp(1, 16));
+        if self.segs.capacity() < segments {
+            self.segs.reserve(segments - self.segs.len());
+            let ranges = (segments / 2).clamp(1, 16);
+            self.ranges
+                .reserve(ranges.saturating_sub(self.ranges.len()));
+        }
+    }
+
+    /// Returns the records' storage to the allocator when nothing is
+    /// outstanding (a connection entering TIME-WAIT sends nothing more);
+    /// the next send reserves again.
+    pub fn release_storage(&mut self) {
+        if self.segs.is_empty() {
+            self.clear();
+            self.segs = VecDeque::new();
+            self.ranges = Vec::new();
         }
     }
 

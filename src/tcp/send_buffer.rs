@@ -159,6 +159,16 @@ impl SendBuffer {
         self.len = 0;
     }
 
+    /// Returns the ring's storage to the allocator when nothing is held
+    /// (a connection entering TIME-WAIT: it never sends data again). A
+    /// later write allocates afresh. Keeps the capacity.
+    pub fn release_storage(&mut self) {
+        if self.len == 0 {
+            self.buf = Box::default();
+            self.head = 0;
+        }
+    }
+
     /// Ring index of byte `offset`, for `offset <= buf.len()`.
     ///
     /// `head < buf.len()` and `offset <= buf.len()`, so one conditional
@@ -294,6 +304,21 @@ mod tests {
         assert_eq!(b.write(&big), room);
         assert_eq!(b.allocated(), cap);
         assert_eq!(b.free(), 0);
+    }
+
+    #[test]
+    fn released_storage_comes_back_on_the_next_write() {
+        let mut b = SendBuffer::with_capacity(8192);
+        assert_eq!(b.write(&[1; 100]), 100);
+        b.release_storage();
+        assert_eq!(b.allocated(), MIN_RING, "bytes held: storage kept");
+        b.consume(100);
+        b.release_storage();
+        assert_eq!(b.allocated(), 0);
+        assert_eq!(b.capacity(), 8192);
+        assert_eq!(b.write(&[2; 3000]), 3000);
+        assert_eq!(b.allocated(), 4096);
+        assert_eq!(concat(b.slices_at(0, 3000)), vec![2; 3000]);
     }
 
     #[test]

@@ -109,7 +109,11 @@ pub struct Stack {
     conns: Slab<Connection>,
     flows: FlowTable,
     listeners: Slab<Listener>,
-    listen_addrs: HashMap<SocketAddrV4, u32>,
+    /// Listeners by local address. Looked up for every SYN, but only we
+    /// insert keys (a handful of listeners), so a peer cannot make it
+    /// collide: ahash, not SipHash (the flow table, which peers fill, is
+    /// keyed from `entropy`).
+    listen_addrs: HashMap<SocketAddrV4, u32, ahash::RandomState>,
     timers: TimerWheel,
     ready: VecDeque<u32>,
     control: VecDeque<ControlSegment>,
@@ -160,7 +164,7 @@ impl Stack {
             conns: Slab::with_capacity(capacity),
             flows: FlowTable::with_capacity(capacity, seeds),
             listeners: Slab::new(),
-            listen_addrs: HashMap::new(),
+            listen_addrs: HashMap::with_hasher(ahash::RandomState::new()),
             timers: TimerWheel::new(now, Duration::from_millis(1), capacity),
             ready: VecDeque::with_capacity(capacity.min(65536)),
             control: VecDeque::with_capacity(config.control_queue),

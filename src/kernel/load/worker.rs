@@ -145,7 +145,7 @@ impl Worker<'_> {
         };
         let warm_end = start + spec.warmup.as_nanos() as u64;
         let end = warm_end + spec.duration.as_nanos() as u64;
-        self.recorder = LoadRecorder::new(warm_end, end);
+        self.recorder = LoadRecorder::new(warm_end, end).with_timeline_from(start);
         let total = spec.connections;
         // Every measured stream can be on the ready list at once.
         self.ready.reserve(total.div_ceil(threads));

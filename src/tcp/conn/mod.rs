@@ -863,6 +863,13 @@ impl Connection {
         self.keepalive_deadline = None;
         self.retransmit_pending = false;
         self.close_deadline = Some(now + self.config.msl * 2);
+        // TIME-WAIT sends no data and accepts none (only ACKs a
+        // retransmitted FIN): hand the rings back now rather than for the
+        // 2·MSL it lasts. A client closing first at 100k conn/s holds
+        // 100k+ of these, and kept rings grew its heap page by page.
+        self.send_buf.release_storage();
+        self.recv_buf.release_storage();
+        self.scoreboard.release_storage();
         if !self.close_reported {
             // From the user's side the connection is finished.
             fx.closed = Some(CloseReason::Normal);

@@ -10,6 +10,9 @@ use crate::wire::{
     TcpOptions, TcpRepr, Timestamps,
 };
 
+/// Scoreboard records reserved at a connection's first send.
+const FIRST_SCOREBOARD_RECORDS: usize = 16;
+
 /// Stack-wide facts the connection needs to build frames.
 #[derive(Debug, Clone, Copy)]
 pub struct OutputEnv {
@@ -318,10 +321,20 @@ impl Connection {
             self.last_data_sent = now;
         }
         // Only new data comes here; retransmissions go through `send_recorded`.
-        // One record per segment the send buffer can hold, reserved at the
-        // first send (idle connections stay small).
+        // A few records are reserved at the first send (idle connections
+        // stay small); once the flight outgrows them, a full flight of the
+        // send buffer at once, so a bulk sender's steady state does not
+        // allocate. Reserving the full flight (4.4 KiB for a 256 KiB send
+        // buffer) at the first send cost every short connection a
+        // malloc/free beyond the allocator's per-thread cache, and was
+        // most of what a TIME-WAIT connection held.
         let full_flight = self.send_buf.capacity() / self.snd_mss.max(536) + 2;
-        self.scoreboard.reserve(full_flight);
+        let records = if self.scoreboard.len() < FIRST_SCOREBOARD_RECORDS {
+            full_flight.min(FIRST_SCOREBOARD_RECORDS)
+        } else {
+            full_flight
+        };
+        self.scoreboard.reserve(records);
         self.scoreboard
             .on_send(seg.seq, seg.data_len + fin, fin == 1, now);
         if self.scoreboard.pipe() >= self.cc.cwnd() {
