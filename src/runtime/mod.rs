@@ -17,12 +17,15 @@ pub mod doorbell;
 pub mod handoff;
 pub mod io;
 pub mod neighbor;
+pub mod neighbor_monitor;
+pub mod neighbor_table;
 pub mod rss;
 pub mod serve;
 pub mod threaded;
 pub mod worker;
 
-pub use active_open::{ClientPorts, ClientSide, Connector, PortRange};
+pub use active_open::{ClientPorts, ClientSide, Connector, NextHopCache, PortRange};
+pub use neighbor_table::NeighborConfig;
 pub use app_runtime::{start_app_runtime, AppRuntime};
 pub use channel_io::ChannelIo;
 pub use clock::Clock;
