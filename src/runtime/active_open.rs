@@ -315,7 +315,10 @@ impl NextHopCache {
         match self.state().table.lookup(hop, std::time::Instant::now()) {
             Lookup::Reachable(mac) | Lookup::Stale(mac) => return Ok(mac),
             Lookup::Unreachable => {
-                return Err(NeighborError::Unreachable(hop, self.state().table.config().failure_grace))
+                return Err(NeighborError::Unreachable(
+                    hop,
+                    self.state().table.config().failure_grace,
+                ))
             }
             Lookup::Unknown => {}
         }
@@ -466,11 +469,14 @@ impl Connector {
     }
 
     fn next_hop(&self, remote: Ipv4Addr) -> Result<MacAddr, TcpError> {
-        let mac = self.next_hops.get(&remote).copied().or(self.gateway_mac).ok_or(
-            TcpError::InvalidInput(
+        let mac = self
+            .next_hops
+            .get(&remote)
+            .copied()
+            .or(self.gateway_mac)
+            .ok_or(TcpError::InvalidInput(
                 "no next hop for this destination: list it among the runtime's connect targets",
-            ),
-        )?;
+            ))?;
         self.current_mac(remote, mac)
     }
 
@@ -754,7 +760,13 @@ mod tests {
         };
         let timeout = Duration::from_millis(10);
         // No interface of this name has a route: nothing is sent anywhere.
-        let cache = NextHopCache::new("xt-no-such-if", &side(None), timeout);
+        let cache = NextHopCache::new(
+            "xt-no-such-if",
+            None,
+            &side(None),
+            NeighborConfig::default(),
+            timeout,
+        );
         assert_eq!(cache.next_hop(known).unwrap(), mac);
         let unknown = Ipv4Addr::new(198, 19, 9, 9);
         assert!(matches!(
@@ -762,8 +774,87 @@ mod tests {
             Err(NeighborError::NoRoute(ip, _)) if ip == unknown
         ));
         let gw = MacAddr([2, 0, 0, 0, 0, 9]);
-        let cache = NextHopCache::new("xt-no-such-if", &side(Some(gw)), timeout);
+        let cache = NextHopCache::new(
+            "xt-no-such-if",
+            None,
+            &side(Some(gw)),
+            NeighborConfig::default(),
+            timeout,
+        );
         assert_eq!(cache.next_hop(unknown).unwrap(), gw);
+    }
+
+    #[test]
+    fn a_connector_follows_next_hop_changes_and_refuses_unreachable_ones() {
+        let ports = Arc::new(ClientPorts {
+            addrs: vec![Ipv4Addr::new(198, 18, 0, 2)],
+            range: range("20000-20099"),
+            workers: 1,
+            rss: None,
+        });
+        let (a, b, c) = (
+            MacAddr([2, 0, 0, 0, 0, 0xa]),
+            MacAddr([2, 0, 0, 0, 0, 0xb]),
+            MacAddr([2, 0, 0, 0, 0, 0xc]),
+        );
+        let remote: SocketAddrV4 = "198.18.0.1:7".parse().unwrap();
+        let other: SocketAddrV4 = "198.18.0.9:7".parse().unwrap();
+        let hops = Arc::new(HashMap::from([(*remote.ip(), a), (*other.ip(), a)]));
+        let mut conn = Connector::new(ports, 0, hops, None);
+        let mut stack = Stack::new(StackConfig::default(), [1; 32], Instant::ZERO).unwrap();
+        let routes = Arc::new(Routes::parse(
+            "Iface Destination Gateway Flags RefCnt Use Metric Mask MTU Window IRTT\n\
+             veth0 000012C6 00000000 0001 0 0 0 00FFFFFF 0 0 0\n",
+            "veth0",
+        ));
+        let existing = conn
+            .connect(&mut stack, Instant::ZERO, None, remote)
+            .unwrap();
+        let update = |old, new| NextHopUpdate {
+            change: NextHopChange {
+                hop: *remote.ip(),
+                old,
+                new,
+            },
+            routes: routes.clone(),
+        };
+        // a -> b: the existing connection and the start-up table follow;
+        // the other destination (its own next hop) keeps a.
+        assert_eq!(update(a, Some(b)).apply(&mut stack, Some(&mut conn)), 1);
+        assert_eq!(
+            stack.info(existing).unwrap().state,
+            crate::tcp::State::SynSent
+        );
+        assert_eq!(conn.next_hop(*remote.ip()), Ok(b));
+        assert_eq!(conn.next_hop(*other.ip()), Ok(a));
+        // A thread's connect resolved before the change still carries a.
+        let now = Instant::ZERO;
+        let late = conn.connect_via(&mut stack, now, None, remote, a).unwrap();
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        stack.poll(now, &mut frames);
+        let dst = |f: &Vec<u8>| MacAddr(f[0..6].try_into().unwrap());
+        assert!(!frames.is_empty());
+        assert!(
+            frames.iter().all(|f| dst(f) == b),
+            "existing and late SYNs go to b"
+        );
+        let _ = late;
+        // b -> unreachable: new connects fail, to either MAC.
+        update(b, None).apply(&mut stack, Some(&mut conn));
+        assert_eq!(
+            conn.connect(&mut stack, now, None, remote),
+            Err(TcpError::HostUnreachable)
+        );
+        assert_eq!(
+            conn.connect_via(&mut stack, now, None, remote, b),
+            Err(TcpError::HostUnreachable)
+        );
+        assert!(conn.connect(&mut stack, now, None, other).is_ok());
+        // Back through c: a and b both mean c now.
+        update(b, Some(c)).apply(&mut stack, Some(&mut conn));
+        assert_eq!(conn.current_mac(*remote.ip(), a), Ok(c));
+        assert_eq!(conn.current_mac(*remote.ip(), b), Ok(c));
+        assert_eq!(conn.next_hop(*remote.ip()), Ok(c));
     }
 
     #[test]

@@ -141,7 +141,10 @@ pub(crate) fn start_runtime(
     };
     // A configured gateway MAC is pinned (like a permanent entry):
     // nothing to verify or follow.
-    let pinned = runtime.client.as_ref().is_some_and(|c| c.gateway_mac.is_some());
+    let pinned = runtime
+        .client
+        .as_ref()
+        .is_some_and(|c| c.gateway_mac.is_some());
     if !pinned {
         match NeighborMonitor::spawn(
             &runtime.config.iface,

@@ -25,13 +25,13 @@ pub mod threaded;
 pub mod worker;
 
 pub use active_open::{ClientPorts, ClientSide, Connector, NextHopCache, PortRange};
-pub use neighbor_table::NeighborConfig;
 pub use app_runtime::{start_app_runtime, AppRuntime};
 pub use channel_io::ChannelIo;
 pub use clock::Clock;
 pub use doorbell::Doorbell;
 pub use handoff::Handoff;
 pub use io::FrameIo;
+pub use neighbor_table::NeighborConfig;
 pub use serve::{serve, ClientConfig, FastPathConfig, ServeConfig, ServeError, ServeReport};
 pub use threaded::{
     start_bridged, start_threaded, BridgedOptions, BridgedWorkers, ThreadedConfig, ThreadedServer,

@@ -259,7 +259,9 @@ pub fn parse_neighbor_dump(
             // The top two bits are NLA_F_NESTED / NLA_F_NET_BYTEORDER.
             match u16_at(msg, a + 2) & 0x3fff {
                 NDA_DST if payload.len() == 4 => {
-                    ip = Some(Ipv4Addr::new(payload[0], payload[1], payload[2], payload[3]));
+                    ip = Some(Ipv4Addr::new(
+                        payload[0], payload[1], payload[2], payload[3],
+                    ));
                 }
                 NDA_LLADDR if payload.len() == 6 => {
                     let mut m = [0u8; 6];
@@ -356,6 +358,120 @@ mod tests {
             Duration::ZERO,
         );
         assert_eq!(got, Ok(mac));
+    }
+
+    const ROUTE_TABLE: &str =
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+veth0\t00000000\t010012C6\t0003\t0\t0\t0\t00000000\t0\t0\t0
+veth0\t000012C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+veth0\t000013C6\t020012C6\t0003\t0\t0\t0\t0000FFFF\t0\t0\t0
+eth9\t000012C6\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0
+garbage line
+";
+
+    #[test]
+    fn routes_pick_the_most_specific_route_of_the_interface() {
+        let r = Routes::parse(ROUTE_TABLE, "veth0");
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        // On-link /24: the destination itself.
+        assert_eq!(r.next_hop(ip("198.18.0.7")), Some(ip("198.18.0.7")));
+        // 198.19.0.0/16 via 198.18.0.2 beats the default route.
+        assert_eq!(r.next_hop(ip("198.19.5.5")), Some(ip("198.18.0.2")));
+        // Default route via 198.18.0.1.
+        assert_eq!(r.next_hop(ip("203.0.113.9")), Some(ip("198.18.0.1")));
+        assert_eq!(
+            Routes::parse(ROUTE_TABLE, "nosuch").next_hop(ip("198.18.0.7")),
+            None
+        );
+        assert_eq!(
+            Routes::parse(ROUTE_TABLE, "eth9").next_hop(ip("198.18.1.1")),
+            Some(ip("198.18.1.1"))
+        );
+    }
+
+    /// One RTM_NEWNEIGH message as the kernel writes it.
+    fn neigh_msg(ifindex: u32, state: u16, ip: [u8; 4], mac: Option<[u8; 6]>) -> Vec<u8> {
+        let mut attrs = Vec::new();
+        let mut attr = |ty: u16, payload: &[u8]| {
+            attrs.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
+            attrs.extend_from_slice(&ty.to_ne_bytes());
+            attrs.extend_from_slice(payload);
+            while attrs.len() % 4 != 0 {
+                attrs.push(0);
+            }
+        };
+        attr(NDA_DST, &ip);
+        if let Some(m) = mac {
+            attr(NDA_LLADDR, &m);
+        }
+        let mut ci = Vec::new();
+        for v in [250u32, 10, 20, 1] {
+            ci.extend_from_slice(&v.to_ne_bytes());
+        }
+        attr(NDA_CACHEINFO, &ci);
+        let mut m = Vec::new();
+        let len = (NLMSG_HDR + NDMSG_LEN + attrs.len()) as u32;
+        m.extend_from_slice(&len.to_ne_bytes());
+        m.extend_from_slice(&RTM_NEWNEIGH.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]);
+        m.extend_from_slice(&[AF_INET, 0, 0, 0]);
+        m.extend_from_slice(&ifindex.to_ne_bytes());
+        m.extend_from_slice(&state.to_ne_bytes());
+        m.extend_from_slice(&[0, 1]);
+        m.extend_from_slice(&attrs);
+        m
+    }
+
+    fn done_msg() -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&20u32.to_ne_bytes());
+        m.extend_from_slice(&NLMSG_DONE.to_ne_bytes());
+        m.extend_from_slice(&[0; 14]);
+        m
+    }
+
+    #[test]
+    fn a_neighbour_dump_parses_into_entries_of_the_interface() {
+        let mac = [2, 0, 0, 0, 0, 7];
+        let mut dgram = neigh_msg(3, nud::REACHABLE, [198, 18, 0, 7], Some(mac));
+        dgram.extend(neigh_msg(4, nud::STALE, [198, 18, 0, 8], Some(mac)));
+        dgram.extend(neigh_msg(3, nud::FAILED, [198, 18, 0, 9], None));
+        let mut out = Vec::new();
+        assert!(!parse_neighbor_dump(&dgram, 3, &mut out).unwrap());
+        assert_eq!(
+            out,
+            vec![
+                KernelNeighbor {
+                    ip: Ipv4Addr::new(198, 18, 0, 7),
+                    ifindex: 3,
+                    state: nud::REACHABLE,
+                    mac: Some(MacAddr(mac)),
+                    confirmed_ago: Some(Duration::from_millis(2500)),
+                },
+                KernelNeighbor {
+                    ip: Ipv4Addr::new(198, 18, 0, 9),
+                    ifindex: 3,
+                    state: nud::FAILED,
+                    mac: None,
+                    confirmed_ago: Some(Duration::from_millis(2500)),
+                },
+            ]
+        );
+        assert!(out[0].is_confirmed() && out[0].is_usable());
+        assert!(!out[1].is_usable());
+        assert!(parse_neighbor_dump(&done_msg(), 3, &mut out).unwrap());
+        // Truncated input ends the parse without a panic.
+        let mut cut = Vec::new();
+        let whole = neigh_msg(3, nud::STALE, [198, 18, 0, 7], Some(mac));
+        for n in 0..whole.len() {
+            cut.clear();
+            let _ = parse_neighbor_dump(&whole[..n], 3, &mut cut);
+        }
+        // A netlink error is reported.
+        let mut err = done_msg();
+        err[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        err[16..20].copy_from_slice(&(-1i32).to_ne_bytes());
+        assert!(parse_neighbor_dump(&err, 3, &mut out).is_err());
     }
 
     #[test]

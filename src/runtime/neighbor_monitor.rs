@@ -148,11 +148,9 @@ impl Round {
             None => (Vec::new(), Vec::new()),
         };
         let cache = self.cache.as_deref();
-        changes.extend(passive_changes(
-            self.last_seen.as_ref(),
-            &kernel,
-            |hop| cache.is_some_and(|c| c.tracks(hop)),
-        ));
+        changes.extend(passive_changes(self.last_seen.as_ref(), &kernel, |hop| {
+            cache.is_some_and(|c| c.tracks(hop))
+        }));
         self.last_seen = Some(usable(&kernel));
         for change in changes {
             self.counters.changes.fetch_add(1, Ordering::Relaxed);

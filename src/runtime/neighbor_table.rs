@@ -410,7 +410,11 @@ mod tests {
         );
         assert_eq!(t.lookup(HOP, secs(t0, 2)), Lookup::Stale(NEW));
         // Seen again: no second change; confirmed: reachable.
-        let o = t.observe(HOP, Some(&kernel(nud::REACHABLE, Some(NEW), 0)), secs(t0, 3));
+        let o = t.observe(
+            HOP,
+            Some(&kernel(nud::REACHABLE, Some(NEW), 0)),
+            secs(t0, 3),
+        );
         assert_eq!(o, Observation::default());
         assert_eq!(t.lookup(HOP, secs(t0, 3)), Lookup::Reachable(NEW));
     }
@@ -450,7 +454,11 @@ mod tests {
         // Reported once.
         assert_eq!(t.observe(HOP, Some(&failed), secs(t0, 56)).change, None);
         // The host comes back with a new MAC: reachable through it.
-        let o = t.observe(HOP, Some(&kernel(nud::REACHABLE, Some(NEW), 0)), secs(t0, 60));
+        let o = t.observe(
+            HOP,
+            Some(&kernel(nud::REACHABLE, Some(NEW), 0)),
+            secs(t0, 60),
+        );
         assert_eq!(
             o.change,
             Some(NextHopChange {
@@ -470,7 +478,11 @@ mod tests {
         t.observe(HOP, None, secs(t0, 50));
         let o = t.observe(HOP, None, secs(t0, 60));
         assert_eq!(o.change.map(|c| c.new), Some(None));
-        let o = t.observe(HOP, Some(&kernel(nud::REACHABLE, Some(OLD), 0)), secs(t0, 61));
+        let o = t.observe(
+            HOP,
+            Some(&kernel(nud::REACHABLE, Some(OLD), 0)),
+            secs(t0, 61),
+        );
         assert_eq!(
             o.change,
             Some(NextHopChange {
