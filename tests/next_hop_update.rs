@@ -38,18 +38,17 @@ fn an_active_connection_sends_everything_to_the_new_mac() {
     assert_eq!(before[0].dst_mac, PEER_MAC);
 
     // Routed through another next hop: untouched.
-    assert_eq!(h.stack.update_next_hop(PEER_MAC, NEW_MAC, |_| false), 0);
-    // A different old MAC: untouched.
+    assert_eq!(h.stack.update_next_hop(NEW_MAC, |_, _| false), 0);
+    // Sending to another MAC: untouched.
+    let other = MacAddr([2, 0, 0, 0, 0, 0x99]);
+    assert_eq!(h.stack.update_next_hop(NEW_MAC, |_, mac| mac == other), 0);
     assert_eq!(
         h.stack
-            .update_next_hop(MacAddr([2, 0, 0, 0, 0, 0x99]), NEW_MAC, |_| true),
-        0
-    );
-    assert_eq!(
-        h.stack
-            .update_next_hop(PEER_MAC, NEW_MAC, |ip| ip == PEER_IP),
+            .update_next_hop(NEW_MAC, |ip, mac| ip == PEER_IP && mac == PEER_MAC),
         1
     );
+    // Already there: nothing to change.
+    assert_eq!(h.stack.update_next_hop(NEW_MAC, |_, _| true), 0);
 
     // The unacknowledged segment is retransmitted to the new MAC.
     h.advance(Duration::from_secs(2));
@@ -102,7 +101,10 @@ fn a_passive_connection_with_timestamps_follows_its_next_hop() {
     // Acknowledged, so Nagle lets the next small write go at once.
     h.send(Seg::ack(PEER_ISS + 1, iss + 1 + 3).with_options(ts_options(1002, our_ts)));
     h.take();
-    assert_eq!(h.stack.update_next_hop(PEER_MAC, NEW_MAC, |_| true), 1);
+    assert_eq!(
+        h.stack.update_next_hop(NEW_MAC, |_, mac| mac == PEER_MAC),
+        1
+    );
     h.stack.send(c, b"two").unwrap();
     h.poll();
     let out = h.take();
@@ -117,7 +119,7 @@ fn a_passive_connection_with_timestamps_follows_its_next_hop() {
     assert!(!acks.is_empty());
     assert!(acks.iter().all(|o| o.dst_mac == NEW_MAC), "{acks:#?}");
     // Moving it back works the same way.
-    assert_eq!(h.stack.update_next_hop(NEW_MAC, PEER_MAC, |_| true), 1);
+    assert_eq!(h.stack.update_next_hop(PEER_MAC, |_, _| true), 1);
     h.stack.send(c, b"three").unwrap();
     h.poll();
     let out = h.take();

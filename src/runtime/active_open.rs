@@ -402,9 +402,11 @@ impl NextHopUpdate {
             c.apply_next_hop(self);
         }
         match new {
-            Some(new) if new != old => {
+            Some(new) if Some(new) != old => {
                 let routes = &self.routes;
-                stack.update_next_hop(old, new, |remote| routes.next_hop(remote) == Some(hop))
+                stack.update_next_hop(new, |remote, mac| {
+                    old.is_none_or(|o| o == mac) && routes.next_hop(remote) == Some(hop)
+                })
             }
             _ => 0,
         }
@@ -501,10 +503,10 @@ impl Connector {
     pub fn apply_next_hop(&mut self, update: &NextHopUpdate) {
         let NextHopChange { hop, old, new } = update.change;
         self.routes = Some(update.routes.clone());
-        if let Some(new) = new.filter(|&n| n != old) {
+        if let Some(new) = new.filter(|&n| Some(n) != old) {
             let routes = &update.routes;
             for (dst, mac) in Arc::make_mut(&mut self.next_hops).iter_mut() {
-                if *mac == old && routes.next_hop(*dst) == Some(hop) {
+                if old.is_none_or(|o| o == *mac) && routes.next_hop(*dst) == Some(hop) {
                     *mac = new;
                 }
             }
@@ -514,15 +516,17 @@ impl Connector {
             None => {
                 self.changed.push(HopStatus {
                     hop,
-                    current: Some(old),
+                    current: old,
                     superseded: Vec::new(),
                 });
                 self.changed.len() - 1
             }
         };
         let status = &mut self.changed[i];
-        if new != Some(old) && !status.superseded.contains(&old) {
-            status.superseded.push(old);
+        if let Some(old) = old.filter(|&o| new != Some(o)) {
+            if !status.superseded.contains(&old) {
+                status.superseded.push(old);
+            }
         }
         if let Some(n) = new {
             status.superseded.retain(|&m| m != n);
@@ -813,7 +817,7 @@ mod tests {
         let update = |old, new| NextHopUpdate {
             change: NextHopChange {
                 hop: *remote.ip(),
-                old,
+                old: Some(old),
                 new,
             },
             routes: routes.clone(),

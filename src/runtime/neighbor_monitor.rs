@@ -14,7 +14,9 @@
 //! * compares every other entry with the previous round: a next hop of
 //!   passive connections whose MAC the kernel replaced (the new host's
 //!   ARP request or gratuitous ARP, RFC 826's merge / RFC 5227 §2.4
-//!   announcements) is a change too;
+//!   announcements) is a change too, and so is one the kernel newly
+//!   learnt (a peer that had our MAC cached only ARPs for us once its
+//!   own changed and flushed its table);
 //! * sends each change to every worker ([`Command::NextHop`]), which
 //!   re-points the connections sending to the old MAC through that next
 //!   hop ([`Stack::update_next_hop`](crate::tcp::Stack::update_next_hop)).
@@ -178,7 +180,10 @@ fn usable(kernel: &[KernelNeighbor]) -> HashMap<Ipv4Addr, MacAddr> {
 
 /// Entries not tracked by the cache whose MAC the kernel replaced since
 /// the previous round (`previous`; None: the first round, nothing to
-/// compare).
+/// compare), or that it learnt since: a peer that had our MAC cached
+/// needs no ARP until it changes its own, so the kernel may first hear
+/// of it with the new MAC; then every connection through it follows the
+/// kernel's table (`old` None), as Linux's replies would.
 fn passive_changes(
     previous: Option<&HashMap<Ipv4Addr, MacAddr>>,
     kernel: &[KernelNeighbor],
@@ -190,8 +195,8 @@ fn passive_changes(
     usable(kernel)
         .into_iter()
         .filter_map(|(ip, mac)| {
-            let &old = previous.get(&ip)?;
-            (old != mac && !tracked(ip)).then_some(NextHopChange {
+            let old = previous.get(&ip).copied();
+            (old != Some(mac) && !tracked(ip)).then_some(NextHopChange {
                 hop: ip,
                 old,
                 new: Some(mac),
@@ -232,14 +237,23 @@ mod tests {
         assert!(passive_changes(None, &after, |_| false).is_empty());
         let seen = usable(&before);
         let tracked = Ipv4Addr::new(198, 18, 0, 3);
-        let changes = passive_changes(Some(&seen), &after, |ip| ip == tracked);
+        let mut changes = passive_changes(Some(&seen), &after, |ip| ip == tracked);
+        changes.sort_by_key(|c| c.hop);
         assert_eq!(
             changes,
-            vec![NextHopChange {
-                hop: Ipv4Addr::new(198, 18, 0, 1),
-                old: MacAddr([2, 0, 0, 0, 0, 1]),
-                new: Some(MacAddr([2, 0, 0, 0, 0, 9])),
-            }]
+            vec![
+                NextHopChange {
+                    hop: Ipv4Addr::new(198, 18, 0, 1),
+                    old: Some(MacAddr([2, 0, 0, 0, 0, 1])),
+                    new: Some(MacAddr([2, 0, 0, 0, 0, 9])),
+                },
+                // Newly learnt: every connection through it follows.
+                NextHopChange {
+                    hop: Ipv4Addr::new(198, 18, 0, 4),
+                    old: None,
+                    new: Some(MacAddr([2, 0, 0, 0, 0, 4])),
+                },
+            ]
         );
         // A FAILED entry keeps no MAC to compare.
         assert!(!usable(&after).contains_key(&Ipv4Addr::new(198, 18, 0, 5)));

@@ -99,12 +99,13 @@ pub enum Lookup {
 }
 
 /// A next hop's MAC changed, or it became unreachable (`new` None), or
-/// reachable again (`new == Some(old)`). Connections sending to `old`
-/// through `hop` follow it.
+/// reachable again (`new == old`). Connections sending to `old` through
+/// `hop` follow it; `old` None (a next hop the kernel newly learnt, whose
+/// previous MAC nobody recorded): every connection through `hop`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextHopChange {
     pub hop: Ipv4Addr,
-    pub old: MacAddr,
+    pub old: Option<MacAddr>,
     pub new: Option<MacAddr>,
 }
 
@@ -240,7 +241,7 @@ impl NeighborTable {
         let old = e.mac;
         let change = (old != mac || e.unreachable).then_some(NextHopChange {
             hop,
-            old,
+            old: Some(old),
             new: Some(mac),
         });
         if old != mac {
@@ -287,7 +288,7 @@ impl NeighborTable {
             e.unreachable = true;
             change = Some(NextHopChange {
                 hop,
-                old: e.mac,
+                old: Some(e.mac),
                 new: None,
             });
         }
@@ -402,7 +403,7 @@ mod tests {
             Observation {
                 change: Some(NextHopChange {
                     hop: HOP,
-                    old: OLD,
+                    old: Some(OLD),
                     new: Some(NEW)
                 }),
                 nudge: true
@@ -447,7 +448,7 @@ mod tests {
             o.change,
             Some(NextHopChange {
                 hop: HOP,
-                old: OLD,
+                old: Some(OLD),
                 new: None
             })
         );
@@ -463,7 +464,7 @@ mod tests {
             o.change,
             Some(NextHopChange {
                 hop: HOP,
-                old: OLD,
+                old: Some(OLD),
                 new: Some(NEW)
             })
         );
@@ -487,7 +488,7 @@ mod tests {
             o.change,
             Some(NextHopChange {
                 hop: HOP,
-                old: OLD,
+                old: Some(OLD),
                 new: Some(OLD)
             })
         );

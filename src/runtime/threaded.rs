@@ -254,6 +254,16 @@ impl ThreadedServer {
         self.runtime.as_ref().is_some_and(|r| !r.worker_stopped())
     }
 
+    /// Next-hop changes (a MAC replaced, unreachable, reachable again)
+    /// the neighbour monitor passed to the workers so far (see
+    /// [`crate::runtime::neighbor_monitor`]).
+    pub fn next_hop_changes(&self) -> u64 {
+        self.runtime
+            .as_ref()
+            .and_then(AppRuntime::neighbor_monitor)
+            .map_or(0, |m| m.changes.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// Stops as `serve` does on SIGTERM: workers drain (see
     /// [`BridgedWorkers::shutdown`]), then the ports and client ranges are
     /// withdrawn and the steering program detached.
