@@ -70,7 +70,7 @@ impl NeighborConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.base_reachable_time < Duration::from_millis(10) {
             return Err(format!(
-                "neighbour reachable time {:?} is too short: give at least 10 ms (Linux uses 30 s)",
+                "neighbour reachable time {:?} (--neighbor-reachable-ms) is too short: give at least 10 ms (Linux uses 30 s)",
                 self.base_reachable_time
             ));
         }
