@@ -19,9 +19,15 @@
 //! choice controls, so the port split with hand-off is the mechanism
 //! there.
 //!
-//! Next hops are resolved once at start-up ([`resolve_next_hops`], which
-//! may ARP through the kernel); a worker only looks them up in its copy
-//! of the table, with no syscall on its path.
+//! Next hops of the configured targets are resolved at start-up
+//! ([`resolve_next_hops`], which may ARP through the kernel), others by
+//! the connecting thread ([`NextHopCache`]); a worker only looks them up
+//! in its copy of the table, with no syscall on its path. They are not
+//! trusted forever: the neighbour monitor
+//! ([`crate::runtime::neighbor_monitor`]) re-verifies them through the
+//! kernel and sends a [`NextHopUpdate`] to every worker when one changes
+//! MAC or stops answering, which re-points the existing connections
+//! ([`Stack::update_next_hop`]) and the worker's table.
 
 use std::collections::HashMap;
 use std::fs;
