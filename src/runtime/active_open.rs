@@ -538,6 +538,11 @@ impl Connector {
             status.superseded.retain(|&m| m != n);
         }
         status.current = new;
+        // Reachable with nothing superseded (back with its old MAC, or a
+        // next hop first learnt): connects need no rewriting for it.
+        if status.current.is_some() && status.superseded.is_empty() {
+            self.changed.swap_remove(i);
+        }
     }
 
     /// Opens a connection to `remote` from the next free (address, port)
@@ -865,6 +870,18 @@ mod tests {
         assert_eq!(conn.current_mac(*remote.ip(), a), Ok(c));
         assert_eq!(conn.current_mac(*remote.ip(), b), Ok(c));
         assert_eq!(conn.next_hop(*remote.ip()), Ok(c));
+        // A next hop first learnt (no old MAC) leaves nothing to rewrite.
+        let learnt = NextHopUpdate {
+            change: NextHopChange {
+                hop: *other.ip(),
+                old: None,
+                new: Some(b),
+            },
+            routes: routes.clone(),
+        };
+        learnt.apply(&mut stack, Some(&mut conn));
+        assert_eq!(conn.changed.len(), 1);
+        assert_eq!(conn.next_hop(*other.ip()), Ok(b));
     }
 
     #[test]

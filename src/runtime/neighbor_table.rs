@@ -15,9 +15,13 @@
 //!   [0.5, 1.5), drawn per entry and again at every confirmation
 //!   (§6.3.2), so entries learnt together do not expire together.
 //! * STALE: older than that. Still used (§7.3.3: a stale entry is sent
-//!   to, and sending starts verification), and every observation asks
-//!   for a nudge: the control side makes the kernel verify the entry
-//!   (Linux: DELAY, then unicast probes, §7.3.3) until it confirms again.
+//!   to, and sending starts verification), and observations ask for a
+//!   nudge: the control side makes the kernel verify the entry (Linux:
+//!   DELAY, then unicast probes, §7.3.3) until it confirms again. Not
+//!   while the kernel verifies already (DELAY, PROBE, INCOMPLETE) or
+//!   still holds it REACHABLE by its own clock, which would ignore the
+//!   nudge: verification then starts when the kernel's reachable time
+//!   (`net.ipv4.neigh.IFACE.base_reachable_time_ms`) runs out too.
 //! * A new MAC from the kernel replaces the old one at once, confirmed or
 //!   not (§7.2.5: an override advertisement updates the cached address;
 //!   RFC 826's merge does the same for ARP): the result is a
@@ -37,7 +41,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::runtime::neighbor::KernelNeighbor;
+use crate::runtime::neighbor::{nud, KernelNeighbor};
 use crate::wire::MacAddr;
 
 /// How long next hops are trusted and how they are verified.
@@ -202,6 +206,26 @@ impl NeighborTable {
         kernel: Option<&KernelNeighbor>,
         now: Instant,
     ) -> Observation {
+        // A nudge only helps an entry the kernel is not verifying or
+        // trusting already: REACHABLE ignores it until its own timer runs
+        // out, DELAY/PROBE/INCOMPLETE are verifying (RFC 4861 §7.3.3).
+        let busy = nud::REACHABLE
+            | nud::DELAY
+            | nud::PROBE
+            | nud::INCOMPLETE
+            | nud::PERMANENT
+            | nud::NOARP;
+        let mut o = self.observe_state(hop, kernel, now);
+        o.nudge &= kernel.is_none_or(|k| k.state & busy == 0);
+        o
+    }
+
+    fn observe_state(
+        &mut self,
+        hop: Ipv4Addr,
+        kernel: Option<&KernelNeighbor>,
+        now: Instant,
+    ) -> Observation {
         match kernel {
             Some(k) if k.is_usable() => {
                 let mac = k.mac.expect("a usable entry has a MAC");
@@ -302,7 +326,6 @@ impl NeighborTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::neighbor::nud;
 
     const HOP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
     const OLD: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
@@ -386,8 +409,28 @@ mod tests {
             Some(&kernel(nud::REACHABLE, Some(OLD), 100)),
             secs(t0, 100),
         );
-        assert!(o.nudge);
         assert_eq!(t.lookup(HOP, secs(t0, 100)), Lookup::Stale(OLD));
+        // But the kernel, trusting it still, would ignore a nudge; so it
+        // is while it verifies (DELAY, PROBE) or resolves (INCOMPLETE).
+        assert!(!o.nudge);
+        for state in [nud::DELAY, nud::PROBE] {
+            let o = t.observe(HOP, Some(&kernel(state, Some(OLD), 100)), secs(t0, 100));
+            assert!(!o.nudge);
+        }
+        let o = t.observe(HOP, Some(&kernel(nud::INCOMPLETE, None, 0)), secs(t0, 100));
+        assert!(!o.nudge);
+        // STALE, FAILED and no entry are nudged.
+        let o = t.observe(
+            HOP,
+            Some(&kernel(nud::STALE, Some(OLD), 100)),
+            secs(t0, 100),
+        );
+        assert!(o.nudge);
+        assert!(
+            t.observe(HOP, Some(&kernel(nud::FAILED, None, 0)), secs(t0, 100))
+                .nudge
+        );
+        assert!(t.observe(HOP, None, secs(t0, 100)).nudge);
     }
 
     #[test]
