@@ -265,8 +265,23 @@ impl NextHopCache {
         config: NeighborConfig,
         timeout: Duration,
     ) -> NextHopCache {
-        let now = std::time::Instant::now();
         let routes = Routes::read(iface);
+        let now = std::time::Instant::now();
+        NextHopCache::with_routes(iface, ifindex, side, config, timeout, routes, now)
+    }
+
+    /// As [`new`](Self::new), with the routes given and the start-up next
+    /// hops resolved at `resolved_at`.
+    fn with_routes(
+        iface: &str,
+        ifindex: Option<u32>,
+        side: &ClientSide,
+        config: NeighborConfig,
+        timeout: Duration,
+        routes: Routes,
+        resolved_at: std::time::Instant,
+    ) -> NextHopCache {
+        let now = resolved_at;
         let mut table = NeighborTable::new(config, u64::from_ne_bytes(entropy_seed()));
         let mut pinned = HashMap::new();
         for (&dst, &mac) in side.next_hops.iter() {
@@ -318,14 +333,14 @@ impl NextHopCache {
             self.state().routes = Arc::new(routes);
         }
         let hop = hop.ok_or_else(|| NeighborError::NoRoute(dst, self.iface.clone()))?;
-        match self.state().table.lookup(hop, std::time::Instant::now()) {
+        let (found, grace) = {
+            let state = self.state();
+            let found = state.table.lookup(hop, std::time::Instant::now());
+            (found, state.table.config().failure_grace)
+        };
+        match found {
             Lookup::Reachable(mac) | Lookup::Stale(mac) => return Ok(mac),
-            Lookup::Unreachable => {
-                return Err(NeighborError::Unreachable(
-                    hop,
-                    self.state().table.config().failure_grace,
-                ))
-            }
+            Lookup::Unreachable => return Err(NeighborError::Unreachable(hop, grace)),
             Lookup::Unknown => {}
         }
         // Resolved without the lock held: other threads go on meanwhile.
@@ -882,6 +897,76 @@ mod tests {
         learnt.apply(&mut stack, Some(&mut conn));
         assert_eq!(conn.changed.len(), 1);
         assert_eq!(conn.next_hop(*other.ip()), Ok(b));
+    }
+
+    #[test]
+    fn the_cache_serves_stale_entries_and_refuses_unreachable_ones_after_the_grace() {
+        let dst = Ipv4Addr::new(198, 18, 0, 1);
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let side = ClientSide {
+            ports: Arc::new(ClientPorts {
+                addrs: vec![Ipv4Addr::new(198, 18, 0, 2)],
+                range: range("20000-20009"),
+                workers: 1,
+                rss: None,
+            }),
+            next_hops: Arc::new(HashMap::from([(dst, mac)])),
+            gateway_mac: None,
+        };
+        let routes = Routes::parse(
+            "Iface Destination Gateway Flags RefCnt Use Metric Mask MTU Window IRTT\n\
+             xt-no-such-if 000012C6 00000000 0001 0 0 0 00FFFFFF 0 0 0\n",
+            "xt-no-such-if",
+        );
+        // Resolved an hour ago: stale now, still served.
+        let now = std::time::Instant::now();
+        let hour_ago = now.checked_sub(Duration::from_secs(3600)).unwrap();
+        let cache = NextHopCache::with_routes(
+            "xt-no-such-if",
+            None,
+            &side,
+            NeighborConfig::default(),
+            Duration::from_millis(10),
+            routes.clone(),
+            hour_ago,
+        );
+        assert!(cache.tracks(dst));
+        assert_eq!(cache.next_hop(dst), Ok(mac));
+        // The kernel's entry failed half an hour ago: past the grace.
+        let half_hour_ago = now.checked_sub(Duration::from_secs(1800)).unwrap();
+        let failed = KernelNeighbor {
+            ip: dst,
+            ifindex: 1,
+            state: neighbor::nud::FAILED,
+            mac: None,
+            confirmed_ago: None,
+        };
+        let (changes, nudges) =
+            cache.revalidate(half_hour_ago, &[failed], Arc::new(routes.clone()));
+        assert!(changes.is_empty());
+        assert_eq!(nudges, vec![dst]);
+        assert!(matches!(
+            cache.next_hop(dst),
+            Err(NeighborError::Unreachable(hop, _)) if hop == dst
+        ));
+        // Resolved again with a new MAC: served, and announced.
+        let new = MacAddr([2, 0, 0, 0, 0, 2]);
+        let back = KernelNeighbor {
+            state: neighbor::nud::REACHABLE,
+            mac: Some(new),
+            confirmed_ago: Some(Duration::ZERO),
+            ..failed
+        };
+        let (changes, _) = cache.revalidate(now, &[back], Arc::new(routes));
+        assert_eq!(
+            changes,
+            vec![NextHopChange {
+                hop: dst,
+                old: Some(mac),
+                new: Some(new)
+            }]
+        );
+        assert_eq!(cache.next_hop(dst), Ok(new));
     }
 
     #[test]
