@@ -176,6 +176,10 @@ pub fn kernel_neighbors(ifindex: u32) -> io::Result<Vec<KernelNeighbor>> {
         SockFlag::SOCK_CLOEXEC,
         SockProtocol::NetlinkRoute,
     )?;
+    // The kernel answers a dump at once; a bound keeps the caller (the
+    // monitor, which a runtime's stop waits for) from ever hanging.
+    let fd = socket2::Socket::from(fd);
+    fd.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut request = [0u8; NLMSG_HDR + NDMSG_LEN];
     request[0..4].copy_from_slice(&((NLMSG_HDR + NDMSG_LEN) as u32).to_ne_bytes());
     request[4..6].copy_from_slice(&RTM_GETNEIGH.to_ne_bytes());
