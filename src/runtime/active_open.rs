@@ -19,9 +19,15 @@
 //! choice controls, so the port split with hand-off is the mechanism
 //! there.
 //!
-//! Next hops are resolved once at start-up ([`resolve_next_hops`], which
-//! may ARP through the kernel); a worker only looks them up in its copy
-//! of the table, with no syscall on its path.
+//! Next hops of the configured targets are resolved at start-up
+//! ([`resolve_next_hops`], which may ARP through the kernel), others by
+//! the connecting thread ([`NextHopCache`]); a worker only looks them up
+//! in its copy of the table, with no syscall on its path. They are not
+//! trusted forever: the neighbour monitor
+//! ([`crate::runtime::neighbor_monitor`]) re-verifies them through the
+//! kernel and sends a [`NextHopUpdate`] to every worker when one changes
+//! MAC or stops answering, which re-points the existing connections
+//! ([`Stack::update_next_hop`]) and the worker's table.
 
 use std::collections::HashMap;
 use std::fs;
@@ -30,7 +36,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::runtime::neighbor::{self, NeighborError};
+use crate::runtime::neighbor::{self, KernelNeighbor, NeighborError, Routes};
+use crate::runtime::neighbor_table::{Lookup, NeighborConfig, NeighborTable, NextHopChange};
 use crate::runtime::rss::RssTable;
 use crate::tcp::{ConnId, Instant, Stack, TcpError};
 use crate::wire::MacAddr;
@@ -221,51 +228,220 @@ impl ClientSide {
     }
 }
 
-/// Next hops resolved on demand, for application threads (which may block
-/// on ARP) connecting to destinations not resolved at start-up. Seeded
-/// with the start-up table; entries are kept for the runtime's life, as
-/// the workers' own table is.
+/// Next hops for active opens, kept true to the kernel's neighbour table:
+/// resolved on demand by application threads (which may block on ARP),
+/// seeded with the start-up table, and re-verified by the runtime's
+/// neighbour monitor ([`crate::runtime::neighbor_monitor`]) with the
+/// state machine of [`NeighborTable`]: a stale entry is still used while
+/// the kernel verifies it, a changed MAC replaces the old one, and a next
+/// hop that failed verification for longer than the grace refuses new
+/// connects (EHOSTUNREACH).
 #[derive(Debug)]
 pub struct NextHopCache {
     iface: String,
     gateway_mac: Option<MacAddr>,
-    known: Mutex<HashMap<Ipv4Addr, MacAddr>>,
+    ifindex: Option<u32>,
+    state: Mutex<CacheState>,
     timeout: Duration,
 }
 
+#[derive(Debug)]
+struct CacheState {
+    table: NeighborTable,
+    routes: Arc<Routes>,
+    /// Start-up destinations whose next hop could not be told from the
+    /// routes (none were readable): their MAC as resolved.
+    pinned: HashMap<Ipv4Addr, MacAddr>,
+}
+
 impl NextHopCache {
-    pub fn new(iface: &str, side: &ClientSide, timeout: Duration) -> NextHopCache {
+    /// A cache for `iface` (interface index `ifindex`, None when it has
+    /// none: then entries are trusted as resolved), seeded with the
+    /// next hops `side` was started with.
+    pub fn new(
+        iface: &str,
+        ifindex: Option<u32>,
+        side: &ClientSide,
+        config: NeighborConfig,
+        timeout: Duration,
+    ) -> NextHopCache {
+        let routes = Routes::read(iface);
+        let now = std::time::Instant::now();
+        NextHopCache::with_routes(iface, ifindex, side, config, timeout, routes, now)
+    }
+
+    /// As [`new`](Self::new), with the routes given and the start-up next
+    /// hops resolved at `resolved_at`.
+    fn with_routes(
+        iface: &str,
+        ifindex: Option<u32>,
+        side: &ClientSide,
+        config: NeighborConfig,
+        timeout: Duration,
+        routes: Routes,
+        resolved_at: std::time::Instant,
+    ) -> NextHopCache {
+        let now = resolved_at;
+        let mut table = NeighborTable::new(config, u64::from_ne_bytes(entropy_seed()));
+        let mut pinned = HashMap::new();
+        for (&dst, &mac) in side.next_hops.iter() {
+            match routes.next_hop(dst) {
+                Some(hop) => {
+                    table.insert_resolved(hop, mac, now);
+                }
+                None => {
+                    pinned.insert(dst, mac);
+                }
+            }
+        }
         NextHopCache {
             iface: iface.to_owned(),
             gateway_mac: side.gateway_mac,
-            known: Mutex::new((*side.next_hops).clone()),
+            ifindex,
+            state: Mutex::new(CacheState {
+                table,
+                routes: Arc::new(routes),
+                pinned,
+            }),
             timeout,
         }
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The MAC to send to for `dst`, resolving it (ARP through the kernel,
-    /// up to the timeout) the first time. Call only off the workers.
+    /// up to the timeout) the first time. A stale entry is returned while
+    /// the monitor verifies it; one that failed verification for longer
+    /// than the grace is `Unreachable`. Call only off the workers.
     pub fn next_hop(&self, dst: Ipv4Addr) -> Result<MacAddr, NeighborError> {
         if let Some(mac) = self.gateway_mac {
             return Ok(mac);
         }
-        let known = |m: &Mutex<HashMap<Ipv4Addr, MacAddr>>| {
-            m.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&dst)
-                .copied()
+        let mut hop = {
+            let state = self.state();
+            if let Some(&mac) = state.pinned.get(&dst) {
+                return Ok(mac);
+            }
+            state.routes.next_hop(dst)
         };
-        if let Some(mac) = known(&self.known) {
-            return Ok(mac);
+        if hop.is_none() {
+            // A route added since the last look.
+            let routes = Routes::read(&self.iface);
+            hop = routes.next_hop(dst);
+            self.state().routes = Arc::new(routes);
+        }
+        let hop = hop.ok_or_else(|| NeighborError::NoRoute(dst, self.iface.clone()))?;
+        let (found, grace) = {
+            let state = self.state();
+            let found = state.table.lookup(hop, std::time::Instant::now());
+            (found, state.table.config().failure_grace)
+        };
+        match found {
+            Lookup::Reachable(mac) | Lookup::Stale(mac) => return Ok(mac),
+            Lookup::Unreachable => return Err(NeighborError::Unreachable(hop, grace)),
+            Lookup::Unknown => {}
         }
         // Resolved without the lock held: other threads go on meanwhile.
-        let mac = neighbor::resolve(&self.iface, dst, None, self.timeout)?;
-        self.known
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(dst, mac);
+        let mac = neighbor::resolve(&self.iface, hop, None, self.timeout)?;
+        let now = std::time::Instant::now();
+        let kernel = self
+            .ifindex
+            .and_then(|i| neighbor::kernel_neighbors(i).ok())
+            .and_then(|all| all.into_iter().find(|k| k.ip == hop && k.mac == Some(mac)));
+        let mut state = self.state();
+        match kernel {
+            // The kernel may have had the entry already, unconfirmed.
+            Some(k) => state.table.observe(hop, Some(&k), now),
+            None => state.table.insert_resolved(hop, mac, now),
+        };
         Ok(mac)
     }
+
+    /// One verification round: feeds the kernel's table (`kernel`, all
+    /// entries of the interface) to every tracked next hop. Returns what
+    /// changed and which next hops the kernel should verify
+    /// ([`neighbor::nudge`]).
+    pub fn revalidate(
+        &self,
+        now: std::time::Instant,
+        kernel: &[KernelNeighbor],
+        routes: Arc<Routes>,
+    ) -> (Vec<NextHopChange>, Vec<Ipv4Addr>) {
+        let mut state = self.state();
+        state.routes = routes;
+        let hops: Vec<Ipv4Addr> = state.table.hops().collect();
+        let (mut changes, mut nudges) = (Vec::new(), Vec::new());
+        for hop in hops {
+            let k = kernel.iter().find(|k| k.ip == hop);
+            let o = state.table.observe(hop, k, now);
+            changes.extend(o.change);
+            if o.nudge {
+                nudges.push(hop);
+            }
+        }
+        (changes, nudges)
+    }
+
+    /// Whether `hop` is one of the next hops this cache verifies.
+    pub fn tracks(&self, hop: Ipv4Addr) -> bool {
+        self.state().table.contains(hop)
+    }
+
+    /// The configured gateway MAC, if any (then nothing is verified).
+    pub fn gateway_mac(&self) -> Option<MacAddr> {
+        self.gateway_mac
+    }
+}
+
+/// A seed for the reachable-time randomization (not a secret).
+fn entropy_seed() -> [u8; 8] {
+    let e = crate::runtime::serve::entropy();
+    let mut s = [0u8; 8];
+    s.copy_from_slice(&e[..8]);
+    s
+}
+
+/// A next-hop change as the workers get it: the change and the routes it
+/// was seen with, which tell the connections going through `hop`.
+#[derive(Debug, Clone)]
+pub struct NextHopUpdate {
+    pub change: NextHopChange,
+    pub routes: Arc<Routes>,
+}
+
+impl NextHopUpdate {
+    /// Applies the change on a worker: connections sending to the old MAC
+    /// through the next hop send to the new one (their prebuilt headers
+    /// rebuilt), and the worker's connector uses it for new connections;
+    /// `new == None` makes the connector refuse the next hop. Returns
+    /// how many connections were re-pointed.
+    pub fn apply(&self, stack: &mut Stack, connector: Option<&mut Connector>) -> usize {
+        let NextHopChange { hop, old, new } = self.change;
+        if let Some(c) = connector {
+            c.apply_next_hop(self);
+        }
+        match new {
+            Some(new) if Some(new) != old => {
+                let routes = &self.routes;
+                stack.update_next_hop(new, |remote, mac| {
+                    old.is_none_or(|o| o == mac) && routes.next_hop(remote) == Some(hop)
+                })
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// What a worker's connector knows of a next hop that changed.
+#[derive(Debug, Clone)]
+struct HopStatus {
+    hop: Ipv4Addr,
+    /// Its MAC now; None: unreachable.
+    current: Option<MacAddr>,
+    /// MACs it had before, which connects may still carry.
+    superseded: Vec<MacAddr>,
 }
 
 /// One worker's side of active opens: its share of the client ports and
@@ -280,6 +456,12 @@ pub struct Connector {
     gateway_mac: Option<MacAddr>,
     /// Round-robin position over (address, port) pairs of this worker.
     cursor: usize,
+    /// Next hops that changed MAC or became unreachable, and the routes
+    /// that tell which destinations go through them: a connect carrying a
+    /// MAC resolved before a change (a thread's request crossing the
+    /// update) is sent to the new one.
+    changed: Vec<HopStatus>,
+    routes: Option<Arc<Routes>>,
 }
 
 impl Connector {
@@ -295,6 +477,8 @@ impl Connector {
             next_hops,
             gateway_mac,
             cursor: 0,
+            changed: Vec::new(),
+            routes: None,
         }
     }
 
@@ -308,13 +492,72 @@ impl Connector {
     }
 
     fn next_hop(&self, remote: Ipv4Addr) -> Result<MacAddr, TcpError> {
-        self.next_hops
+        let mac = self
+            .next_hops
             .get(&remote)
             .copied()
             .or(self.gateway_mac)
             .ok_or(TcpError::InvalidInput(
                 "no next hop for this destination: list it among the runtime's connect targets",
-            ))
+            ))?;
+        self.current_mac(remote, mac)
+    }
+
+    /// `mac` for `remote`, or what it changed to (see `changed`); an
+    /// unreachable next hop is refused.
+    fn current_mac(&self, remote: Ipv4Addr, mac: MacAddr) -> Result<MacAddr, TcpError> {
+        if self.changed.is_empty() {
+            return Ok(mac);
+        }
+        let hop = self.routes.as_ref().and_then(|r| r.next_hop(remote));
+        match self.changed.iter().find(|s| Some(s.hop) == hop) {
+            Some(s) => match s.current {
+                None => Err(TcpError::HostUnreachable),
+                Some(current) if s.superseded.contains(&mac) => Ok(current),
+                Some(_) => Ok(mac),
+            },
+            None => Ok(mac),
+        }
+    }
+
+    /// Follows a next-hop change (see [`NextHopUpdate::apply`]).
+    pub fn apply_next_hop(&mut self, update: &NextHopUpdate) {
+        let NextHopChange { hop, old, new } = update.change;
+        self.routes = Some(update.routes.clone());
+        if let Some(new) = new.filter(|&n| Some(n) != old) {
+            let routes = &update.routes;
+            for (dst, mac) in Arc::make_mut(&mut self.next_hops).iter_mut() {
+                if old.is_none_or(|o| o == *mac) && routes.next_hop(*dst) == Some(hop) {
+                    *mac = new;
+                }
+            }
+        }
+        let i = match self.changed.iter().position(|s| s.hop == hop) {
+            Some(i) => i,
+            None => {
+                self.changed.push(HopStatus {
+                    hop,
+                    current: old,
+                    superseded: Vec::new(),
+                });
+                self.changed.len() - 1
+            }
+        };
+        let status = &mut self.changed[i];
+        if let Some(old) = old.filter(|&o| new != Some(o)) {
+            if !status.superseded.contains(&old) {
+                status.superseded.push(old);
+            }
+        }
+        if let Some(n) = new {
+            status.superseded.retain(|&m| m != n);
+        }
+        status.current = new;
+        // Reachable with nothing superseded (back with its old MAC, or a
+        // next hop first learnt): connects need no rewriting for it.
+        if status.current.is_some() && status.superseded.is_empty() {
+            self.changed.swap_remove(i);
+        }
     }
 
     /// Opens a connection to `remote` from the next free (address, port)
@@ -342,6 +585,7 @@ impl Connector {
         remote: SocketAddrV4,
         mac: MacAddr,
     ) -> Result<ConnId, TcpError> {
+        let mac = self.current_mac(*remote.ip(), mac)?;
         let addrs: &[Ipv4Addr] = match from {
             Some(ip) => std::slice::from_ref(self.ports.addrs.iter().find(|&&a| a == ip).ok_or(
                 TcpError::InvalidInput(
@@ -546,7 +790,13 @@ mod tests {
         };
         let timeout = Duration::from_millis(10);
         // No interface of this name has a route: nothing is sent anywhere.
-        let cache = NextHopCache::new("xt-no-such-if", &side(None), timeout);
+        let cache = NextHopCache::new(
+            "xt-no-such-if",
+            None,
+            &side(None),
+            NeighborConfig::default(),
+            timeout,
+        );
         assert_eq!(cache.next_hop(known).unwrap(), mac);
         let unknown = Ipv4Addr::new(198, 19, 9, 9);
         assert!(matches!(
@@ -554,8 +804,169 @@ mod tests {
             Err(NeighborError::NoRoute(ip, _)) if ip == unknown
         ));
         let gw = MacAddr([2, 0, 0, 0, 0, 9]);
-        let cache = NextHopCache::new("xt-no-such-if", &side(Some(gw)), timeout);
+        let cache = NextHopCache::new(
+            "xt-no-such-if",
+            None,
+            &side(Some(gw)),
+            NeighborConfig::default(),
+            timeout,
+        );
         assert_eq!(cache.next_hop(unknown).unwrap(), gw);
+    }
+
+    #[test]
+    fn a_connector_follows_next_hop_changes_and_refuses_unreachable_ones() {
+        let ports = Arc::new(ClientPorts {
+            addrs: vec![Ipv4Addr::new(198, 18, 0, 2)],
+            range: range("20000-20099"),
+            workers: 1,
+            rss: None,
+        });
+        let (a, b, c) = (
+            MacAddr([2, 0, 0, 0, 0, 0xa]),
+            MacAddr([2, 0, 0, 0, 0, 0xb]),
+            MacAddr([2, 0, 0, 0, 0, 0xc]),
+        );
+        let remote: SocketAddrV4 = "198.18.0.1:7".parse().unwrap();
+        let other: SocketAddrV4 = "198.18.0.9:7".parse().unwrap();
+        let hops = Arc::new(HashMap::from([(*remote.ip(), a), (*other.ip(), a)]));
+        let mut conn = Connector::new(ports, 0, hops, None);
+        let mut stack = Stack::new(StackConfig::default(), [1; 32], Instant::ZERO).unwrap();
+        let routes = Arc::new(Routes::parse(
+            "Iface Destination Gateway Flags RefCnt Use Metric Mask MTU Window IRTT\n\
+             veth0 000012C6 00000000 0001 0 0 0 00FFFFFF 0 0 0\n",
+            "veth0",
+        ));
+        let existing = conn
+            .connect(&mut stack, Instant::ZERO, None, remote)
+            .unwrap();
+        let update = |old, new| NextHopUpdate {
+            change: NextHopChange {
+                hop: *remote.ip(),
+                old: Some(old),
+                new,
+            },
+            routes: routes.clone(),
+        };
+        // a -> b: the existing connection and the start-up table follow;
+        // the other destination (its own next hop) keeps a.
+        assert_eq!(update(a, Some(b)).apply(&mut stack, Some(&mut conn)), 1);
+        assert_eq!(
+            stack.info(existing).unwrap().state,
+            crate::tcp::State::SynSent
+        );
+        assert_eq!(conn.next_hop(*remote.ip()), Ok(b));
+        assert_eq!(conn.next_hop(*other.ip()), Ok(a));
+        // A thread's connect resolved before the change still carries a.
+        let now = Instant::ZERO;
+        let late = conn.connect_via(&mut stack, now, None, remote, a).unwrap();
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        stack.poll(now, &mut frames);
+        let dst = |f: &Vec<u8>| MacAddr(f[0..6].try_into().unwrap());
+        assert!(!frames.is_empty());
+        assert!(
+            frames.iter().all(|f| dst(f) == b),
+            "existing and late SYNs go to b"
+        );
+        let _ = late;
+        // b -> unreachable: new connects fail, to either MAC.
+        update(b, None).apply(&mut stack, Some(&mut conn));
+        assert_eq!(
+            conn.connect(&mut stack, now, None, remote),
+            Err(TcpError::HostUnreachable)
+        );
+        assert_eq!(
+            conn.connect_via(&mut stack, now, None, remote, b),
+            Err(TcpError::HostUnreachable)
+        );
+        assert!(conn.connect(&mut stack, now, None, other).is_ok());
+        // Back through c: a and b both mean c now.
+        update(b, Some(c)).apply(&mut stack, Some(&mut conn));
+        assert_eq!(conn.current_mac(*remote.ip(), a), Ok(c));
+        assert_eq!(conn.current_mac(*remote.ip(), b), Ok(c));
+        assert_eq!(conn.next_hop(*remote.ip()), Ok(c));
+        // A next hop first learnt (no old MAC) leaves nothing to rewrite.
+        let learnt = NextHopUpdate {
+            change: NextHopChange {
+                hop: *other.ip(),
+                old: None,
+                new: Some(b),
+            },
+            routes: routes.clone(),
+        };
+        learnt.apply(&mut stack, Some(&mut conn));
+        assert_eq!(conn.changed.len(), 1);
+        assert_eq!(conn.next_hop(*other.ip()), Ok(b));
+    }
+
+    #[test]
+    fn the_cache_serves_stale_entries_and_refuses_unreachable_ones_after_the_grace() {
+        let dst = Ipv4Addr::new(198, 18, 0, 1);
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let side = ClientSide {
+            ports: Arc::new(ClientPorts {
+                addrs: vec![Ipv4Addr::new(198, 18, 0, 2)],
+                range: range("20000-20009"),
+                workers: 1,
+                rss: None,
+            }),
+            next_hops: Arc::new(HashMap::from([(dst, mac)])),
+            gateway_mac: None,
+        };
+        let routes = Routes::parse(
+            "Iface Destination Gateway Flags RefCnt Use Metric Mask MTU Window IRTT\n\
+             xt-no-such-if 000012C6 00000000 0001 0 0 0 00FFFFFF 0 0 0\n",
+            "xt-no-such-if",
+        );
+        // Resolved an hour ago: stale now, still served.
+        let now = std::time::Instant::now();
+        let hour_ago = now.checked_sub(Duration::from_secs(3600)).unwrap();
+        let cache = NextHopCache::with_routes(
+            "xt-no-such-if",
+            None,
+            &side,
+            NeighborConfig::default(),
+            Duration::from_millis(10),
+            routes.clone(),
+            hour_ago,
+        );
+        assert!(cache.tracks(dst));
+        assert_eq!(cache.next_hop(dst), Ok(mac));
+        // The kernel's entry failed half an hour ago: past the grace.
+        let half_hour_ago = now.checked_sub(Duration::from_secs(1800)).unwrap();
+        let failed = KernelNeighbor {
+            ip: dst,
+            ifindex: 1,
+            state: neighbor::nud::FAILED,
+            mac: None,
+            confirmed_ago: None,
+        };
+        let (changes, nudges) =
+            cache.revalidate(half_hour_ago, &[failed], Arc::new(routes.clone()));
+        assert!(changes.is_empty());
+        assert_eq!(nudges, vec![dst]);
+        assert!(matches!(
+            cache.next_hop(dst),
+            Err(NeighborError::Unreachable(hop, _)) if hop == dst
+        ));
+        // Resolved again with a new MAC: served, and announced.
+        let new = MacAddr([2, 0, 0, 0, 0, 2]);
+        let back = KernelNeighbor {
+            state: neighbor::nud::REACHABLE,
+            mac: Some(new),
+            confirmed_ago: Some(Duration::ZERO),
+            ..failed
+        };
+        let (changes, _) = cache.revalidate(now, &[back], Arc::new(routes));
+        assert_eq!(
+            changes,
+            vec![NextHopChange {
+                hop: dst,
+                old: Some(mac),
+                new: Some(new)
+            }]
+        );
+        assert_eq!(cache.next_hop(dst), Ok(new));
     }
 
     #[test]

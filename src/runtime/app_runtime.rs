@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::App;
-use crate::runtime::active_open::{resolve_next_hops, ClientPorts, ClientSide};
+use crate::runtime::active_open::{resolve_next_hops, ClientPorts, ClientSide, NextHopCache};
+use crate::runtime::neighbor_monitor::NeighborMonitor;
 use crate::runtime::rss::RssTable;
 use crate::runtime::serve::{
     listen_everywhere, spawn_workers, stop_workers, FastPathConfig, ServeError, ServeReport,
@@ -33,6 +34,9 @@ pub struct AppRuntime {
     bind_mode: BindMode,
     client: Option<ClientSide>,
     client_steering: String,
+    /// Next hops of active opens, re-verified by `monitor`.
+    next_hops: Option<Arc<NextHopCache>>,
+    monitor: Option<NeighborMonitor>,
 }
 
 /// The NIC's RSS table for placing active opens, when there is more than
@@ -116,6 +120,15 @@ pub(crate) fn start_runtime(
         },
         |id| client.as_ref().map(|c| c.connector(id)),
     )?;
+    let next_hops = client.as_ref().map(|side| {
+        Arc::new(NextHopCache::new(
+            &plan.iface,
+            Some(ifindex),
+            side,
+            plan.neighbor,
+            RESOLVE_TIMEOUT,
+        ))
+    });
     let mut runtime = AppRuntime {
         config: plan,
         program,
@@ -123,7 +136,32 @@ pub(crate) fn start_runtime(
         bind_mode,
         client,
         client_steering: steering,
+        next_hops,
+        monitor: None,
     };
+    // A configured gateway MAC is pinned (like a permanent entry):
+    // nothing to verify or follow.
+    let pinned = runtime
+        .client
+        .as_ref()
+        .is_some_and(|c| c.gateway_mac.is_some());
+    if !pinned {
+        match NeighborMonitor::spawn(
+            &runtime.config.iface,
+            ifindex,
+            runtime.next_hops.clone(),
+            runtime.handles.iter().map(|h| h.commands.clone()).collect(),
+            runtime.config.neighbor,
+        ) {
+            Ok(m) => runtime.monitor = Some(m),
+            Err(e) => {
+                let _ = runtime.stop();
+                return Err(ServeError::Runtime(format!(
+                    "cannot start the neighbour monitor: {e}"
+                )));
+            }
+        }
+    }
     if let Err(e) = runtime.publish() {
         let _ = runtime.stop();
         return Err(e);
@@ -177,6 +215,18 @@ impl AppRuntime {
         self.client.as_ref()
     }
 
+    /// The next hops of active opens, verified and followed while the
+    /// runtime runs (None without client ports). Application threads
+    /// resolve destinations through it before [`Ctx::connect_via`](crate::app::Ctx::connect_via).
+    pub fn next_hop_cache(&self) -> Option<&Arc<NextHopCache>> {
+        self.next_hops.as_ref()
+    }
+
+    /// The neighbour monitor's counters (None with a pinned gateway MAC).
+    pub fn neighbor_monitor(&self) -> Option<&crate::runtime::neighbor_monitor::MonitorCounters> {
+        self.monitor.as_ref().map(NeighborMonitor::counters)
+    }
+
     /// Number of workers.
     pub fn workers(&self) -> usize {
         self.handles.len()
@@ -191,7 +241,10 @@ impl AppRuntime {
     /// Graceful stop: apps see `on_shutdown`, connections get FINs, the
     /// drain time passes at most, then ports and ranges are withdrawn and
     /// the program detached.
-    pub fn stop(self) -> Result<ServeReport, ServeError> {
+    pub fn stop(mut self) -> Result<ServeReport, ServeError> {
+        if let Some(m) = self.monitor.take() {
+            m.stop();
+        }
         let reports = stop_workers(self.handles, self.config.drain);
         for &port in &self.config.ports {
             let _ = self.program.remove_port(self.config.addr, port);

@@ -17,18 +17,21 @@ pub mod doorbell;
 pub mod handoff;
 pub mod io;
 pub mod neighbor;
+pub mod neighbor_monitor;
+pub mod neighbor_table;
 pub mod rss;
 pub mod serve;
 pub mod threaded;
 pub mod worker;
 
-pub use active_open::{ClientPorts, ClientSide, Connector, PortRange};
+pub use active_open::{ClientPorts, ClientSide, Connector, NextHopCache, PortRange};
 pub use app_runtime::{start_app_runtime, AppRuntime};
 pub use channel_io::ChannelIo;
 pub use clock::Clock;
 pub use doorbell::Doorbell;
 pub use handoff::Handoff;
 pub use io::FrameIo;
+pub use neighbor_table::NeighborConfig;
 pub use serve::{serve, ClientConfig, FastPathConfig, ServeConfig, ServeError, ServeReport};
 pub use threaded::{
     start_bridged, start_threaded, BridgedOptions, BridgedWorkers, ThreadedConfig, ThreadedServer,

@@ -9,10 +9,25 @@
 //! thread's network namespace. A missing entry is resolved by the kernel: a datagram sent
 //! through a kernel UDP socket makes it ARP for the next hop. A configured
 //! gateway MAC overrides all of this.
+//!
+//! Entries are not trusted forever: [`kernel_neighbors`] reads the
+//! kernel's table with its NUD state and confirmation age (netlink
+//! RTM_GETNEIGH, which `/proc/net/arp` lacks), so the control side can
+//! tell a freshly confirmed entry from a stale one and follow a changed
+//! MAC (see [`crate::runtime::neighbor_table`] and
+//! [`crate::runtime::neighbor_monitor`]). [`nudge`] makes the kernel run
+//! its own verification (Linux: STALE → DELAY → unicast PROBE, or a new
+//! broadcast request from FAILED).
 
 use std::fs;
+use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
+
+use nix::sys::socket::{
+    recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
+};
 
 use crate::wire::MacAddr;
 
@@ -22,38 +37,271 @@ pub enum NeighborError {
     NoRoute(Ipv4Addr, String),
     #[error("next hop {0} did not answer ARP within {1:?}: check it is up, or give --gateway-mac")]
     Unresolved(Ipv4Addr, Duration),
+    #[error("next hop {0} stopped answering ARP (unverified for more than {1:?}): check it is up")]
+    Unreachable(Ipv4Addr, Duration),
+}
+
+/// One interface's IPv4 routes (from `/proc/net/route`): enough to say
+/// which next hop a destination goes through. Workers get a snapshot to
+/// tell which connections a changed next hop carries, without a syscall.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes {
+    /// (destination, mask, gateway; unspecified for on-link routes).
+    routes: Vec<(u32, u32, Ipv4Addr)>,
+}
+
+impl Routes {
+    /// The routes of `iface` in the calling thread's namespace (none when
+    /// the table cannot be read).
+    pub fn read(iface: &str) -> Routes {
+        let table = fs::read_to_string("/proc/thread-self/net/route").unwrap_or_default();
+        Routes::parse(&table, iface)
+    }
+
+    /// Parses the text of `/proc/net/route`, keeping `iface`'s routes.
+    /// Lines that do not parse are skipped.
+    pub fn parse(table: &str, iface: &str) -> Routes {
+        let hex = |s: &str| {
+            u32::from_str_radix(s, 16)
+                .ok()
+                .map(|v| Ipv4Addr::from(v.to_ne_bytes()))
+        };
+        let routes = table
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() < 8 || f[0] != iface {
+                    return None;
+                }
+                let (dest, gw, mask) = (hex(f[1])?, hex(f[2])?, hex(f[7])?);
+                let m = u32::from(mask);
+                Some((u32::from(dest) & m, m, gw))
+            })
+            .collect();
+        Routes { routes }
+    }
+
+    /// The next hop towards `dst`: the most specific route's gateway, or
+    /// `dst` itself for an on-link route. None without a route.
+    pub fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        let d = u32::from(dst);
+        self.routes
+            .iter()
+            .filter(|&&(dest, mask, _)| d & mask == dest)
+            .max_by_key(|&&(_, mask, _)| mask.count_ones())
+            .map(|&(_, _, gw)| if gw.is_unspecified() { dst } else { gw })
+    }
 }
 
 /// The IPv4 next hop for `dst` out of `iface`: the most specific route of
 /// that interface in `/proc/net/route` (its gateway, or `dst` itself for
 /// an on-link route).
 pub fn next_hop(iface: &str, dst: Ipv4Addr) -> Result<Ipv4Addr, NeighborError> {
-    let table = fs::read_to_string("/proc/thread-self/net/route").unwrap_or_default();
-    let hex = |s: &str| {
-        u32::from_str_radix(s, 16)
-            .ok()
-            .map(|v| Ipv4Addr::from(v.to_ne_bytes()))
-    };
-    let mut best: Option<(u32, Ipv4Addr)> = None;
-    for line in table.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 8 || f[0] != iface {
-            continue;
+    Routes::read(iface)
+        .next_hop(dst)
+        .ok_or_else(|| NeighborError::NoRoute(dst, iface.to_owned()))
+}
+
+/// Linux neighbour (NUD) states, `ndm_state` bits (include/uapi/linux/neighbour.h).
+pub mod nud {
+    pub const INCOMPLETE: u16 = 0x01;
+    pub const REACHABLE: u16 = 0x02;
+    pub const STALE: u16 = 0x04;
+    pub const DELAY: u16 = 0x08;
+    pub const PROBE: u16 = 0x10;
+    pub const FAILED: u16 = 0x20;
+    pub const NOARP: u16 = 0x40;
+    pub const PERMANENT: u16 = 0x80;
+}
+
+/// One IPv4 entry of the kernel's neighbour table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelNeighbor {
+    pub ip: Ipv4Addr,
+    pub ifindex: u32,
+    /// NUD state bits (see [`nud`]).
+    pub state: u16,
+    /// The link-layer address, when the entry has one.
+    pub mac: Option<MacAddr>,
+    /// How long ago the kernel last confirmed the entry (an ARP reply, or
+    /// forward progress of its own connections), when it says.
+    pub confirmed_ago: Option<Duration>,
+}
+
+impl KernelNeighbor {
+    /// The kernel confirmed this MAC recently (REACHABLE, RFC 4861
+    /// §7.3.2), or it is configured (PERMANENT, NOARP).
+    pub fn is_confirmed(&self) -> bool {
+        self.mac.is_some() && self.state & (nud::REACHABLE | nud::PERMANENT | nud::NOARP) != 0
+    }
+
+    /// The kernel holds a MAC it still sends to (confirmed or not: STALE,
+    /// DELAY, PROBE).
+    pub fn is_usable(&self) -> bool {
+        self.mac.is_some()
+            && self.state
+                & (nud::REACHABLE
+                    | nud::PERMANENT
+                    | nud::NOARP
+                    | nud::STALE
+                    | nud::DELAY
+                    | nud::PROBE)
+                != 0
+    }
+}
+
+// Netlink constants (include/uapi/linux/netlink.h, rtnetlink.h, neighbour.h).
+const NLMSG_HDR: usize = 16;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const RTM_NEWNEIGH: u16 = 28;
+const RTM_GETNEIGH: u16 = 30;
+const NDMSG_LEN: usize = 12;
+const NDA_DST: u16 = 1;
+const NDA_LLADDR: u16 = 2;
+const NDA_CACHEINFO: u16 = 3;
+const AF_INET: u8 = 2;
+/// `clock_t` ticks per second in what the kernel exports (USER_HZ).
+const USER_HZ: u64 = 100;
+
+/// The kernel's IPv4 neighbour entries on interface `ifindex`, read in the
+/// calling thread's network namespace (one netlink dump).
+pub fn kernel_neighbors(ifindex: u32) -> io::Result<Vec<KernelNeighbor>> {
+    let fd = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )?;
+    // The kernel answers a dump at once; a bound keeps the caller (the
+    // monitor, which a runtime's stop waits for) from ever hanging.
+    let fd = socket2::Socket::from(fd);
+    fd.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut request = [0u8; NLMSG_HDR + NDMSG_LEN];
+    request[0..4].copy_from_slice(&((NLMSG_HDR + NDMSG_LEN) as u32).to_ne_bytes());
+    request[4..6].copy_from_slice(&RTM_GETNEIGH.to_ne_bytes());
+    request[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    request[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    request[NLMSG_HDR] = AF_INET;
+    sendto(
+        fd.as_raw_fd(),
+        &request,
+        &NetlinkAddr::new(0, 0),
+        MsgFlags::empty(),
+    )?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "netlink: the neighbour dump ended early",
+            ));
         }
-        let (Some(dest), Some(gw), Some(mask)) = (hex(f[1]), hex(f[2]), hex(f[7])) else {
-            continue;
-        };
-        let m = u32::from(mask);
-        if u32::from(dst) & m != u32::from(dest) & m {
-            continue;
-        }
-        let hop = if gw.is_unspecified() { dst } else { gw };
-        if best.is_none_or(|(bm, _)| m.count_ones() > bm.count_ones()) {
-            best = Some((m, hop));
+        if parse_neighbor_dump(&buf[..n], ifindex, &mut out)? {
+            return Ok(out);
         }
     }
-    best.map(|(_, hop)| hop)
-        .ok_or_else(|| NeighborError::NoRoute(dst, iface.to_owned()))
+}
+
+/// Parses one datagram of an RTM_GETNEIGH dump, appending the IPv4
+/// entries of `ifindex` to `out`. Returns whether the dump is complete
+/// (NLMSG_DONE seen). Truncated messages and attributes end the parse of
+/// the datagram; a netlink error is returned as one.
+pub fn parse_neighbor_dump(
+    buf: &[u8],
+    ifindex: u32,
+    out: &mut Vec<KernelNeighbor>,
+) -> io::Result<bool> {
+    let u16_at = |b: &[u8], i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+    let u32_at = |b: &[u8], i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let mut off = 0;
+    while off + NLMSG_HDR <= buf.len() {
+        let len = u32_at(buf, off) as usize;
+        if len < NLMSG_HDR || off + len > buf.len() {
+            break;
+        }
+        let msg = &buf[off..off + len];
+        off += (len + 3) & !3;
+        match u16_at(msg, 4) {
+            NLMSG_DONE => return Ok(true),
+            NLMSG_ERROR => {
+                let code = if msg.len() >= NLMSG_HDR + 4 {
+                    u32_at(msg, NLMSG_HDR) as i32
+                } else {
+                    0
+                };
+                if code != 0 {
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+                continue;
+            }
+            RTM_NEWNEIGH => {}
+            _ => continue,
+        }
+        if msg.len() < NLMSG_HDR + NDMSG_LEN {
+            continue;
+        }
+        let nd = &msg[NLMSG_HDR..];
+        let entry_ifindex = u32_at(nd, 4);
+        if nd[0] != AF_INET || entry_ifindex != ifindex {
+            continue;
+        }
+        let state = u16_at(nd, 8);
+        let (mut ip, mut mac, mut confirmed_ago) = (None, None, None);
+        let mut a = NLMSG_HDR + NDMSG_LEN;
+        while a + 4 <= msg.len() {
+            let alen = usize::from(u16_at(msg, a));
+            if alen < 4 || a + alen > msg.len() {
+                break;
+            }
+            let payload = &msg[a + 4..a + alen];
+            // The top two bits are NLA_F_NESTED / NLA_F_NET_BYTEORDER.
+            match u16_at(msg, a + 2) & 0x3fff {
+                NDA_DST if payload.len() == 4 => {
+                    ip = Some(Ipv4Addr::new(
+                        payload[0], payload[1], payload[2], payload[3],
+                    ));
+                }
+                NDA_LLADDR if payload.len() == 6 => {
+                    let mut m = [0u8; 6];
+                    m.copy_from_slice(payload);
+                    mac = Some(MacAddr(m));
+                }
+                NDA_CACHEINFO if payload.len() >= 4 => {
+                    let ticks = u64::from(u32_at(payload, 0));
+                    confirmed_ago = Some(Duration::from_millis(ticks * 1000 / USER_HZ));
+                }
+                _ => {}
+            }
+            a += (alen + 3) & !3;
+        }
+        if let Some(ip) = ip {
+            out.push(KernelNeighbor {
+                ip,
+                ifindex: entry_ifindex,
+                state,
+                mac,
+                confirmed_ago,
+            });
+        }
+    }
+    Ok(false)
+}
+
+/// Makes the kernel use its neighbour entry for `hop`, which starts its
+/// own verification: a STALE entry goes to DELAY and then unicast PROBE
+/// (RFC 1122 §2.3.2.1 validation, RFC 4861 §7.3.3), a FAILED or missing
+/// one is resolved anew by broadcast. A datagram to the discard port (9)
+/// is the use; it is harmless to the peer.
+pub fn nudge(hop: Ipv4Addr) {
+    if let Ok(sock) = UdpSocket::bind("0.0.0.0:0") {
+        let _ = sock.send_to(&[], SocketAddrV4::new(hop, 9));
+    }
 }
 
 /// The MAC of `ip` on `iface` in the kernel's neighbour table, if complete.
@@ -88,11 +336,8 @@ pub fn resolve(
     if let Some(mac) = lookup(iface, hop) {
         return Ok(mac);
     }
-    // Any datagram towards the next hop makes the kernel resolve it; the
-    // discard port (9) keeps it harmless.
-    if let Ok(sock) = UdpSocket::bind("0.0.0.0:0") {
-        let _ = sock.send_to(&[], SocketAddrV4::new(hop, 9));
-    }
+    // Any datagram towards the next hop makes the kernel resolve it.
+    nudge(hop);
     let start = Instant::now();
     while start.elapsed() < timeout {
         if let Some(mac) = lookup(iface, hop) {
@@ -117,6 +362,120 @@ mod tests {
             Duration::ZERO,
         );
         assert_eq!(got, Ok(mac));
+    }
+
+    const ROUTE_TABLE: &str =
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+veth0\t00000000\t010012C6\t0003\t0\t0\t0\t00000000\t0\t0\t0
+veth0\t000012C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+veth0\t000013C6\t020012C6\t0003\t0\t0\t0\t0000FFFF\t0\t0\t0
+eth9\t000012C6\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0
+garbage line
+";
+
+    #[test]
+    fn routes_pick_the_most_specific_route_of_the_interface() {
+        let r = Routes::parse(ROUTE_TABLE, "veth0");
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        // On-link /24: the destination itself.
+        assert_eq!(r.next_hop(ip("198.18.0.7")), Some(ip("198.18.0.7")));
+        // 198.19.0.0/16 via 198.18.0.2 beats the default route.
+        assert_eq!(r.next_hop(ip("198.19.5.5")), Some(ip("198.18.0.2")));
+        // Default route via 198.18.0.1.
+        assert_eq!(r.next_hop(ip("203.0.113.9")), Some(ip("198.18.0.1")));
+        assert_eq!(
+            Routes::parse(ROUTE_TABLE, "nosuch").next_hop(ip("198.18.0.7")),
+            None
+        );
+        assert_eq!(
+            Routes::parse(ROUTE_TABLE, "eth9").next_hop(ip("198.18.1.1")),
+            Some(ip("198.18.1.1"))
+        );
+    }
+
+    /// One RTM_NEWNEIGH message as the kernel writes it.
+    fn neigh_msg(ifindex: u32, state: u16, ip: [u8; 4], mac: Option<[u8; 6]>) -> Vec<u8> {
+        let mut attrs = Vec::new();
+        let mut attr = |ty: u16, payload: &[u8]| {
+            attrs.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
+            attrs.extend_from_slice(&ty.to_ne_bytes());
+            attrs.extend_from_slice(payload);
+            while attrs.len() % 4 != 0 {
+                attrs.push(0);
+            }
+        };
+        attr(NDA_DST, &ip);
+        if let Some(m) = mac {
+            attr(NDA_LLADDR, &m);
+        }
+        let mut ci = Vec::new();
+        for v in [250u32, 10, 20, 1] {
+            ci.extend_from_slice(&v.to_ne_bytes());
+        }
+        attr(NDA_CACHEINFO, &ci);
+        let mut m = Vec::new();
+        let len = (NLMSG_HDR + NDMSG_LEN + attrs.len()) as u32;
+        m.extend_from_slice(&len.to_ne_bytes());
+        m.extend_from_slice(&RTM_NEWNEIGH.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]);
+        m.extend_from_slice(&[AF_INET, 0, 0, 0]);
+        m.extend_from_slice(&ifindex.to_ne_bytes());
+        m.extend_from_slice(&state.to_ne_bytes());
+        m.extend_from_slice(&[0, 1]);
+        m.extend_from_slice(&attrs);
+        m
+    }
+
+    fn done_msg() -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&20u32.to_ne_bytes());
+        m.extend_from_slice(&NLMSG_DONE.to_ne_bytes());
+        m.extend_from_slice(&[0; 14]);
+        m
+    }
+
+    #[test]
+    fn a_neighbour_dump_parses_into_entries_of_the_interface() {
+        let mac = [2, 0, 0, 0, 0, 7];
+        let mut dgram = neigh_msg(3, nud::REACHABLE, [198, 18, 0, 7], Some(mac));
+        dgram.extend(neigh_msg(4, nud::STALE, [198, 18, 0, 8], Some(mac)));
+        dgram.extend(neigh_msg(3, nud::FAILED, [198, 18, 0, 9], None));
+        let mut out = Vec::new();
+        assert!(!parse_neighbor_dump(&dgram, 3, &mut out).unwrap());
+        assert_eq!(
+            out,
+            vec![
+                KernelNeighbor {
+                    ip: Ipv4Addr::new(198, 18, 0, 7),
+                    ifindex: 3,
+                    state: nud::REACHABLE,
+                    mac: Some(MacAddr(mac)),
+                    confirmed_ago: Some(Duration::from_millis(2500)),
+                },
+                KernelNeighbor {
+                    ip: Ipv4Addr::new(198, 18, 0, 9),
+                    ifindex: 3,
+                    state: nud::FAILED,
+                    mac: None,
+                    confirmed_ago: Some(Duration::from_millis(2500)),
+                },
+            ]
+        );
+        assert!(out[0].is_confirmed() && out[0].is_usable());
+        assert!(!out[1].is_usable());
+        assert!(parse_neighbor_dump(&done_msg(), 3, &mut out).unwrap());
+        // Truncated input ends the parse without a panic.
+        let mut cut = Vec::new();
+        let whole = neigh_msg(3, nud::STALE, [198, 18, 0, 7], Some(mac));
+        for n in 0..whole.len() {
+            cut.clear();
+            let _ = parse_neighbor_dump(&whole[..n], 3, &mut cut);
+        }
+        // A netlink error is reported.
+        let mut err = done_msg();
+        err[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        err[16..20].copy_from_slice(&(-1i32).to_ne_bytes());
+        assert!(parse_neighbor_dump(&err, 3, &mut out).is_err());
     }
 
     #[test]

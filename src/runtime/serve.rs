@@ -23,6 +23,8 @@ use crate::runtime::clock::Clock;
 use crate::runtime::doorbell::Doorbell;
 use crate::runtime::handoff::Handoff;
 use crate::runtime::io::FrameIo;
+use crate::runtime::neighbor_monitor::NeighborMonitor;
+use crate::runtime::neighbor_table::NeighborConfig;
 use crate::runtime::worker::{Command, Worker, WorkerReport, DEFAULT_IDLE_SLEEP};
 use crate::tcp::{Stack, StackConfig};
 use crate::wire::MacAddr;
@@ -181,6 +183,9 @@ pub struct FastPathConfig {
     pub xsk: XskConfig,
     /// Active opens: client ports and next hops. None: server only.
     pub client: Option<ClientConfig>,
+    /// How next hops are re-verified and followed when their MAC changes
+    /// (see [`crate::runtime::neighbor_monitor`]).
+    pub neighbor: NeighborConfig,
 }
 
 /// What a runtime that opens connections needs (see
@@ -216,6 +221,7 @@ impl FastPathConfig {
             stack: StackConfig::default(),
             xsk: XskConfig::default(),
             client: None,
+            neighbor: NeighborConfig::default(),
         }
     }
 }
@@ -235,6 +241,7 @@ impl FastPathConfig {
         if self.workers == 0 {
             return Err(ServeError::Config("--workers must be at least 1".into()));
         }
+        self.neighbor.validate().map_err(ServeError::Config)?;
         let ifindex = xdp::program::ifindex(&self.iface).map_err(|_| {
             ServeError::Config(format!(
                 "interface '{}' not found: check `ip link` for its name",
@@ -545,8 +552,25 @@ pub fn serve(
         |_| config.app.instantiate(),
         |_| None,
     )?;
+    // Passive connections follow their peers' MAC changes.
+    let monitor = NeighborMonitor::spawn(
+        &plan.iface,
+        ifindex,
+        None,
+        handles.iter().map(|h| h.commands.clone()).collect(),
+        plan.neighbor,
+    )
+    .map_err(|e| ServeError::Runtime(format!("cannot start the neighbour monitor: {e}")));
+    let monitor = match monitor {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = stop_workers(handles, Duration::ZERO);
+            return Err(e);
+        }
+    };
 
     let result = run_until_stopped(&config, &program, &handles, &stop, bind_mode, ready);
+    monitor.stop();
     // Graceful stop whatever happened: workers drain, then ports go.
     let reports = stop_workers(handles, config.fast_path.drain)?;
     for &port in &config.fast_path.ports {

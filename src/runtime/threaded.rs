@@ -32,12 +32,11 @@
 //! ```
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::bridge::{BridgeConfig, ListenerRegistry};
 use crate::app::{Listener, StreamConnector};
-use crate::runtime::active_open::{ClientSide, NextHopCache};
+use crate::runtime::active_open::ClientSide;
 use crate::runtime::app_runtime::{start_runtime, AppRuntime};
 use crate::runtime::io::FrameIo;
 use crate::runtime::serve::{
@@ -188,9 +187,6 @@ impl Drop for BridgedWorkers {
     }
 }
 
-/// How long a thread's connect waits for ARP of a new next hop.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// A running threaded server on the fast path; see [`start_threaded`].
 /// Dropping it shuts it down as [`shutdown`](Self::shutdown) does.
 pub struct ThreadedServer {
@@ -222,10 +218,8 @@ pub fn start_threaded(config: ThreadedConfig) -> Result<ThreadedServer, ServeErr
         Box::new(registry.app(doorbell.clone()))
     })?;
     let mut connector = registry.connector();
-    if let Some(side) = runtime.client_side() {
-        let iface = &runtime.config().iface;
-        connector =
-            connector.with_next_hops(Arc::new(NextHopCache::new(iface, side, RESOLVE_TIMEOUT)));
+    if let Some(cache) = runtime.next_hop_cache() {
+        connector = connector.with_next_hops(cache.clone());
     }
     Ok(ThreadedServer {
         runtime: Some(runtime),
@@ -258,6 +252,16 @@ impl ThreadedServer {
     /// False once a worker has exited on its own (it panicked).
     pub fn is_running(&self) -> bool {
         self.runtime.as_ref().is_some_and(|r| !r.worker_stopped())
+    }
+
+    /// Next-hop changes (a MAC replaced, unreachable, reachable again)
+    /// the neighbour monitor passed to the workers so far (see
+    /// [`crate::runtime::neighbor_monitor`]).
+    pub fn next_hop_changes(&self) -> u64 {
+        self.runtime
+            .as_ref()
+            .and_then(AppRuntime::neighbor_monitor)
+            .map_or(0, |m| m.changes.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Stops as `serve` does on SIGTERM: workers drain (see

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crossbeam::channel::{Receiver, Sender};
 
 use crate::app::{App, Ctx};
-use crate::runtime::active_open::Connector;
+use crate::runtime::active_open::{Connector, NextHopUpdate};
 use crate::runtime::clock::Clock;
 use crate::runtime::doorbell::Doorbell;
 use crate::runtime::handoff::Handoff;
@@ -34,6 +34,9 @@ pub enum Command {
         drain: Duration,
     },
     Report(Sender<WorkerReport>),
+    /// A next hop changed its MAC or became unreachable (from the
+    /// neighbour monitor): connections and the connector follow it.
+    NextHop(Arc<NextHopUpdate>),
 }
 
 /// What a worker did, for the stats summary.
@@ -240,6 +243,9 @@ impl<Io: FrameIo> Worker<Io> {
                 Command::Report(reply) => {
                     self.fill_report(report);
                     let _ = reply.send(*report);
+                }
+                Command::NextHop(update) => {
+                    update.apply(&mut self.stack, self.connector.as_mut());
                 }
             }
         }

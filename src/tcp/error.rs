@@ -32,6 +32,10 @@ pub enum TcpError {
     /// EADDRNOTAVAIL: no free ephemeral port.
     #[error("no free local port")]
     AddrNotAvailable,
+    /// EHOSTUNREACH: the next hop towards the destination stopped
+    /// answering ARP (the runtime's neighbour verification failed).
+    #[error("no route to host: the next hop does not answer")]
+    HostUnreachable,
     /// The connection table is full (max_connections).
     #[error("connection table full")]
     TooManyConnections,
@@ -53,6 +57,7 @@ impl From<TcpError> for io::Error {
             TcpError::AddrInUse => io::ErrorKind::AddrInUse,
             TcpError::AddrNotAvailable => io::ErrorKind::AddrNotAvailable,
             TcpError::TooManyConnections => io::ErrorKind::OutOfMemory,
+            TcpError::HostUnreachable => io::ErrorKind::HostUnreachable,
         };
         io::Error::new(kind, e)
     }

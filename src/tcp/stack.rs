@@ -809,6 +809,35 @@ impl Stack {
         self.connect_with(now, local, remote, next_hop, self.tcp_config.clone())
     }
 
+    /// A next hop changed its MAC to `new`: every connection (active or
+    /// passive) for which `sends_via(remote address, current MAC)` holds
+    /// sends to `new` from now on, its prebuilt segment header (which
+    /// caches the MAC) rebuilt, and so do control segments still queued.
+    /// The runtime calls it when its neighbour verification (RFC 1122
+    /// §2.3.2.1, RFC 4861 §7.3) sees the kernel's table change, with a
+    /// predicate naming the connections behind that next hop. Scans every
+    /// connection: rare, never per packet. Returns how many changed.
+    pub fn update_next_hop(
+        &mut self,
+        new: MacAddr,
+        mut sends_via: impl FnMut(Ipv4Addr, MacAddr) -> bool,
+    ) -> usize {
+        let mut changed = 0;
+        for (_, conn) in self.conns.iter_mut() {
+            if conn.remote_mac != new && sends_via(*conn.tuple.remote.ip(), conn.remote_mac) {
+                conn.remote_mac = new;
+                conn.segment_template = None;
+                changed += 1;
+            }
+        }
+        for seg in self.control.iter_mut() {
+            if seg.remote_mac != new && sends_via(*seg.tuple.remote.ip(), seg.remote_mac) {
+                seg.remote_mac = new;
+            }
+        }
+        changed
+    }
+
     /// As [`connect`](Self::connect), with per-connection TCP settings.
     pub fn connect_with(
         &mut self,
