@@ -246,7 +246,7 @@ impl World {
                 let flags = if psh { ack_psh } else { TcpFlags::ACK };
                 let payload = peer.payload(peer.next, len);
                 let f = self.segment(peer, peer.next, flags, &payload);
-                peer.next = peer.next + len;
+                peer.next += len;
                 Some(f)
             }
             Op::Odd(odd, len) => Some(self.odd_frame(peer, odd, len)),
@@ -320,10 +320,7 @@ impl World {
                 peer.next = next + len;
                 f
             }
-            Odd::NoAck => {
-                let f = self.segment(peer, next, TcpFlags::PSH, &payload(next));
-                f
-            }
+            Odd::NoAck => self.segment(peer, next, TcpFlags::PSH, &payload(next)),
         }
     }
 

@@ -267,10 +267,13 @@ mod tests {
     use crate::wire::tcp::tests::arb_repr;
     use proptest::prelude::*;
 
+    /// Source and destination MAC, the IPv4 and TCP headers, the payload.
+    type Parsed<'a> = (MacAddr, MacAddr, Ipv4Repr, TcpRepr, &'a [u8]);
+
     /// The layered parse the view replaces (each layer's repr, then the
     /// TCP repr with its options), kept here as the reference the view
     /// must agree with: same errors, same header, same payload.
-    fn layered(frame: &[u8], verify: bool) -> Result<(MacAddr, MacAddr, Ipv4Repr, TcpRepr, &[u8])> {
+    fn layered(frame: &[u8], verify: bool) -> Result<Parsed<'_>> {
         let eth = EthernetRepr::parse(&EthernetFrame::new_checked(frame)?)?;
         if eth.ethertype != EtherType::Ipv4 {
             return Err(WireError::Unsupported);
@@ -288,7 +291,7 @@ mod tests {
         Ok((eth.src_addr, eth.dst_addr, ip, tcp, payload))
     }
 
-    fn viewed(frame: &[u8], verify: bool) -> Result<(MacAddr, MacAddr, Ipv4Repr, TcpRepr, &[u8])> {
+    fn viewed(frame: &[u8], verify: bool) -> Result<Parsed<'_>> {
         let s = TcpSegment::parse(frame, verify)?;
         let tcp = s.repr();
         // The direct accessors agree with the repr.
