@@ -96,15 +96,14 @@ impl Effects {
     }
 }
 
-/// What the stack must know after [`Connection::receive_predicted`]
-/// took a segment, beyond the output and `Readable` flags in its
-/// [`Effects`].
+/// What the stack must know after `Connection::receive_predicted` took a
+/// segment, beyond the output and `Readable` flags in its [`Effects`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PredictedReceipt {
+pub(crate) struct PredictedReceipt {
     /// The earliest timer deadline the segment set (a delayed ACK armed,
     /// keepalive restarted); no other deadline moved. The connection's
     /// wheel entry needs re-arming only if it is later than this.
-    pub rearm_by: Option<Instant>,
+    pub(crate) rearm_by: Option<Instant>,
 }
 
 /// Counters and gauges of one connection: what `tcp_info` reports on Linux.
