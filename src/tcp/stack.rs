@@ -127,6 +127,11 @@ pub struct Stack {
     now: Instant,
     /// Header prediction on (see [`Stack::set_header_prediction`]).
     header_prediction: bool,
+    /// The flow the last arrival matched, and its slot: a bulk receiver's
+    /// segments come in runs for one connection, and comparing the tuple
+    /// is cheaper than hashing it. Cleared whenever a flow is removed, so
+    /// it never names a slot the table no longer maps the tuple to.
+    last_flow: Option<(FourTuple, u32)>,
 }
 
 /// How long a TIME-WAIT tuple must rest before our own active open may
@@ -179,6 +184,7 @@ impl Stack {
             next_ephemeral: first_port,
             now,
             header_prediction: true,
+            last_flow: None,
             config,
         })
     }
@@ -263,7 +269,7 @@ impl Stack {
             local: SocketAddrV4::new(dst_addr, segment.dst_port()),
             remote: SocketAddrV4::new(segment.src_addr(), segment.src_port()),
         };
-        let slot = self.flows.get(&tuple);
+        let slot = self.lookup_arrival_flow(&tuple);
         if let Some(slot) = slot {
             if self.header_prediction && self.receive_predicted(now, slot, &segment) {
                 return true;
@@ -294,6 +300,23 @@ impl Stack {
         }
         self.on_listen_segment(now, tuple, remote_mac, &tcp, payload.len());
         true
+    }
+
+    /// The connection slot of an arrival's tuple, through the one-entry
+    /// cache of the last match.
+    #[inline]
+    fn lookup_arrival_flow(&mut self, tuple: &FourTuple) -> Option<u32> {
+        if let Some((cached, slot)) = self.last_flow {
+            if cached == *tuple {
+                debug_assert_eq!(self.flows.get(tuple), Some(slot), "stale flow cache");
+                return Some(slot);
+            }
+        }
+        let slot = self.flows.get(tuple);
+        if let Some(slot) = slot {
+            self.last_flow = Some((*tuple, slot));
+        }
+        slot
     }
 
     /// The fused fast path of an arrival (as Linux's `tcp_rcv_established`
@@ -636,6 +659,7 @@ impl Stack {
     /// Drops the flow-table entry of `slot`, unless the tuple already
     /// belongs to a newer connection.
     fn remove_flow(&mut self, slot: u32, tuple: &FourTuple) {
+        self.last_flow = None;
         if self.flows.get(tuple) == Some(slot) {
             self.flows.remove(tuple);
         }
