@@ -22,7 +22,7 @@ use crate::tcp::state::State;
 use crate::tcp::timer_wheel::TimerWheel;
 use crate::tcp::{Instant, Transmit};
 use crate::wire::{
-    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, MacAddr, SeqNum, TcpFlags, TcpOptions, TcpRepr,
+    emit_tcp_frame, tcp_frame_len, MacAddr, SeqNum, TcpFlags, TcpOptions, TcpRepr, TcpSegment,
     WireError,
 };
 
@@ -57,6 +57,10 @@ pub struct StackStats {
     pub time_wait_reused: u64,
     /// Arriving segments that carried data, over all connections.
     pub rx_data_segments: u64,
+    /// Data segments taken by header prediction, the fused fast path of
+    /// [`Stack::receive`] (Linux's TCPHPHits); the rest of
+    /// `rx_data_segments` took the full RFC 9293 §3.10.7.4 processing.
+    pub rx_predicted: u64,
     /// Pure ACKs sent, over all connections. With delayed and batched
     /// ACKs, `tx_pure_acks / rx_data_segments` is about 0.5 or less for
     /// bulk receivers.
@@ -125,6 +129,13 @@ pub struct Stack {
     challenge_window: (Instant, u32),
     next_ephemeral: u16,
     now: Instant,
+    /// Header prediction on (see [`Stack::set_header_prediction`]).
+    header_prediction: bool,
+    /// The flow the last arrival matched, and its slot: a bulk receiver's
+    /// segments come in runs for one connection, and comparing the tuple
+    /// is cheaper than hashing it. Cleared whenever a flow is removed, so
+    /// it never names a slot the table no longer maps the tuple to.
+    last_flow: Option<(FourTuple, u32)>,
 }
 
 /// How long a TIME-WAIT tuple must rest before our own active open may
@@ -176,6 +187,8 @@ impl Stack {
             challenge_window: (now, 0),
             next_ephemeral: first_port,
             now,
+            header_prediction: true,
+            last_flow: None,
             config,
         })
     }
@@ -233,8 +246,8 @@ impl Stack {
     fn receive_inner(&mut self, now: Instant, frame: &[u8], defer_unowned: bool) -> bool {
         self.now = now;
         self.stats.rx_frames += 1;
-        let parsed = match parse_tcp_frame(frame, self.config.verify_checksums) {
-            Ok(p) => p,
+        let segment = match TcpSegment::parse(frame, self.config.verify_checksums) {
+            Ok(s) => s,
             Err(e) => {
                 match e {
                     WireError::BadChecksum => self.stats.rx_bad_checksum += 1,
@@ -245,28 +258,33 @@ impl Stack {
                 return true;
             }
         };
-        let dst = parsed.eth.dst_addr;
+        let dst = segment.dst_mac();
         if dst != self.config.mac && !dst.is_broadcast() {
             self.stats.rx_wrong_mac += 1;
             return true;
         }
-        if dst.is_broadcast()
-            || parsed.ip.dst_addr.is_broadcast()
-            || parsed.ip.dst_addr.is_multicast()
-        {
+        let dst_addr = segment.dst_addr();
+        if dst.is_broadcast() || dst_addr.is_broadcast() || dst_addr.is_multicast() {
             // RFC 9293 §3.10.7.1: never answer a broadcast/multicast segment.
             self.stats.rx_malformed += 1;
             return true;
         }
-        let tcp = parsed.tcp;
         let tuple = FourTuple {
-            local: SocketAddrV4::new(parsed.ip.dst_addr, tcp.dst_port),
-            remote: SocketAddrV4::new(parsed.ip.src_addr, tcp.src_port),
+            local: SocketAddrV4::new(dst_addr, segment.dst_port()),
+            remote: SocketAddrV4::new(segment.src_addr(), segment.src_port()),
         };
-        let remote_mac = parsed.eth.src_addr;
-        if let Some(slot) = self.flows.get(&tuple) {
+        let slot = self.lookup_arrival_flow(&tuple);
+        if let Some(slot) = slot {
+            if self.header_prediction && self.receive_predicted(now, slot, &segment) {
+                return true;
+            }
+        }
+        let tcp = segment.repr();
+        let payload = segment.payload();
+        let remote_mac = segment.src_mac();
+        if let Some(slot) = slot {
             if self.try_recycle_time_wait(slot, &tcp) {
-                self.on_listen_segment(now, tuple, remote_mac, &tcp, parsed.payload.len());
+                self.on_listen_segment(now, tuple, remote_mac, &tcp, payload.len());
                 return true;
             }
             let mut fx = Effects::default();
@@ -274,7 +292,7 @@ impl Stack {
             // Ethernet header carries no checksum we could trust here.
             let conn = &mut self.conns[slot as usize];
             let data_before = conn.stats.data_segs_in;
-            conn.on_segment(now, &tcp, parsed.payload, &mut fx);
+            conn.on_segment(now, &tcp, payload, &mut fx);
             self.stats.rx_data_segments += conn.stats.data_segs_in - data_before;
             self.apply(slot, fx);
             return true;
@@ -284,8 +302,84 @@ impl Stack {
         if defer_unowned && !for_listener {
             return false;
         }
-        self.on_listen_segment(now, tuple, remote_mac, &tcp, parsed.payload.len());
+        self.on_listen_segment(now, tuple, remote_mac, &tcp, payload.len());
         true
+    }
+
+    /// The connection slot of an arrival's tuple, through the one-entry
+    /// cache of the last match.
+    #[inline]
+    fn lookup_arrival_flow(&mut self, tuple: &FourTuple) -> Option<u32> {
+        if let Some((cached, slot)) = self.last_flow {
+            if cached == *tuple {
+                debug_assert_eq!(self.flows.get(tuple), Some(slot), "stale flow cache");
+                return Some(slot);
+            }
+        }
+        let slot = self.flows.get(tuple);
+        if let Some(slot) = slot {
+            self.last_flow = Some((*tuple, slot));
+        }
+        slot
+    }
+
+    /// The fused fast path of an arrival (as Linux's `tcp_rcv_established`
+    /// with header prediction): the segment is the predicted in-order data
+    /// of an established connection ([`Connection::receive_predicted`]),
+    /// its text went straight into the receive ring and the ACK decision
+    /// was made; what is left here is the stack's share of
+    /// [`apply`](Self::apply) for the only effects such a segment can have
+    /// (an ACK due, a `Readable` event, a timer deadline). Returns false,
+    /// with nothing changed, for any other segment.
+    #[inline]
+    fn receive_predicted(&mut self, now: Instant, slot: u32, segment: &TcpSegment<'_>) -> bool {
+        let mut fx = Effects::default();
+        let conn = &mut self.conns[slot as usize];
+        let Some(receipt) = conn.receive_predicted(now, segment, &mut fx) else {
+            return false;
+        };
+        debug_assert!(fx.is_events_only() && !fx.writable);
+        self.stats.rx_data_segments += 1;
+        self.stats.rx_predicted += 1;
+        if fx.readable && (conn.user_owned || conn.in_accept_queue) {
+            self.events.push_back(Event::Readable(ConnId {
+                slot,
+                generation: conn.generation,
+            }));
+        }
+        // Every other deadline is where it was, and the wheel entry is at or
+        // before the earliest of them (what `rearm` keeps): only a deadline
+        // this segment set before the entry can need a new one.
+        let stale = match (receipt.rearm_by, conn.timer) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(by), Some((_, armed))) => by < armed,
+        };
+        if fx.output {
+            self.mark_ready(slot);
+        }
+        if stale {
+            self.rearm(slot);
+        }
+        #[cfg(debug_assertions)]
+        {
+            let conn = &self.conns[slot as usize];
+            if let Some(deadline) = conn.next_deadline() {
+                debug_assert!(
+                    conn.timer.is_some_and(|(_, armed)| armed <= deadline),
+                    "predicted path left the timer after the connection's deadline"
+                );
+            }
+        }
+        true
+    }
+
+    /// Turns header prediction (the fused path of [`receive`](Self::receive))
+    /// on or off; on by default. Off, every segment takes the full RFC 9293
+    /// §3.10.7.4 processing, with the same result: for tests that compare
+    /// the two and for measuring what the fast path saves.
+    pub fn set_header_prediction(&mut self, on: bool) {
+        self.header_prediction = on;
     }
 
     /// RFC 9293 §3.10.7.4 note / RFC 6191: a new SYN with a higher sequence
@@ -569,6 +663,7 @@ impl Stack {
     /// Drops the flow-table entry of `slot`, unless the tuple already
     /// belongs to a newer connection.
     fn remove_flow(&mut self, slot: u32, tuple: &FourTuple) {
+        self.last_flow = None;
         if self.flows.get(tuple) == Some(slot) {
             self.flows.remove(tuple);
         }

@@ -7,8 +7,9 @@
 use super::checksum;
 use super::ethernet::{EtherType, EthernetFrame, EthernetRepr, ETHERNET_HEADER_LEN};
 use super::ipv4::{Ipv4Packet, Ipv4Repr, IPV4_HEADER_LEN, IP_PROTO_TCP};
+use super::segment::TcpSegment;
 use super::tcp::{TcpPacket, TcpRepr};
-use super::{Result, WireError};
+use super::Result;
 
 /// Offset of the TCP checksum field within the TCP header (RFC 9293 §3.1).
 const TCP_CHECKSUM_AT: usize = 16;
@@ -24,7 +25,8 @@ pub struct TcpFrame<'a> {
     pub payload: &'a [u8],
 }
 
-/// Parses a received frame down to the TCP payload.
+/// Parses a received frame down to the TCP payload, into decoded headers
+/// ([`TcpSegment`] is the same validation without them).
 ///
 /// Errors: [`WireError::Unsupported`] for a non-IPv4 EtherType (ARP, IPv6,
 /// VLAN-tagged, ...) or a non-TCP protocol; otherwise whatever the layer
@@ -36,26 +38,17 @@ pub struct TcpFrame<'a> {
 /// Bytes after the IPv4 total length (Ethernet minimum-size padding) are
 /// ignored.
 pub fn parse_tcp_frame(frame: &[u8], verify_checksums: bool) -> Result<TcpFrame<'_>> {
-    let eth = EthernetRepr::parse(&EthernetFrame::new_checked(frame)?)?;
-    if eth.ethertype != EtherType::Ipv4 {
-        return Err(WireError::Unsupported);
-    }
-    let ip_bytes = &frame[ETHERNET_HEADER_LEN..];
-    let ip_packet = Ipv4Packet::new_checked(ip_bytes)?;
-    let ip = Ipv4Repr::parse(&ip_packet, verify_checksums)?;
-    if ip.protocol != IP_PROTO_TCP {
-        return Err(WireError::Unsupported);
-    }
-    // In bounds: check_len established header_len <= total_len <= len.
-    let start = ip_packet.header_len();
-    let segment = &ip_bytes[start..start + ip.payload_len];
-    let tcp_packet = TcpPacket::new_checked(segment)?;
-    let (tcp, payload) = TcpRepr::parse(&tcp_packet, ip.src_addr, ip.dst_addr, verify_checksums)?;
+    // One validator for both parsers: the receive path reads the view.
+    let segment = TcpSegment::parse(frame, verify_checksums)?;
     Ok(TcpFrame {
-        eth,
-        ip,
-        tcp,
-        payload,
+        eth: EthernetRepr {
+            src_addr: segment.src_mac(),
+            dst_addr: segment.dst_mac(),
+            ethertype: EtherType::Ipv4,
+        },
+        ip: segment.ip_repr(),
+        tcp: segment.repr(),
+        payload: segment.payload(),
     })
 }
 
@@ -141,7 +134,7 @@ pub fn emit_tcp_frame(
 mod tests {
     use super::*;
     use crate::wire::tcp::tests::{arb_repr as arb_tcp, expected_after_emit};
-    use crate::wire::{MacAddr, SeqNum, TcpFlags, TcpOptions, Timestamps};
+    use crate::wire::{MacAddr, SeqNum, TcpFlags, TcpOptions, Timestamps, WireError};
     use proptest::prelude::*;
     use std::net::Ipv4Addr;
 

@@ -13,7 +13,8 @@
 //!   semantic checks a receiver must make) and `emit` (repr → view).
 //!
 //! [`frame`] composes the layers into the unit the TCP engine deals in: one
-//! whole Ethernet/IPv4/TCP frame; [`template`] is the fast way to build the
+//! whole Ethernet/IPv4/TCP frame; [`segment`] validates a received one and
+//! reads its fields in place (the receive path's parser); [`template`] is the fast way to build the
 //! common ones (an established flow's segments without SACK blocks).
 
 pub mod arp;
@@ -23,6 +24,7 @@ mod checksum_avx2;
 pub mod ethernet;
 pub mod frame;
 pub mod ipv4;
+pub mod segment;
 pub mod seq;
 pub mod tcp;
 pub mod template;
@@ -30,6 +32,7 @@ pub mod template;
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, MacAddr, ETHERNET_HEADER_LEN};
 pub use frame::{emit_tcp_frame, parse_tcp_frame, tcp_frame_len, TcpFrame};
 pub use ipv4::{Ipv4Packet, Ipv4Repr, IPV4_HEADER_LEN, IP_PROTO_TCP};
+pub use segment::TcpSegment;
 pub use seq::SeqNum;
 pub use tcp::{SackBlocks, TcpFlags, TcpOptions, TcpPacket, TcpRepr, Timestamps, TCP_HEADER_LEN};
 pub use template::SegmentTemplate;

@@ -2,13 +2,13 @@
 //! synchronized states), with the RFC 5961 hardening of RST, SYN and ACK
 //! processing. LISTEN and CLOSED arrivals are the stack's (no TCB).
 
-use super::{Connection, ControlSegment, Effects};
+use super::{Connection, ControlSegment, Effects, PredictedReceipt};
 use crate::tcp::ack_policy::ImmediateReason;
 use crate::tcp::event::CloseReason;
 use crate::tcp::rto::{RtoConfig, RtoEstimator};
 use crate::tcp::state::State;
 use crate::tcp::Instant;
-use crate::wire::{SeqNum, TcpFlags, TcpRepr};
+use crate::wire::{SeqNum, TcpFlags, TcpRepr, TcpSegment, Timestamps};
 use std::time::Duration;
 
 impl Connection {
@@ -170,9 +170,6 @@ impl Connection {
             ack_only.seq = tcp.seq + 1;
             return self.on_segment_synchronized(now, &ack_only, payload, fx);
         }
-        if self.is_predicted_data(tcp, payload) {
-            return self.receive_predicted_data(now, tcp, payload, fx);
-        }
         let flags = tcp.flags;
         let seg_len = payload.len() + flags.syn() as usize + flags.fin() as usize;
 
@@ -302,27 +299,30 @@ impl Connection {
     /// Header prediction (Van Jacobson's, as Linux's tcp_rcv_established
     /// fast path): the common segment of a receiver in ESTABLISHED is the
     /// next in-order data, an ACK that acknowledges nothing new with
-    /// nothing of ours in flight, the same window, and no control bits.
-    /// For such a segment every step of RFC 9293 §3.10.7.4 but the
-    /// timestamp check, the window bookkeeping and the text is known to be
-    /// a no-op; anything else (out-of-order data, SACK state, timers of the
-    /// sender side, a FIN seen, a closed read side, data waiting to be
-    /// sent) goes through the full processing.
+    /// nothing of ours in flight, the same window, no control bits and no
+    /// options but timestamps. For such a segment every step of RFC 9293
+    /// §3.10.7.4 but the timestamp check, the window bookkeeping and the
+    /// text is known to be a no-op; anything else (out-of-order data, SACK
+    /// blocks, URG, FIN, a window change, timers of the sender side, a FIN
+    /// seen, a closed read side, data waiting to be sent) goes through the
+    /// full processing.
     #[inline]
-    fn is_predicted_data(&self, tcp: &TcpRepr, payload: &[u8]) -> bool {
+    fn is_predicted_data(&self, seg: &TcpSegment<'_>) -> bool {
+        let len = seg.payload().len();
         self.state == State::Established
-            && tcp.flags.bits() & !TcpFlags::PSH.bits() == TcpFlags::ACK.bits()
-            && tcp.seq == self.rcv_nxt
-            && tcp.ack == self.snd_una
+            // ACK, optionally PSH; no SYN, FIN, RST, URG, ECE or CWR.
+            && seg.flags().bits() & !TcpFlags::PSH.bits() == TcpFlags::ACK.bits()
+            && seg.seq() == self.rcv_nxt
+            && seg.ack() == self.snd_una
             && self.snd_una == self.snd_nxt
             && self.send_buf.is_empty()
-            && !payload.is_empty()
+            && len > 0
             // The whole text fits in the window we advertised and in the ring.
-            && payload.len() <= self.rcv_adv.since(self.rcv_nxt)
-            && payload.len() <= self.recv_buf.window()
-            && (tcp.window as usize) << self.snd_wscale == self.snd_wnd
+            && len <= self.rcv_adv.since(self.rcv_nxt)
+            && len <= self.recv_buf.window()
+            && (seg.window() as usize) << self.snd_wscale == self.snd_wnd
             && self.snd_wnd > 0
-            && tcp.options.sack_blocks.is_empty()
+            && seg.has_plain_options()
             && !self.recv_buf.has_out_of_order()
             && self.peer_fin.is_none()
             && !self.read_closed
@@ -336,34 +336,79 @@ impl Connection {
             && self.probe_pending.is_none()
     }
 
-    /// The fast path for a segment [`is_predicted_data`](Self::is_predicted_data)
-    /// accepted: the same result as the full processing, in fewer steps.
-    fn receive_predicted_data(
+    /// The fused receive path for a segment that passes
+    /// [`is_predicted_data`](Self::is_predicted_data): the same result as
+    /// [`on_segment`](Self::on_segment), in fewer steps, straight from the
+    /// frame. Returns `None`, having changed nothing, for any other segment
+    /// (the caller then takes the full path); otherwise `fx` says whether
+    /// an ACK or a `Readable` event is due, and the receipt which timer
+    /// deadlines the segment set.
+    #[inline]
+    pub(crate) fn receive_predicted(
         &mut self,
         now: Instant,
-        tcp: &TcpRepr,
-        payload: &[u8],
+        seg: &TcpSegment<'_>,
         fx: &mut Effects,
-    ) {
-        if self.timestamps {
-            // RFC 7323 §5.3 R1 (PAWS) and R3 (TS.Recent), as in the full path.
-            if !self.timestamp_check(now, tcp, fx) {
-                return;
-            }
-            self.update_ts_recent(now, &tcp.options, tcp.seq, payload.len());
+    ) -> Option<PredictedReceipt> {
+        if !self.is_predicted_data(seg) {
+            return None;
         }
-        // Fifth step: an acceptable ACK (SEG.ACK = SND.UNA = SND.NXT)
-        // proves the peer alive; the window is unchanged, but the segment
-        // is newer than the one that set it (RFC 9293 §3.10.7.4).
+        let timestamps = seg.timestamps();
+        if self.timestamps {
+            // RFC 7323 §3.2 (a segment without TSopt) and §5.3 R1 (PAWS:
+            // SEG.TSval < TS.Recent) are the full path's to judge: it
+            // counts the first and drops or accepts the second.
+            match timestamps {
+                Some(ts) if !self.ts_older_than_recent(ts.tsval) => {}
+                _ => return None,
+            }
+        }
+        let payload = seg.payload();
+        let (seq, len) = (seg.seq(), payload.len());
+        self.stats.segs_in += 1;
+        self.last_rx = now;
+        if self.timestamps {
+            // RFC 7323 §5.3 R3: TS.Recent from a segment covering Last.ACK.sent.
+            self.update_ts_recent_from(now, timestamps, seq, len);
+        }
+        // Fifth step (RFC 9293 §3.10.7.4): SEG.ACK = SND.UNA = SND.NXT is
+        // acceptable, acknowledges nothing and proves the peer alive; the
+        // window is unchanged, but this segment is newer than the one that
+        // set it (SND.WL1 < SEG.SEQ), so it records the update.
         self.keepalive_probes = 0;
         self.probes_unanswered = 0;
         self.restart_keepalive(now);
-        self.snd_wl1 = tcp.seq;
-        self.snd_wl2 = tcp.ack;
-        // Seventh step: the text, and the ACK policy for it.
+        self.snd_wl1 = seq;
+        self.snd_wl2 = seg.ack();
+        self.persist_backoff = 0;
+        // Seventh step: the text, at RCV.NXT and inside the window, so all
+        // of it is taken and RCV.NXT advances over it.
         self.stats.data_segs_in += 1;
-        let reason = self.receive_text(now, tcp, tcp.seq, payload, fx);
-        self.schedule_ack(now, payload.len(), reason, fx);
+        let delayed_before = self.delayed_ack.deadline().is_some();
+        let advanced = self.recv_buf.write_at(0, payload);
+        debug_assert_eq!(advanced, len, "predicted text must fit the window");
+        self.rcv_nxt += advanced;
+        self.stats.bytes_received += advanced as u64;
+        if !self.readable_signalled {
+            self.readable_signalled = true;
+            fx.readable = true;
+        }
+        self.autotune_receive_buffer(now, timestamps, fx);
+        // The ACK decision (RFC 9293 §3.8.6.3, RFC 5681 §4.2): in-order
+        // data with nothing special about it.
+        self.schedule_ack(now, len, ImmediateReason::None, fx);
+        let delayed_ack = if delayed_before {
+            None
+        } else {
+            self.delayed_ack.deadline()
+        };
+        let keepalive = self.keepalive.and(self.keepalive_deadline);
+        Some(PredictedReceipt {
+            rearm_by: match (delayed_ack, keepalive) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        })
     }
 
     /// RFC 9293 §3.10.7.4 fifth step for the synchronized states. Returns
@@ -635,7 +680,7 @@ impl Connection {
                 self.readable_signalled = true;
                 fx.readable = true;
             }
-            self.autotune_receive_buffer(now, tcp, fx);
+            self.autotune_receive_buffer(now, tcp.options.timestamps, fx);
         }
         if offset > 0 {
             ImmediateReason::OutOfOrder
@@ -654,8 +699,13 @@ impl Connection {
     /// the buffer if the application drained more than half of it in the
     /// last RTT. The window scale announced in the SYN was computed from
     /// `recv_buffer_max`, so the larger window can be advertised.
-    fn autotune_receive_buffer(&mut self, now: Instant, tcp: &TcpRepr, fx: &mut Effects) {
-        match tcp.options.timestamps {
+    fn autotune_receive_buffer(
+        &mut self,
+        now: Instant,
+        timestamps: Option<Timestamps>,
+        fx: &mut Effects,
+    ) {
+        match timestamps {
             Some(ts) if self.timestamps => {
                 let elapsed = self.ts_now(now).wrapping_sub(ts.tsecr) as i32;
                 if ts.tsecr != 0 && elapsed >= 0 {

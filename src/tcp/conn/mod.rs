@@ -96,6 +96,16 @@ impl Effects {
     }
 }
 
+/// What the stack must know after `Connection::receive_predicted` took a
+/// segment, beyond the output and `Readable` flags in its [`Effects`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PredictedReceipt {
+    /// The earliest timer deadline the segment set (a delayed ACK armed,
+    /// keepalive restarted); no other deadline moved. The connection's
+    /// wheel entry needs re-arming only if it is later than this.
+    pub(crate) rearm_by: Option<Instant>,
+}
+
 /// Counters and gauges of one connection: what `tcp_info` reports on Linux.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct ConnStats {
@@ -544,7 +554,20 @@ impl Connection {
         seq: SeqNum,
         seg_len: usize,
     ) {
-        let Some(ts) = options.timestamps else {
+        self.update_ts_recent_from(now, options.timestamps, seq, seg_len);
+    }
+
+    /// [`update_ts_recent`](Self::update_ts_recent) given the segment's
+    /// timestamps option, if any.
+    #[inline]
+    pub(crate) fn update_ts_recent_from(
+        &mut self,
+        now: Instant,
+        timestamps: Option<crate::wire::Timestamps>,
+        seq: SeqNum,
+        seg_len: usize,
+    ) {
+        let Some(ts) = timestamps else {
             return;
         };
         let covers = if seg_len == 0 {

@@ -37,6 +37,18 @@ impl Connection {
             State::SynSent | State::SynReceived => return self.output_handshake(now, env, tx),
             _ => {}
         }
+        if self.ack_pending && self.owes_only_an_ack() {
+            // The receiver's common flush: everything below would find
+            // nothing to do but this ACK (RFC 9293 §3.10.7.4:
+            // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>).
+            let ack = Segment {
+                seq: self.snd_nxt,
+                flags: TcpFlags::ACK,
+                data_off: 0,
+                data_len: 0,
+            };
+            return self.transmit(now, env, tx, ack);
+        }
         if !self.output_lost(now, env, tx) {
             return false;
         }
@@ -80,6 +92,24 @@ impl Connection {
             self.dup_acks_owed -= 1;
         }
         true
+    }
+
+    /// Nothing of ours is in flight, queued, lost or due to be probed, and
+    /// no duplicate ACKs are owed: the only segment a flush can send now
+    /// is one ACK. (Every step `poll_output` skips for it would have done
+    /// nothing: no lost segment, no tail-loss probe, no probe, no data or
+    /// FIN to send, and the idle restart needs queued data.)
+    #[inline]
+    fn owes_only_an_ack(&self) -> bool {
+        self.state == State::Established
+            && self.snd_una == self.snd_nxt
+            && self.send_buf.is_empty()
+            && !self.fin_queued
+            && self.scoreboard.is_empty()
+            && !self.tlp_pending
+            && !self.retransmit_pending
+            && self.probe_pending.is_none()
+            && self.dup_acks_owed == 0
     }
 
     fn output_handshake<T: Transmit>(&mut self, now: Instant, env: &OutputEnv, tx: &mut T) -> bool {
@@ -600,7 +630,11 @@ impl Connection {
                 timestamps,
             ))
         });
-        let (a, b) = self.send_buf.slices_at(seg.data_off, seg.data_len);
+        let (a, b) = if seg.data_len == 0 {
+            (&[][..], &[][..])
+        } else {
+            self.send_buf.slices_at(seg.data_off, seg.data_len)
+        };
         let len = template.frame_len(a.len() + b.len());
         tx.transmit(len, |buf| {
             let n = template.emit(buf, seg.seq, ack, seg.flags, window, ts, a, b);
