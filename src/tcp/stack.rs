@@ -288,8 +288,10 @@ impl Stack {
                 return true;
             }
             let mut fx = Effects::default();
-            // The reply MAC was fixed when the connection was created: the
-            // Ethernet header carries no checksum we could trust here.
+            // A segment never changes the reply MAC: the Ethernet source is
+            // not authenticated by anything TCP checks, and on asymmetric
+            // paths it is the wrong router. Only the neighbour monitor moves
+            // it (`Stack::update_next_hop`).
             let conn = &mut self.conns[slot as usize];
             let data_before = conn.stats.data_segs_in;
             conn.on_segment(now, &tcp, payload, &mut fx);
