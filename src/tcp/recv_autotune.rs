@@ -34,6 +34,8 @@ pub struct RecvAutotune {
     consumed_at_start: u64,
     /// Bytes the application has consumed in all.
     consumed: u64,
+    /// The last echoed timestamp taken as an RTT sample.
+    last_echo: u32,
 }
 
 impl RecvAutotune {
@@ -44,12 +46,27 @@ impl RecvAutotune {
             period_start: now,
             consumed_at_start: 0,
             consumed: 0,
+            last_echo: 0,
         }
     }
 
     /// The receiver-side RTT estimate, once there is one.
     pub fn rtt(&self) -> Option<Duration> {
         self.rtt
+    }
+
+    /// Whether a segment echoing `tsecr` (RFC 7323 §4) is an RTT sample:
+    /// only the first segment to echo a given TSval is. The ones after it
+    /// echo the same ACK of ours and only add the time the sender took to
+    /// send them, which would inflate the estimate (Linux
+    /// `tcp_rcv_rtt_measure_ts` keeps `rcv_rtt_last_tsecr` for this). It
+    /// also keeps the sample off the per-segment path of a bulk transfer.
+    pub fn is_new_echo(&mut self, tsecr: u32) -> bool {
+        if tsecr == 0 || tsecr == self.last_echo {
+            return false;
+        }
+        self.last_echo = tsecr;
+        true
     }
 
     /// The application consumed `n` bytes.
@@ -171,6 +188,17 @@ mod tests {
         let mut a = RecvAutotune::new(t);
         a.on_consumed(10 << 20);
         assert_eq!(a.adjust(t + ms(1000), 1024, 4 << 20), None);
+    }
+
+    #[test]
+    fn only_the_first_segment_echoing_a_timestamp_is_a_sample() {
+        let mut a = RecvAutotune::new(Instant::ZERO);
+        assert!(!a.is_new_echo(0), "a zero TSecr echoes nothing");
+        assert!(a.is_new_echo(7));
+        assert!(!a.is_new_echo(7));
+        assert!(!a.is_new_echo(7));
+        assert!(a.is_new_echo(8));
+        assert!(a.is_new_echo(7), "a different echo is a sample again");
     }
 
     #[test]

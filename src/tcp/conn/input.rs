@@ -707,10 +707,12 @@ impl Connection {
     ) {
         match timestamps {
             Some(ts) if self.timestamps => {
-                let elapsed = self.ts_now(now).wrapping_sub(ts.tsecr) as i32;
-                if ts.tsecr != 0 && elapsed >= 0 {
-                    self.autotune
-                        .on_rtt_sample(Duration::from_millis(elapsed as u64));
+                if self.autotune.is_new_echo(ts.tsecr) {
+                    let elapsed = self.ts_now(now).wrapping_sub(ts.tsecr) as i32;
+                    if elapsed >= 0 {
+                        self.autotune
+                            .on_rtt_sample(Duration::from_millis(elapsed as u64));
+                    }
                 }
             }
             _ => {
