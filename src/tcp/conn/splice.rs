@@ -66,7 +66,10 @@ impl Connection {
         let (a, b) = self.recv_buf.peek();
         let first = n.min(a.len());
         let mut queued = self.send_buf.write(&a[..first]);
-        queued += self.send_buf.write(&b[..n - first]);
+        if first < n {
+            // The readable bytes wrap around the end of the receive ring.
+            queued += self.send_buf.write(&b[..n - first]);
+        }
         debug_assert_eq!(queued, n, "the send buffer had room for {n} bytes");
         self.recv_buf.consume(n);
         self.autotune.on_consumed(n);
