@@ -51,7 +51,7 @@ fn payload_from(segs: &[Out], mut expect_seq: SeqNum) -> (Vec<u8>, SeqNum) {
             "data segments out of order or repeated"
         );
         bytes.extend_from_slice(&s.payload);
-        expect_seq = expect_seq + s.payload.len();
+        expect_seq += s.payload.len();
     }
     (bytes, expect_seq)
 }
