@@ -1056,11 +1056,14 @@ impl Stack {
         Ok(r)
     }
 
-    /// [`with_conn`](Self::with_conn) for reads, which change no timer
-    /// deadline (they consume buffered bytes and may ask for a window
-    /// update, i.e. output): the timer re-arm is skipped when the effects
-    /// are output only. This runs once per application read.
-    fn with_conn_read<R>(
+    /// [`with_conn`](Self::with_conn) for the calls that only move bytes
+    /// between the application and the connection's buffers (`send`,
+    /// `recv`, `echo_received`): they change no timer deadline (data is
+    /// timed when `poll` sends it, and `poll` re-arms), so the common
+    /// outcome, output at most, costs a ready-list check instead of a
+    /// full [`apply`](Self::apply) with its timer re-arm. This runs on
+    /// every application read and write.
+    fn with_conn_buffers<R>(
         &mut self,
         id: ConnId,
         f: impl FnOnce(&mut Connection, &mut Effects) -> R,
@@ -1075,7 +1078,7 @@ impl Stack {
         debug_assert_eq!(
             conn.next_deadline(),
             deadline_before,
-            "a read moved a timer"
+            "a buffer-only call moved a timer"
         );
         if fx.is_output_only() {
             if fx.output {
@@ -1089,12 +1092,12 @@ impl Stack {
 
     /// Queues bytes to send; see [`Connection::send`].
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<usize, TcpError> {
-        self.with_conn(id, |c, fx| c.send(data, fx))?
+        self.with_conn_buffers(id, |c, fx| c.send(data, fx))?
     }
 
     /// Reads bytes; `Ok(0)` is end of stream. See [`Connection::recv`].
     pub fn recv(&mut self, id: ConnId, out: &mut [u8]) -> Result<usize, TcpError> {
-        self.with_conn_read(id, |c, fx| c.recv(out, fx))?
+        self.with_conn_buffers(id, |c, fx| c.recv(out, fx))?
     }
 
     /// Zero-copy read: `f` gets the readable bytes as two slices and
@@ -1104,7 +1107,17 @@ impl Stack {
         id: ConnId,
         f: impl FnOnce(&[u8], &[u8]) -> usize,
     ) -> Result<usize, TcpError> {
-        self.with_conn_read(id, |c, fx| c.recv_with(fx, f))?
+        self.with_conn_buffers(id, |c, fx| c.recv_with(fx, f))?
+    }
+
+    /// Echoes: moves up to `max` received bytes, in order, straight into
+    /// the same connection's send buffer (one copy, one call), as `recv`
+    /// then `send` of what was read would. `Ok(n > 0)`: bytes moved;
+    /// `Ok(0)`: end of stream; `WouldBlock`: nothing readable, or no send
+    /// room (a `Writable` event follows); send-side errors leave the
+    /// bytes unread. The contract is [`Connection::splice_received`]'s.
+    pub fn echo_received(&mut self, id: ConnId, max: usize) -> Result<usize, TcpError> {
+        self.with_conn_buffers(id, |c, fx| c.splice_received(max, fx))?
     }
 
     /// shutdown(SHUT_WR): FIN after the queued data; reads continue.

@@ -9,6 +9,7 @@
 mod input;
 mod output;
 mod recovery;
+mod splice;
 pub use output::OutputEnv;
 mod timers;
 
