@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use xdp_tcp::app::echo::Echo;
-use xdp_tcp::app::{App, Ctx};
 use xdp_tcp::load::{LoadApp, LoadSpec, Workload};
 use xdp_tcp::runtime::{ClientPorts, Connector};
-use xdp_tcp::tcp::{Event, Instant, Stack, StackConfig};
+use xdp_tcp::tcp::{Instant, Stack, StackConfig};
 use xdp_tcp::wire::MacAddr;
 
 #[path = "support/counting_alloc.rs"]
@@ -26,31 +25,9 @@ use frame_ring::FrameRing;
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
-/// Runs `app` on every pending event of `stack`, as a worker does.
-fn dispatch(
-    stack: &mut Stack,
-    app: &mut dyn App,
-    now: Instant,
-    mut connector: Option<&mut Connector>,
-) {
-    while let Some(ev) = stack.next_event() {
-        let mut ctx = Ctx::new(stack, now, connector.as_deref_mut());
-        match ev {
-            Event::Accepted { listener, .. } => {
-                if let Ok(conn) = ctx.stack.accept(listener) {
-                    app.on_accepted(&mut ctx, conn);
-                    app.on_readable(&mut ctx, conn);
-                }
-            }
-            Event::Connected(c) => app.on_connected(&mut ctx, c),
-            Event::Readable(c) => app.on_readable(&mut ctx, c),
-            Event::Writable(c) => app.on_writable(&mut ctx, c),
-            Event::Closed { conn, reason } => app.on_closed(&mut ctx, conn, reason),
-        }
-    }
-    let mut ctx = Ctx::new(stack, now, connector);
-    app.on_tick(&mut ctx);
-}
+#[path = "support/app_events.rs"]
+mod app_events;
+use app_events::dispatch;
 
 #[test]
 fn rpc_requests_do_not_allocate_in_steady_state() {

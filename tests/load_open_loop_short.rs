@@ -16,12 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use xdp_tcp::app::echo::Echo;
-use xdp_tcp::app::{App, Ctx};
 use xdp_tcp::load::{LoadApp, LoadReport, LoadSpec, Pacer, Workload};
 use xdp_tcp::runtime::{ClientPorts, Connector};
 use xdp_tcp::sim::link::Impairments;
 use xdp_tcp::sim::network::{HostId, Network};
-use xdp_tcp::tcp::{Event, Instant, Stack, StackConfig};
+use xdp_tcp::tcp::{Instant, StackConfig};
 use xdp_tcp::wire::MacAddr;
 
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -34,26 +33,9 @@ const STEP: Duration = Duration::from_micros(50);
 const LOOPS: usize = 8;
 const RATE: f64 = 800.0;
 
-/// Runs `app` on every pending event of `stack`, then its tick, as a
-/// worker does.
-fn dispatch(stack: &mut Stack, app: &mut dyn App, now: Instant, connector: Option<&mut Connector>) {
-    let mut ctx = Ctx::new(stack, now, connector);
-    while let Some(ev) = ctx.stack.next_event() {
-        match ev {
-            Event::Accepted { listener, .. } => {
-                if let Ok(conn) = ctx.stack.accept(listener) {
-                    app.on_accepted(&mut ctx, conn);
-                    app.on_readable(&mut ctx, conn);
-                }
-            }
-            Event::Connected(c) => app.on_connected(&mut ctx, c),
-            Event::Readable(c) => app.on_readable(&mut ctx, c),
-            Event::Writable(c) => app.on_writable(&mut ctx, c),
-            Event::Closed { conn, reason } => app.on_closed(&mut ctx, conn, reason),
-        }
-    }
-    app.on_tick(&mut ctx);
-}
+#[path = "support/app_events.rs"]
+mod app_events;
+use app_events::dispatch;
 
 struct Bench {
     net: Network,

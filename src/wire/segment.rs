@@ -332,9 +332,9 @@ mod tests {
         buf
     }
 
-    #[test]
-    fn aligned_timestamps_are_plain_and_others_are_not() {
-        let mut tcp = TcpRepr {
+    /// An ACK carrying only the timestamps option (TSval 5, TSecr 6).
+    fn ack_with_timestamps() -> TcpRepr {
+        TcpRepr {
             src_port: 1000,
             dst_port: 80,
             seq: SeqNum(1),
@@ -346,7 +346,12 @@ mod tests {
                 timestamps: Some(Timestamps { tsval: 5, tsecr: 6 }),
                 ..TcpOptions::default()
             },
-        };
+        }
+    }
+
+    #[test]
+    fn aligned_timestamps_are_plain_and_others_are_not() {
+        let mut tcp = ack_with_timestamps();
         let f = frame_of(&tcp, b"abc");
         let s = TcpSegment::parse(&f, true).unwrap();
         assert!(s.has_plain_options());
@@ -363,19 +368,7 @@ mod tests {
 
     #[test]
     fn malformed_options_are_refused() {
-        let tcp = TcpRepr {
-            src_port: 1000,
-            dst_port: 80,
-            seq: SeqNum(1),
-            ack: SeqNum(2),
-            flags: TcpFlags::ACK,
-            window: 100,
-            urgent: 0,
-            options: TcpOptions {
-                timestamps: Some(Timestamps { tsval: 5, tsecr: 6 }),
-                ..TcpOptions::default()
-            },
-        };
+        let tcp = ack_with_timestamps();
         let mut f = frame_of(&tcp, b"");
         // The TS option's length byte (NOP NOP TS len): 10 → 11 runs past the end.
         f[14 + 20 + 20 + 3] = 11;
