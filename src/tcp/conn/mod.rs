@@ -653,13 +653,7 @@ impl Connection {
     /// Queues data for sending (RFC 9293 §3.10.2 SEND). Returns how much
     /// was taken; `WouldBlock` when nothing fit.
     pub fn send(&mut self, data: &[u8], fx: &mut Effects) -> Result<usize, TcpError> {
-        if let Some(e) = self.take_error() {
-            return Err(e);
-        }
-        if self.failed || !self.state.can_send() || self.fin_queued {
-            // Linux: EPIPE after shutdown(SHUT_WR), after a reset, or once closed.
-            return Err(TcpError::BrokenPipe);
-        }
+        self.check_can_send()?;
         if data.is_empty() {
             return Ok(0);
         }
@@ -703,11 +697,29 @@ impl Connection {
         if !self.recv_buf.is_empty() {
             let (a, b) = self.recv_buf.peek();
             let n = f(a, b).min(a.len() + b.len());
-            self.recv_buf.consume(n);
-            self.autotune.on_consumed(n);
-            self.maybe_window_update(fx);
+            self.consume_received(n, fx);
             return Ok(n);
         }
+        self.nothing_readable()
+    }
+
+    /// The send side's refusals, shared by every call that queues bytes:
+    /// a pending error first, then `BrokenPipe` (Linux's EPIPE) after
+    /// shutdown(SHUT_WR), after a reset, or once closed.
+    fn check_can_send(&mut self) -> Result<(), TcpError> {
+        if let Some(e) = self.take_error() {
+            return Err(e);
+        }
+        if self.failed || !self.state.can_send() || self.fin_queued {
+            return Err(TcpError::BrokenPipe);
+        }
+        Ok(())
+    }
+
+    /// What a read says when the receive buffer is empty: a pending error,
+    /// end of stream (`Ok(0)`: the peer's FIN, or a connection that failed
+    /// and already reported its error), or `WouldBlock`.
+    fn nothing_readable(&mut self) -> Result<usize, TcpError> {
         if let Some(e) = self.take_error() {
             return Err(e);
         }
@@ -715,6 +727,14 @@ impl Connection {
             return Ok(0);
         }
         Err(TcpError::WouldBlock)
+    }
+
+    /// The application took `n` received bytes: free them, count them for
+    /// auto-tuning, and announce the window if it opened enough.
+    fn consume_received(&mut self, n: usize, fx: &mut Effects) {
+        self.recv_buf.consume(n);
+        self.autotune.on_consumed(n);
+        self.maybe_window_update(fx);
     }
 
     /// RFC 1122 §4.2.3.3 / RFC 9293 §3.8.6.2.2: after the application

@@ -4,7 +4,6 @@
 
 use super::{Connection, Effects};
 use crate::tcp::error::TcpError;
-use crate::tcp::state::State;
 
 impl Connection {
     /// Moves up to `max` in-order received bytes, oldest first, from the
@@ -35,25 +34,12 @@ impl Connection {
         }
         let readable = self.recv_buf.len();
         if readable == 0 {
-            // Nothing to move: report the read side exactly as `recv_with`.
-            if let Some(e) = self.take_error() {
-                return Err(e);
-            }
-            if self.fin_received || self.failed || self.state == State::Closed {
-                return Ok(0);
-            }
-            return Err(TcpError::WouldBlock);
+            return self.nothing_readable();
         }
         if max == 0 {
             return Ok(0);
         }
-        // The send side's checks, as in `send`.
-        if let Some(e) = self.take_error() {
-            return Err(e);
-        }
-        if self.failed || !self.state.can_send() || self.fin_queued {
-            return Err(TcpError::BrokenPipe);
-        }
+        self.check_can_send()?;
         let wanted = max.min(readable);
         let room = self.send_buf.free();
         if room < wanted {
@@ -71,9 +57,7 @@ impl Connection {
             queued += self.send_buf.write(&b[..n - first]);
         }
         debug_assert_eq!(queued, n, "the send buffer had room for {n} bytes");
-        self.recv_buf.consume(n);
-        self.autotune.on_consumed(n);
-        self.maybe_window_update(fx);
+        self.consume_received(n, fx);
         if self.state.is_synchronized() {
             fx.output = true;
         }
