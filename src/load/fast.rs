@@ -16,11 +16,11 @@
 //! from one buffer per worker.
 
 use std::collections::HashMap;
-
-use ahash::RandomState;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use ahash::RandomState;
 
 use crate::app::source::pattern_byte;
 use crate::app::{App, Ctx};
