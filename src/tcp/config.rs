@@ -232,6 +232,9 @@ pub struct StackConfig {
     pub ephemeral_ports: (u16, u16),
     /// Pending RST / control replies kept between polls; more are dropped and counted.
     pub control_queue: usize,
+    /// Rings (2 KiB each) and scoreboards of ended connections kept for
+    /// new ones, at most (`tcp::storage_pool`); 0 frees them instead.
+    pub storage_pool: usize,
 }
 
 impl Default for StackConfig {
@@ -246,6 +249,7 @@ impl Default for StackConfig {
             challenge_ack_limit: 1000,
             ephemeral_ports: (32768, 60999),
             control_queue: 1024,
+            storage_pool: crate::tcp::storage_pool::DEFAULT_STORAGE_POOL_LIMIT,
         }
     }
 }

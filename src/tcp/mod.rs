@@ -22,6 +22,7 @@ pub mod sack_scoreboard;
 pub mod send_buffer;
 pub mod stack;
 pub mod state;
+pub mod storage_pool;
 pub mod time;
 pub mod timer_wheel;
 

@@ -232,10 +232,35 @@ impl ReceiveBuffer {
     /// TIME-WAIT: it accepts no more data). A later arrival allocates
     /// afresh. Keeps the capacity, so the advertised window is unchanged.
     pub fn release_storage(&mut self) {
+        drop(self.take_ring());
+    }
+
+    /// As [`release_storage`](Self::release_storage), but hands the ring
+    /// to the caller (for a [`RingPool`](super::ring_pool::RingPool))
+    /// instead of freeing it; `None` when nothing is allocated or bytes
+    /// are held. The out-of-order tracker is freed either way.
+    pub fn take_ring(&mut self) -> Option<Box<[u8]>> {
         if self.len == 0 && !self.has_out_of_order() {
-            self.buf = Box::default();
             self.head = 0;
             self.ooo = None;
+            (!self.buf.is_empty()).then(|| std::mem::take(&mut self.buf))
+        } else {
+            None
+        }
+    }
+
+    /// Takes `ring` as this buffer's storage, instead of allocating at the
+    /// first arrival, when none is allocated yet and the ring is within
+    /// the capacity; otherwise hands it back. The ring's old bytes are
+    /// never read: only bytes stored since are.
+    pub fn adopt_ring(&mut self, ring: Box<[u8]>) -> Option<Box<[u8]>> {
+        if self.buf.is_empty() && ring.len() <= self.capacity {
+            debug_assert_eq!(self.len, 0);
+            self.buf = ring;
+            self.head = 0;
+            None
+        } else {
+            Some(ring)
         }
     }
 
@@ -324,6 +349,31 @@ mod tests {
         assert_eq!(c.window(), 8192);
         assert_eq!(c.write_at(0, b"hello"), 5);
         assert_eq!(contents(&c), b"hello");
+    }
+
+    #[test]
+    fn a_ring_moves_to_another_buffer() {
+        let mut a = ReceiveBuffer::with_capacity(8192);
+        assert_eq!(a.write_at(0, b"secret"), 6);
+        assert!(a.take_ring().is_none(), "unread bytes: the ring stays");
+        let mut out = [0u8; 6];
+        assert_eq!(a.read(&mut out), 6);
+        let ring = a.take_ring().unwrap();
+        assert_eq!((ring.len(), a.allocated()), (MIN_RING, 0));
+        let mut b = ReceiveBuffer::with_capacity(8192);
+        assert!(b.adopt_ring(ring).is_none());
+        assert_eq!(b.allocated(), MIN_RING);
+        assert_eq!(b.write_at(2, b"cd"), 0);
+        assert_eq!(b.write_at(0, b"ab"), 4);
+        assert_eq!(contents(&b), b"abcd");
+        let spare = vec![0; MIN_RING].into_boxed_slice();
+        assert!(b.adopt_ring(spare).is_some(), "already allocated: refused");
+        let mut small = ReceiveBuffer::with_capacity(100);
+        let big = vec![0; MIN_RING].into_boxed_slice();
+        assert!(
+            small.adopt_ring(big).is_some(),
+            "beyond the capacity: refused"
+        );
     }
 
     #[test]
@@ -555,8 +605,15 @@ mod tests {
         /// oracle's in-order stream, and the out-of-order ranges are exactly
         /// the oracle's runs, within the assembler's bounds.
         #[test]
-        fn model((cap, ops) in ops()) {
+        fn model((cap, ops) in ops(), recycled in any::<bool>()) {
             let mut b = ReceiveBuffer::with_capacity(cap);
+            if recycled {
+                // A pooled ring holds another connection's bytes: none of
+                // them may ever show (a ring too big for the capacity is
+                // refused).
+                let refused = b.adopt_ring(vec![0xee; MIN_RING].into_boxed_slice());
+                prop_assert_eq!(refused.is_some(), cap < MIN_RING);
+            }
             let mut o = Oracle { cap, read_pos: 0, nxt: 0, ahead: Vec::new() };
             for op in ops {
                 match op {

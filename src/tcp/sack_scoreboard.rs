@@ -40,6 +40,22 @@ const EVER_RETRANS: u8 = 8;
 /// Carries our FIN as its last sequence number.
 const FIN: u8 = 16;
 
+/// A scoreboard's allocated (empty) record storage, moved between
+/// connections by [`SackScoreboard::take_storage`] and
+/// [`SackScoreboard::adopt_storage`].
+#[derive(Debug)]
+pub struct ScoreboardStorage {
+    segs: VecDeque<SentSegment>,
+    ranges: Vec<(SeqNum, SeqNum)>,
+}
+
+impl ScoreboardStorage {
+    /// Records the storage holds without reallocating.
+    pub fn records(&self) -> usize {
+        self.segs.capacity()
+    }
+}
+
 /// One segment in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SentSegment {
@@ -164,10 +180,35 @@ impl SackScoreboard {
     /// outstanding (a connection entering TIME-WAIT sends nothing more);
     /// the next send reserves again.
     pub fn release_storage(&mut self) {
-        if self.segs.is_empty() {
-            self.clear();
-            self.segs = VecDeque::new();
-            self.ranges = Vec::new();
+        drop(self.take_storage());
+    }
+
+    /// As [`release_storage`](Self::release_storage), but hands the
+    /// storage to the caller (for a
+    /// [`StoragePool`](super::storage_pool::StoragePool)); `None` when
+    /// records are outstanding or nothing is allocated.
+    pub fn take_storage(&mut self) -> Option<ScoreboardStorage> {
+        if !self.segs.is_empty() || (self.segs.capacity() == 0 && self.ranges.capacity() == 0) {
+            return None;
+        }
+        self.clear();
+        Some(ScoreboardStorage {
+            segs: std::mem::take(&mut self.segs),
+            ranges: std::mem::take(&mut self.ranges),
+        })
+    }
+
+    /// Takes `storage` (empty, from another connection) instead of
+    /// allocating at the first send, when nothing is allocated yet;
+    /// otherwise hands it back.
+    pub fn adopt_storage(&mut self, storage: ScoreboardStorage) -> Option<ScoreboardStorage> {
+        if self.segs.capacity() == 0 && self.ranges.capacity() == 0 {
+            debug_assert!(storage.segs.is_empty() && storage.ranges.is_empty());
+            self.segs = storage.segs;
+            self.ranges = storage.ranges;
+            None
+        } else {
+            Some(storage)
         }
     }
 

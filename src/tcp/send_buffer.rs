@@ -163,9 +163,34 @@ impl SendBuffer {
     /// (a connection entering TIME-WAIT: it never sends data again). A
     /// later write allocates afresh. Keeps the capacity.
     pub fn release_storage(&mut self) {
-        if self.len == 0 {
-            self.buf = Box::default();
+        drop(self.take_ring());
+    }
+
+    /// As [`release_storage`](Self::release_storage), but hands the ring
+    /// to the caller (for a [`RingPool`](super::ring_pool::RingPool))
+    /// instead of freeing it; `None` when nothing is allocated or bytes
+    /// are held.
+    pub fn take_ring(&mut self) -> Option<Box<[u8]>> {
+        if self.len == 0 && !self.buf.is_empty() {
             self.head = 0;
+            Some(std::mem::take(&mut self.buf))
+        } else {
+            None
+        }
+    }
+
+    /// Takes `ring` as this buffer's storage, instead of allocating at the
+    /// first write, when none is allocated yet and the ring is within the
+    /// capacity; otherwise hands it back. The ring's old bytes are never
+    /// read: only queued bytes are.
+    pub fn adopt_ring(&mut self, ring: Box<[u8]>) -> Option<Box<[u8]>> {
+        if self.buf.is_empty() && ring.len() <= self.capacity {
+            debug_assert_eq!(self.len, 0);
+            self.buf = ring;
+            self.head = 0;
+            None
+        } else {
+            Some(ring)
         }
     }
 
@@ -357,8 +382,15 @@ mod tests {
         /// The ring behaves exactly like an unbounded queue truncated to the
         /// capacity.
         #[test]
-        fn model((cap, ops) in ops()) {
+        fn model((cap, ops) in ops(), recycled in any::<bool>()) {
             let mut b = SendBuffer::with_capacity(cap);
+            if recycled {
+                // A pooled ring holds another connection's bytes: none of
+                // them may ever show (a ring too big for the capacity is
+                // refused).
+                let refused = b.adopt_ring(vec![0xee; MIN_RING].into_boxed_slice());
+                prop_assert_eq!(refused.is_some(), cap < MIN_RING);
+            }
             let mut model: VecDeque<u8> = VecDeque::new();
             let mut next = 0u8;
             for op in ops {

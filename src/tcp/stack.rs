@@ -19,6 +19,7 @@ use crate::tcp::event::{ConnId, Event, ListenerId};
 use crate::tcp::flow_table::{FlowTable, FourTuple};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::state::State;
+use crate::tcp::storage_pool::StoragePool;
 use crate::tcp::timer_wheel::TimerWheel;
 use crate::tcp::{Instant, Transmit};
 use crate::wire::{
@@ -136,6 +137,8 @@ pub struct Stack {
     /// is cheaper than hashing it. Cleared whenever a flow is removed, so
     /// it never names a slot the table no longer maps the tuple to.
     last_flow: Option<(FourTuple, u32)>,
+    /// Storage of ended connections, for the next ones (see `storage_pool`).
+    storage: StoragePool,
 }
 
 /// How long a TIME-WAIT tuple must rest before our own active open may
@@ -189,6 +192,7 @@ impl Stack {
             now,
             header_prediction: true,
             last_flow: None,
+            storage: StoragePool::new(config.storage_pool),
             config,
         })
     }
@@ -293,6 +297,14 @@ impl Stack {
             // paths it is the wrong router. Only the neighbour monitor moves
             // it (`Stack::update_next_hop`).
             let conn = &mut self.conns[slot as usize];
+            if !payload.is_empty() {
+                // A short connection's first text comes this way: a
+                // request with the handshake's ACK (SYN-RECEIVED), a
+                // response while the request is unacknowledged. (First
+                // text that is predicted allocates as before: the check
+                // stays off the predicted path.)
+                conn.adopt_recv_storage(&mut self.storage);
+            }
             let data_before = conn.stats.data_segs_in;
             conn.on_segment(now, &tcp, payload, &mut fx);
             self.stats.rx_data_segments += conn.stats.data_segs_in - data_before;
@@ -570,6 +582,9 @@ impl Stack {
             self.free(slot);
             return;
         }
+        if fx.time_wait {
+            self.conns[slot as usize].recycle_storage(&mut self.storage);
+        }
         if fx.accepted {
             if let Some(l) = listener {
                 let conn = &mut self.conns[slot as usize];
@@ -682,7 +697,8 @@ impl Stack {
         if !self.conns.contains(slot as usize) {
             return;
         }
-        let conn = self.conns.remove(slot as usize);
+        let mut conn = self.conns.remove(slot as usize);
+        conn.recycle_storage(&mut self.storage);
         self.remove_flow(slot, &conn.tuple);
         if let Some((id, _)) = conn.timer {
             self.timers.cancel(id);
@@ -1092,7 +1108,19 @@ impl Stack {
 
     /// Queues bytes to send; see [`Connection::send`].
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<usize, TcpError> {
+        if !data.is_empty() {
+            self.adopt_send_storage(id);
+        }
         self.with_conn_buffers(id, |c, fx| c.send(data, fx))?
+    }
+
+    /// Gives the connection pooled send storage before a write, if it
+    /// has none yet.
+    #[inline]
+    fn adopt_send_storage(&mut self, id: ConnId) {
+        if let Ok(slot) = self.slot_of(id) {
+            self.conns[slot as usize].adopt_send_storage(&mut self.storage);
+        }
     }
 
     /// Reads bytes; `Ok(0)` is end of stream. See [`Connection::recv`].
@@ -1117,6 +1145,7 @@ impl Stack {
     /// room (a `Writable` event follows); send-side errors leave the
     /// bytes unread. The contract is [`Connection::splice_received`]'s.
     pub fn echo_received(&mut self, id: ConnId, max: usize) -> Result<usize, TcpError> {
+        self.adopt_send_storage(id);
         self.with_conn_buffers(id, |c, fx| c.splice_received(max, fx))?
     }
 

@@ -29,6 +29,7 @@ use crate::tcp::sack_blocks::SackReporter;
 use crate::tcp::sack_scoreboard::SackScoreboard;
 use crate::tcp::send_buffer::SendBuffer;
 use crate::tcp::state::State;
+use crate::tcp::storage_pool::StoragePool;
 use crate::tcp::timer_wheel::TimerId;
 use crate::tcp::Instant;
 use crate::wire::{MacAddr, SegmentTemplate, SeqNum, TcpFlags, TcpOptions};
@@ -71,6 +72,9 @@ pub struct Effects {
     /// Delete the TCB without telling the user (RFC 9293 §3.10.7.4: a
     /// passive SYN-RECEIVED connection "returns to LISTEN").
     pub drop_silently: bool,
+    /// The connection entered TIME-WAIT: it needs its rings no more
+    /// ([`Connection::recycle_storage`]).
+    pub time_wait: bool,
 }
 
 impl Effects {
@@ -83,7 +87,8 @@ impl Effects {
             || self.connected
             || self.accepted
             || self.challenge_ack
-            || self.drop_silently)
+            || self.drop_silently
+            || self.time_wait)
             && self.rst.is_none()
             && self.closed.is_none()
     }
@@ -91,7 +96,11 @@ impl Effects {
     /// Nothing but output and the `readable` / `writable` events.
     #[inline]
     pub fn is_events_only(&self) -> bool {
-        !(self.connected || self.accepted || self.challenge_ack || self.drop_silently)
+        !(self.connected
+            || self.accepted
+            || self.challenge_ack
+            || self.drop_silently
+            || self.time_wait)
             && self.rst.is_none()
             && self.closed.is_none()
     }
@@ -908,15 +917,62 @@ impl Connection {
         self.retransmit_pending = false;
         self.close_deadline = Some(now + self.config.msl * 2);
         // TIME-WAIT sends no data and accepts none (only ACKs a
-        // retransmitted FIN): hand the rings back now rather than for the
+        // retransmitted FIN): the rings go back now rather than after the
         // 2·MSL it lasts. A client closing first at 100k conn/s holds
-        // 100k+ of these, and kept rings grew its heap page by page.
-        self.send_buf.release_storage();
-        self.recv_buf.release_storage();
-        self.scoreboard.release_storage();
+        // 100k+ of these, and kept rings grew its heap page by page. The
+        // stack takes them, and the scoreboard's records, for its storage
+        // pool (`Effects::time_wait`).
+        fx.time_wait = true;
         if !self.close_reported {
             // From the user's side the connection is finished.
             fx.closed = Some(CloseReason::Normal);
+        }
+    }
+
+    /// Hands the rings and the scoreboard's storage to `pool` where they
+    /// hold nothing (a connection in TIME-WAIT or being freed); whatever
+    /// still holds bytes or records stays.
+    pub(crate) fn recycle_storage(&mut self, pool: &mut StoragePool) {
+        if let Some(ring) = self.send_buf.take_ring() {
+            pool.put_ring(ring);
+        }
+        if let Some(ring) = self.recv_buf.take_ring() {
+            pool.put_ring(ring);
+        }
+        if let Some(storage) = self.scoreboard.take_storage() {
+            pool.put_scoreboard(storage);
+        }
+    }
+
+    /// Gives the receive buffer a pooled ring if it has none yet: called
+    /// before text arrives, so the first arrival does not allocate.
+    #[inline]
+    pub(crate) fn adopt_recv_storage(&mut self, pool: &mut StoragePool) {
+        if self.recv_buf.allocated() == 0 {
+            if let Some(ring) = pool.take_ring() {
+                if let Some(refused) = self.recv_buf.adopt_ring(ring) {
+                    pool.put_ring(refused);
+                }
+            }
+        }
+    }
+
+    /// Gives the send buffer a pooled ring and the scoreboard pooled
+    /// records if they have none yet: called before the application
+    /// writes, so the first write and the first send do not allocate.
+    #[inline]
+    pub(crate) fn adopt_send_storage(&mut self, pool: &mut StoragePool) {
+        if self.send_buf.allocated() == 0 {
+            if let Some(ring) = pool.take_ring() {
+                if let Some(refused) = self.send_buf.adopt_ring(ring) {
+                    pool.put_ring(refused);
+                }
+            }
+            if let Some(storage) = pool.take_scoreboard() {
+                if let Some(refused) = self.scoreboard.adopt_storage(storage) {
+                    pool.put_scoreboard(refused);
+                }
+            }
         }
     }
 
