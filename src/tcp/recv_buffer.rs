@@ -26,7 +26,7 @@
 use core::fmt;
 
 use super::assembler::Assembler;
-use super::send_buffer::MIN_RING;
+use super::send_buffer::{adopt_into, MIN_RING};
 
 /// Fixed-capacity reassembly ring. See the module docs.
 pub struct ReceiveBuffer {
@@ -236,7 +236,7 @@ impl ReceiveBuffer {
     }
 
     /// As [`release_storage`](Self::release_storage), but hands the ring
-    /// to the caller (for a [`RingPool`](super::ring_pool::RingPool))
+    /// to the caller (for a [`StoragePool`](super::storage_pool::StoragePool))
     /// instead of freeing it; `None` when nothing is allocated or bytes
     /// are held. The out-of-order tracker is freed either way.
     pub fn take_ring(&mut self) -> Option<Box<[u8]>> {
@@ -254,14 +254,8 @@ impl ReceiveBuffer {
     /// the capacity; otherwise hands it back. The ring's old bytes are
     /// never read: only bytes stored since are.
     pub fn adopt_ring(&mut self, ring: Box<[u8]>) -> Option<Box<[u8]>> {
-        if self.buf.is_empty() && ring.len() <= self.capacity {
-            debug_assert_eq!(self.len, 0);
-            self.buf = ring;
-            self.head = 0;
-            None
-        } else {
-            Some(ring)
-        }
+        debug_assert!(!self.buf.is_empty() || self.len == 0);
+        adopt_into(&mut self.buf, &mut self.head, self.capacity, ring)
     }
 
     /// Ring index of the byte `pos` bytes after the head, `pos <= buf.len()`.

@@ -26,6 +26,24 @@ use core::fmt;
 /// Smallest ring allocated: one MSS-sized segment fits.
 pub const MIN_RING: usize = 2048;
 
+/// A buffer's `adopt_ring` (this one's and `ReceiveBuffer`'s): `ring`
+/// becomes the storage in `buf` (read position `head` reset) when none is
+/// allocated and it fits `capacity`; otherwise it is handed back.
+pub(super) fn adopt_into(
+    buf: &mut Box<[u8]>,
+    head: &mut usize,
+    capacity: usize,
+    ring: Box<[u8]>,
+) -> Option<Box<[u8]>> {
+    if buf.is_empty() && ring.len() <= capacity {
+        *buf = ring;
+        *head = 0;
+        None
+    } else {
+        Some(ring)
+    }
+}
+
 /// Bounded ring of unacknowledged bytes. See the module docs.
 pub struct SendBuffer {
     /// The ring: empty until the first write, then a power of two (or
@@ -167,7 +185,7 @@ impl SendBuffer {
     }
 
     /// As [`release_storage`](Self::release_storage), but hands the ring
-    /// to the caller (for a [`RingPool`](super::ring_pool::RingPool))
+    /// to the caller (for a [`StoragePool`](super::storage_pool::StoragePool))
     /// instead of freeing it; `None` when nothing is allocated or bytes
     /// are held.
     pub fn take_ring(&mut self) -> Option<Box<[u8]>> {
@@ -184,14 +202,8 @@ impl SendBuffer {
     /// capacity; otherwise hands it back. The ring's old bytes are never
     /// read: only queued bytes are.
     pub fn adopt_ring(&mut self, ring: Box<[u8]>) -> Option<Box<[u8]>> {
-        if self.buf.is_empty() && ring.len() <= self.capacity {
-            debug_assert_eq!(self.len, 0);
-            self.buf = ring;
-            self.head = 0;
-            None
-        } else {
-            Some(ring)
-        }
+        debug_assert!(!self.buf.is_empty() || self.len == 0);
+        adopt_into(&mut self.buf, &mut self.head, self.capacity, ring)
     }
 
     /// Ring index of byte `offset`, for `offset <= buf.len()`.
