@@ -78,6 +78,26 @@ impl StoragePool {
         }
     }
 
+    /// Offers a kept ring to `adopt`, which returns it if it does not
+    /// take it (the ring then stays kept).
+    #[inline]
+    pub fn lend_ring(&mut self, adopt: impl FnOnce(Box<[u8]>) -> Option<Box<[u8]>>) {
+        if let Some(refused) = self.take_ring().and_then(adopt) {
+            self.put_ring(refused);
+        }
+    }
+
+    /// [`lend_ring`](Self::lend_ring) for scoreboard storage.
+    #[inline]
+    pub fn lend_scoreboard(
+        &mut self,
+        adopt: impl FnOnce(ScoreboardStorage) -> Option<ScoreboardStorage>,
+    ) {
+        if let Some(refused) = self.take_scoreboard().and_then(adopt) {
+            self.put_scoreboard(refused);
+        }
+    }
+
     /// Rings kept now.
     pub fn rings(&self) -> usize {
         self.rings.len()
@@ -123,6 +143,10 @@ mod tests {
         assert_eq!(pool.rings(), 2, "the limit holds");
         assert_eq!(pool.take_ring().unwrap().len(), MIN_RING);
         assert_eq!(pool.rings(), 1);
+        pool.lend_ring(Some);
+        assert_eq!(pool.rings(), 1, "a refused ring stays kept");
+        pool.lend_ring(|_| None);
+        assert_eq!(pool.rings(), 0, "a taken ring leaves the pool");
     }
 
     #[test]

@@ -949,11 +949,7 @@ impl Connection {
     #[inline]
     pub(crate) fn adopt_recv_storage(&mut self, pool: &mut StoragePool) {
         if self.recv_buf.allocated() == 0 {
-            if let Some(ring) = pool.take_ring() {
-                if let Some(refused) = self.recv_buf.adopt_ring(ring) {
-                    pool.put_ring(refused);
-                }
-            }
+            pool.lend_ring(|ring| self.recv_buf.adopt_ring(ring));
         }
     }
 
@@ -963,16 +959,8 @@ impl Connection {
     #[inline]
     pub(crate) fn adopt_send_storage(&mut self, pool: &mut StoragePool) {
         if self.send_buf.allocated() == 0 {
-            if let Some(ring) = pool.take_ring() {
-                if let Some(refused) = self.send_buf.adopt_ring(ring) {
-                    pool.put_ring(refused);
-                }
-            }
-            if let Some(storage) = pool.take_scoreboard() {
-                if let Some(refused) = self.scoreboard.adopt_storage(storage) {
-                    pool.put_scoreboard(refused);
-                }
-            }
+            pool.lend_ring(|ring| self.send_buf.adopt_ring(ring));
+            pool.lend_scoreboard(|storage| self.scoreboard.adopt_storage(storage));
         }
     }
 
