@@ -238,6 +238,17 @@ fn two_workers_on_two_queues_both_carry_connections() {
         0,
         "a flow moved between workers: {summary}"
     );
+    // Each worker reports its socket's kernel drops; a few requests drop
+    // nothing.
+    for key in ["xsk_rx_ring_full", "xsk_rx_dropped", "xsk_fill_ring_empty"] {
+        let reported = summary
+            .lines()
+            .filter(|l| l.starts_with("stats worker="))
+            .filter(|l| l.contains(&format!(" {key}=")))
+            .count();
+        assert_eq!(reported, 2, "{key} not reported by both workers: {summary}");
+        assert_eq!(stat(&summary, "stats worker", key), 0, "{summary}");
+    }
 }
 
 #[test]

@@ -336,7 +336,7 @@ fn echo_stream(mut stream: Stream) {
 fn print_summary(r: &ServeReport) {
     for w in &r.workers {
         println!(
-            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={} spurious_retransmits={} tlp_probes={} out_of_window={} dsacks_sent={} rx_data_segments={} tx_pure_acks={} iterations={} busy_iterations={} sleeps={} tx_kicks={}",
+            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={} spurious_retransmits={} tlp_probes={} out_of_window={} dsacks_sent={} rx_data_segments={} tx_pure_acks={} iterations={} busy_iterations={} sleeps={} tx_kicks={} xsk_rx_ring_full={} xsk_rx_dropped={} xsk_fill_ring_empty={}",
             w.id,
             w.rx_frames,
             w.stack.tx_frames,
@@ -361,7 +361,10 @@ fn print_summary(r: &ServeReport) {
             w.iterations,
             w.busy_iterations,
             w.sleeps,
-            w.tx_kicks
+            w.tx_kicks,
+            w.kernel_drops.rx_ring_full,
+            w.kernel_drops.rx_dropped,
+            w.kernel_drops.fill_ring_empty
         );
     }
     println!(

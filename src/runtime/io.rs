@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::runtime::doorbell::Doorbell;
 use crate::tcp::Transmit;
+use crate::xdp::KernelRxDrops;
 
 pub trait FrameIo: Transmit + Send {
     /// Calls `f` for each received frame of one batch; returns how many.
@@ -22,6 +23,12 @@ pub trait FrameIo: Transmit + Send {
     /// link) made so far; 0 for an I/O that does not count them.
     fn tx_kicks(&self) -> u64 {
         0
+    }
+    /// Frames the layer below dropped before this I/O could receive them
+    /// (a system call on AF_XDP: for reports, not the fast path); zeros
+    /// for an I/O that cannot drop.
+    fn kernel_rx_drops(&self) -> KernelRxDrops {
+        KernelRxDrops::default()
     }
 }
 
@@ -44,5 +51,9 @@ impl FrameIo for crate::xdp::XskSocket {
 
     fn tx_kicks(&self) -> u64 {
         self.counters().kicks
+    }
+
+    fn kernel_rx_drops(&self) -> KernelRxDrops {
+        self.stats().kernel_drops
     }
 }

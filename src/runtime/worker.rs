@@ -20,6 +20,7 @@ use crate::runtime::doorbell::Doorbell;
 use crate::runtime::handoff::Handoff;
 use crate::runtime::io::FrameIo;
 use crate::tcp::{Event, Instant, ListenerId, Stack, StackStats, TcpError};
+use crate::xdp::KernelRxDrops;
 
 /// Requests from the control side. Answers go back on the given channel.
 pub enum Command {
@@ -62,6 +63,10 @@ pub struct WorkerReport {
     pub sleeps: u64,
     /// Transmit wake-ups of the I/O (`sendto` kicks on AF_XDP).
     pub tx_kicks: u64,
+    /// Frames dropped below us (AF_XDP: RX ring full, no fill-ring frame):
+    /// a sender sees them as loss, so they explain retransmissions that
+    /// none of our counters shows.
+    pub kernel_drops: KernelRxDrops,
 }
 
 pub struct Worker<Io: FrameIo> {
@@ -209,6 +214,7 @@ impl<Io: FrameIo> Worker<Io> {
         report.stack = self.stack.totals();
         report.connections = self.stack.connection_count();
         report.tx_kicks = self.io.tx_kicks();
+        report.kernel_drops = self.io.kernel_rx_drops();
     }
 
     /// Serves every queued control command.

@@ -23,7 +23,7 @@ pub mod socket;
 
 pub use packet::{wait_readable, PacketSocket, RecvBatch, RecvOutcome};
 pub use program::{ifindex, SteerCounters, SteerProgram, XdpMode};
-pub use socket::{BindMode, XskConfig, XskSocket, XskStats};
+pub use socket::{BindMode, KernelRxDrops, XskConfig, XskSocket, XskStats};
 
 /// What went wrong setting up or driving AF_XDP, with what to do about it.
 #[derive(Debug, thiserror::Error)]

@@ -135,10 +135,34 @@ pub struct XskStats {
     pub tx_ring_full: u64,
     /// Wake-up syscalls (`sendto`) made for transmit.
     pub kicks: u64,
-    /// Frames the kernel dropped for this socket: XDP_STATISTICS
-    /// `rx_dropped + rx_ring_full + rx_fill_ring_empty_descs` (0 when the
-    /// kernel cannot report them).
+    /// Frames the kernel dropped for this socket, by cause (all 0 when
+    /// the kernel cannot report them, and in [`XskSocket::counters`]).
+    pub kernel_drops: KernelRxDrops,
+}
+
+/// The kernel's receive drop counters of one AF_XDP socket
+/// (`getsockopt(XDP_STATISTICS)` with the extended struct, Linux 5.9+),
+/// split by what the owner can do about them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KernelRxDrops {
+    /// Frames dropped because the RX ring was full: the thread that owns
+    /// the socket did not drain it in time, or a burst exceeded the ring.
+    pub rx_ring_full: u64,
+    /// Frames dropped for other reasons: in copy mode, no free frame on
+    /// the fill ring to copy into (also counted in `fill_ring_empty`);
+    /// a frame larger than a UMEM frame.
     pub rx_dropped: u64,
+    /// Times the kernel found the fill ring empty: in copy mode one per
+    /// frame dropped for it; zero-copy drivers count failed refills.
+    pub fill_ring_empty: u64,
+}
+
+impl KernelRxDrops {
+    /// Every frame dropped, whatever the cause (`fill_ring_empty` is
+    /// not added: its copy-mode drops are in `rx_dropped` already).
+    pub fn total(&self) -> u64 {
+        self.rx_ring_full.saturating_add(self.rx_dropped)
+    }
 }
 
 /// An AF_XDP socket on one (interface, queue) with its own UMEM.
@@ -408,7 +432,7 @@ impl XskSocket {
     }
 
     /// The socket's own counters, without asking the kernel (no system
-    /// call; `rx_dropped` is 0): cheap enough for any thread that owns it.
+    /// call; `kernel_drops` are 0): cheap enough for any thread that owns it.
     pub fn counters(&self) -> XskStats {
         self.stats
     }
@@ -417,10 +441,14 @@ impl XskSocket {
     pub fn stats(&self) -> XskStats {
         let mut stats = self.stats;
         if let Ok(kernel) = self.rx.fd().xdp_statistics() {
-            stats.rx_dropped = kernel
-                .rx_dropped()
-                .saturating_add(kernel.rx_ring_full())
-                .saturating_add(kernel.rx_fill_ring_empty_descs());
+            // With the extended struct the kernel reports a full RX ring
+            // only in `rx_ring_full`, not also in `rx_dropped`
+            // (net/xdp/xsk.c, xsk_getsockopt).
+            stats.kernel_drops = KernelRxDrops {
+                rx_ring_full: kernel.rx_ring_full(),
+                rx_dropped: kernel.rx_dropped(),
+                fill_ring_empty: kernel.rx_fill_ring_empty_descs(),
+            };
         }
         stats
     }
