@@ -59,6 +59,13 @@ options (each also settable through the environment variable shown):
                     the same for <prefix>-s0 when the server is a kernel
                     (kernel-serve); keep leaves the kernel's defaults (off
                     with --bridge)          [TESTBED_SERVER_OFFLOADS, keep]
+  --qdisc noqueue|pfifo_fast|pfifo
+                    root queueing discipline of <prefix>-c0 and <prefix>-s0.
+                    A veth has none (noqueue): when the peer runs XDP, a
+                    full 256-frame receive ring drops what is sent to it;
+                    with a qdisc the veth stops its queue instead (Linux
+                    6.17+) and the qdisc holds the frames, as a NIC's
+                    transmit queue does          [TESTBED_QDISC, noqueue]
   -h, --help        this text
 
 namespaces: <prefix>-srv, <prefix>-cli, <prefix>-rtr (with --router or --bridge)
@@ -91,6 +98,7 @@ loss="${TESTBED_LOSS:-}"
 client_addrs="${TESTBED_CLIENT_ADDRS:-0}"
 client_offloads="${TESTBED_CLIENT_OFFLOADS:-}"
 server_offloads="${TESTBED_SERVER_OFFLOADS:-}"
+qdisc="${TESTBED_QDISC:-noqueue}"
 case "${TESTBED_ROUTER:-0}" in
   1 | yes | true | on) router=1 ;;
   0 | no | false | off | "") router=0 ;;
@@ -113,7 +121,7 @@ while [ "$#" -gt 0 ]; do
     has_inline_value=1
   fi
   case "$arg" in
-    --prefix | --queues | --loss | --mtu | --client-addrs | --client-offloads | --server-offloads)
+    --prefix | --queues | --loss | --mtu | --client-addrs | --client-offloads | --server-offloads | --qdisc)
       if [ "$has_inline_value" -eq 0 ]; then
         [ "$#" -gt 0 ] || bad_usage "$arg needs a value"
         value="$1"
@@ -127,6 +135,7 @@ while [ "$#" -gt 0 ]; do
         --client-addrs) client_addrs="$value" ;;
         --client-offloads) client_offloads="$value" ;;
         --server-offloads) server_offloads="$value" ;;
+        --qdisc) qdisc="$value" ;;
       esac
       ;;
     --router)
@@ -164,6 +173,10 @@ fi
 if ! is_uint "$client_addrs" || [ "$client_addrs" -gt 252 ]; then
   bad_usage "--client-addrs '$client_addrs': use a whole number from 0 to 252 (the extra addresses are .3 to .254 of the client's /24)"
 fi
+case "$qdisc" in
+  noqueue | pfifo_fast | pfifo) ;;
+  *) bad_usage "--qdisc '$qdisc': use noqueue, pfifo_fast or pfifo" ;;
+esac
 case "$client_offloads" in
   "" | off | on | no-csum) ;;
   *) bad_usage "--client-offloads '$client_offloads': use off, on or no-csum" ;;
@@ -368,6 +381,25 @@ set_offloads() {
   esac
 }
 
+# The root qdisc of an interface (see --qdisc); a new veth has noqueue.
+set_qdisc() {
+  local ns="$1" ifname="$2" kind="$3"
+  [ "$kind" = noqueue ] && return 0
+  if [ "$queues" -gt 1 ]; then
+    # One qdisc per transmit queue under mq, as on a multi-queue NIC.
+    in_ns "$ns" tc qdisc replace dev "$ifname" root handle 1: mq ||
+      die "cannot set qdisc mq on $ifname in $ns"
+    local i
+    for ((i = 1; i <= queues; i++)); do
+      in_ns "$ns" tc qdisc replace dev "$ifname" parent "1:$(printf %x "$i")" "$kind" ||
+        die "cannot set qdisc $kind on $ifname queue $i in $ns (is sch_$kind available?)"
+    done
+  else
+    in_ns "$ns" tc qdisc replace dev "$ifname" root "$kind" ||
+      die "cannot set qdisc $kind on $ifname in $ns (is sch_$kind available?)"
+  fi
+}
+
 # The extra client addresses: .3, .4, ... of the client's /24.
 extra_client_addrs() {
   local base="$1" i out=""
@@ -528,6 +560,8 @@ EOF
   if [ "$bridge" -eq 1 ] && [ "${server_offloads:-keep}" = keep ]; then
     server_offloads=off
   fi
+  set_qdisc "$cli_ns" "$cli_if" "$qdisc"
+  set_qdisc "$srv_ns" "$srv_if" "$qdisc"
 
   # Extra client addresses: secondary addresses in the client's /24, so a
   # client can spread connections over several addresses' port spaces.
@@ -567,6 +601,7 @@ EOF
     echo "client_addrs=$addrs"
     echo "client_offloads=${client_offloads:-off}"
     echo "server_offloads=${server_offloads:-keep}"
+    echo "qdisc=$qdisc"
   } >&3
   trap - ERR INT TERM
 }

@@ -558,6 +558,8 @@ fn script_rejects_bad_arguments_with_exit_2_and_says_what_to_fix() {
         (&["up", "--bridge", "--loss", "10"], "xdp-tcp impair --loss"),
         (&["up", "--prefix", "much-too-long-prefix"], "--prefix"),
         (&["down", "--prefix", "bad/name"], "--prefix 'bad/name'"),
+        (&["up", "--qdisc", "fq"], "--qdisc 'fq'"),
+        (&["up", "--qdisc"], "--qdisc needs a value"),
     ];
     for (args, want) in cases {
         let out = script(args).output().expect("run the script");
@@ -827,6 +829,72 @@ fn extra_client_addresses_and_offload_levels() {
         assert_eq!(s[f], "on", "{f}: {s:?}");
     }
     tcp_exchange(&tb, 5000);
+}
+
+/// `tc qdisc show dev IFNAME` in `ns`, with statistics.
+fn qdiscs(ns: &str, ifname: &str) -> String {
+    stdout(&in_ns(ns, &["tc", "-s", "qdisc", "show", "dev", ifname]))
+}
+
+/// Bytes the root (or, under mq, every per-queue) qdisc of `ifname` sent.
+fn qdisc_sent_bytes(shown: &str) -> u64 {
+    shown
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Sent "))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn qdisc_is_set_on_both_ends_and_carries_the_traffic() {
+    for queues in [1, 2] {
+        let opts = TestbedOptions {
+            queues,
+            qdisc: Some("pfifo_fast"),
+            ..TestbedOptions::default()
+        };
+        let Some(tb) = Testbed::up("qdisc", opts) else {
+            return;
+        };
+        assert_eq!(tb.fact("qdisc"), Some("pfifo_fast"));
+        tcp_exchange(&tb, 5000);
+        for (ns, ifname) in [
+            (&tb.client_ns, &tb.client_if),
+            (&tb.server_ns, &tb.server_if),
+        ] {
+            let shown = qdiscs(ns, ifname);
+            let fifos = shown.matches("qdisc pfifo_fast").count();
+            assert_eq!(
+                fifos, queues as usize,
+                "{ifname}, {queues} queue(s):\n{shown}"
+            );
+            if queues > 1 {
+                assert!(shown.contains("qdisc mq 1: root"), "{ifname}:\n{shown}");
+            }
+            assert!(!shown.contains("noqueue"), "{ifname}:\n{shown}");
+            // Both ends sent the exchange's frames through it.
+            assert!(
+                qdisc_sent_bytes(&shown) > 0,
+                "{ifname} sent nothing:\n{shown}"
+            );
+        }
+    }
+}
+
+#[test]
+fn without_a_qdisc_option_the_veths_have_none() {
+    let Some(tb) = Testbed::up("noqdisc", TestbedOptions::default()) else {
+        return;
+    };
+    assert_eq!(tb.fact("qdisc"), Some("noqueue"));
+    for (ns, ifname) in [
+        (&tb.client_ns, &tb.client_if),
+        (&tb.server_ns, &tb.server_if),
+    ] {
+        let shown = qdiscs(ns, ifname);
+        assert!(shown.contains("qdisc noqueue"), "{ifname}:\n{shown}");
+    }
 }
 
 #[test]

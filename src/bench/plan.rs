@@ -141,6 +141,34 @@ impl OffloadChoice {
     }
 }
 
+/// The root queueing discipline of both testbed veths (`deploy/testbed.sh
+/// --qdisc`). A veth has none by default; then a frame sent while the
+/// peer's XDP receive ring (256 frames) is full is dropped, which a
+/// sender's TCP sees as loss. With a qdisc the veth stops its queue
+/// instead (Linux 6.17+) and the qdisc holds the frames, as a NIC's
+/// transmit queue does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Qdisc {
+    /// No qdisc: frames that find the peer's ring full are dropped.
+    Noqueue,
+    /// The kernel's default qdisc of a real interface.
+    #[value(name = "pfifo_fast")]
+    PfifoFast,
+    /// A plain 1000-frame FIFO.
+    Pfifo,
+}
+
+impl Qdisc {
+    /// The name `tc` and `deploy/testbed.sh --qdisc` know it by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Qdisc::Noqueue => "noqueue",
+            Qdisc::PfifoFast => "pfifo_fast",
+            Qdisc::Pfifo => "pfifo",
+        }
+    }
+}
+
 /// The kinds of row `--workloads` chooses from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum CaseKind {

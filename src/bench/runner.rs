@@ -13,7 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use super::plan::{
-    cases, Case, CaseKind, CaseParams, Client, OffloadChoice, Offloads, Server, SHORT_CLIENT_ADDRS,
+    cases, Case, CaseKind, CaseParams, Client, OffloadChoice, Offloads, Qdisc, Server,
+    SHORT_CLIENT_ADDRS,
 };
 use super::process::{in_ns_pinned, slab_bytes, vm_rss_bytes, Proc, INTERRUPTED};
 use super::results::{
@@ -32,6 +33,7 @@ pub struct BenchConfig {
     pub duration: Duration,
     pub warmup: Duration,
     pub offloads: OffloadChoice,
+    pub qdisc: Qdisc,
     pub out_dir: PathBuf,
     pub server_core: usize,
     pub client_core: usize,
@@ -64,6 +66,7 @@ pub struct Meta {
     pub server_core: usize,
     pub client_core: usize,
     pub offloads: String,
+    pub qdisc: String,
     pub testbed: String,
 }
 
@@ -99,9 +102,12 @@ impl Meta {
             server_core: cfg.server_core,
             client_core: cfg.client_core,
             offloads: format!("{:?}", cfg.offloads).to_lowercase(),
-            testbed: "veth pair in two network namespaces, MTU 1500, 1 queue; fast server: \
-                      native XDP, copy mode, 1 worker; kernel server: 1 thread"
-                .into(),
+            qdisc: cfg.qdisc.name().into(),
+            testbed: format!(
+                "veth pair in two network namespaces, MTU 1500, 1 queue, qdisc {} on both ends; \
+                 fast server: native XDP, copy mode, 1 worker; kernel server: 1 thread",
+                cfg.qdisc.name()
+            ),
         }
     }
 
@@ -517,7 +523,7 @@ pub fn run(cfg: &BenchConfig, stop: &AtomicBool) -> Result<BenchOutcome, String>
     let idle = rows.iter().map(|c| c.idle_connections).max().unwrap_or(0);
     let short = rows.iter().any(|c| c.workload == Workload::Short);
     let extra_addrs = client_addrs_for(idle).max(if short { SHORT_CLIENT_ADDRS } else { 0 });
-    let tb = Testbed::up(extra_addrs)?;
+    let tb = Testbed::up(extra_addrs, cfg.qdisc)?;
     let bar = ProgressBar::new(run_count(cfg, &rows));
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} runs [{elapsed} < {eta}] {msg}")

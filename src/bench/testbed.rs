@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
+use super::plan::Qdisc;
+
 /// The testbed script, as built into this binary.
 const SCRIPT: &str = include_str!("../../deploy/testbed.sh");
 
@@ -75,8 +77,9 @@ pub struct Testbed {
 impl Testbed {
     /// Removes bench testbeds whose process is gone (killed before it
     /// could clean up), then brings up a direct testbed with
-    /// `client_addrs` extra client addresses and a quiet server end.
-    pub fn up(client_addrs: usize) -> Result<Testbed, String> {
+    /// `client_addrs` extra client addresses, a quiet server end and
+    /// `qdisc` on both ends.
+    pub fn up(client_addrs: usize, qdisc: Qdisc) -> Result<Testbed, String> {
         let mut stale: Vec<String> = netns_list()
             .iter()
             .filter_map(|ns| bench_owner(ns))
@@ -100,6 +103,8 @@ impl Testbed {
             "off",
             "--server-offloads",
             "off",
+            "--qdisc",
+            qdisc.name(),
         ])?;
         let facts: HashMap<&str, &str> = out.lines().filter_map(|l| l.split_once('=')).collect();
         // From here on the testbed exists: build the guard first so a bad

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::bench::plan::{CaseKind, CaseParams, Client, OffloadChoice};
+use crate::bench::plan::{CaseKind, CaseParams, Client, OffloadChoice, Qdisc};
 use crate::bench::process::is_root;
 use crate::bench::runner::{self, BenchConfig, BenchOutcome};
+
+/// The testbed's qdisc unless `--qdisc` says otherwise (see [`Qdisc`]).
+const DEFAULT_QDISC: Qdisc = Qdisc::PfifoFast;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -52,6 +55,12 @@ pub struct BenchArgs {
     /// the bulk rows, where they change the answer).
     #[arg(long, value_enum, default_value_t = OffloadChoice::Auto)]
     offloads: OffloadChoice,
+    /// Root qdisc of both testbed veths. Without one (noqueue) a veth
+    /// drops what it sends while the peer's XDP receive ring (256 frames)
+    /// is full; with one it stops its queue and the qdisc holds the
+    /// frames (Linux 6.17+), as a NIC's transmit queue does.
+    #[arg(long, value_enum, default_value_t = DEFAULT_QDISC)]
+    qdisc: Qdisc,
     /// Directory for table.txt, runs.json/csv, medians.json/csv, chart.svg
     /// and raw/ (every client's report and every server's output).
     #[arg(long, default_value = "bench-out")]
@@ -172,6 +181,7 @@ fn bench_config(a: &BenchArgs, matches: &Defaults) -> Result<BenchConfig, String
         } else {
             a.offloads
         },
+        qdisc: a.qdisc,
         out_dir: a.out.clone(),
         server_core: a.server_core,
         client_core: a.client_core,
@@ -262,6 +272,7 @@ pub fn run_demo(a: &DemoArgs) -> Result<(), String> {
         duration: Duration::from_secs(3),
         warmup: Duration::from_secs(1),
         offloads: OffloadChoice::Off,
+        qdisc: DEFAULT_QDISC,
         out_dir: a.out.clone(),
         server_core: 0,
         client_core: 1.min(
@@ -309,6 +320,20 @@ mod tests {
         let cfg = bench_config(&t.a, &Defaults::all()).unwrap();
         assert_eq!(cfg.params.rpc_connections, [1, 64, 1024]);
         assert_eq!(cfg.params.connections, 64);
+    }
+
+    #[test]
+    fn the_testbed_gets_a_qdisc_unless_told_noqueue() {
+        let t = T::parse_from(["t"]);
+        let cfg = bench_config(&t.a, &Defaults::all()).unwrap();
+        assert_eq!(cfg.qdisc, Qdisc::PfifoFast);
+        assert_eq!(cfg.qdisc.name(), "pfifo_fast");
+        let t = T::parse_from(["t", "--qdisc", "noqueue"]);
+        let cfg = bench_config(&t.a, &Defaults::all()).unwrap();
+        assert_eq!(cfg.qdisc.name(), "noqueue");
+        let bad = T::try_parse_from(["t", "--qdisc", "fq_codel"]);
+        let err = bad.err().expect("fq_codel is not offered").to_string();
+        assert!(err.contains("pfifo_fast"), "{err}");
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub struct TestbedOptions {
     /// The server end's offloads (`--server-offloads`); None keeps the
     /// kernel's defaults.
     pub server_offloads: Option<Offloads>,
+    /// Root qdisc of both endpoint veths (`--qdisc`); None leaves the
+    /// script's default (noqueue).
+    pub qdisc: Option<&'static str>,
 }
 
 impl Default for TestbedOptions {
@@ -107,6 +110,7 @@ impl Default for TestbedOptions {
             client_addrs: 0,
             client_offloads: Offloads::Off,
             server_offloads: None,
+            qdisc: None,
         }
     }
 }
@@ -323,6 +327,9 @@ impl Testbed {
         ];
         if let Some(server) = opts.server_offloads {
             args.extend(["--server-offloads", server.name()]);
+        }
+        if let Some(qdisc) = opts.qdisc {
+            args.extend(["--qdisc", qdisc]);
         }
         if opts.bridge {
             assert!(
