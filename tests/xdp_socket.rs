@@ -189,6 +189,36 @@ impl Testbed {
         false
     }
 
+    /// Ethernet and IPv4 headers of a TCP frame (no payload) from the
+    /// peer to the XDP side.
+    fn peer_to_xdp_headers(&self) -> (EthernetRepr, Ipv4Repr) {
+        let peer = Testbed::mac(&self.peer_ns, &self.peer_if);
+        let xdp = Testbed::mac(&self.xdp_ns, &self.xdp_if);
+        tcp_headers((peer, self.peer_ip), (xdp, self.xdp_ip))
+    }
+
+    /// The same from the XDP side to the peer.
+    fn xdp_to_peer_headers(&self) -> (EthernetRepr, Ipv4Repr) {
+        let peer = Testbed::mac(&self.peer_ns, &self.peer_if);
+        let xdp = Testbed::mac(&self.xdp_ns, &self.xdp_if);
+        tcp_headers((xdp, self.xdp_ip), (peer, self.peer_ip))
+    }
+
+    /// Runs `f(xdp_if, xdp_ip)` on a new thread inside the XDP side's
+    /// namespace.
+    fn spawn_on_xdp_side<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&str, Ipv4Addr) -> T + Send + 'static,
+    ) -> thread::JoinHandle<T> {
+        let ns = self.xdp_ns.clone();
+        let xdp_if = self.xdp_if.clone();
+        let xdp_ip = self.xdp_ip;
+        thread::spawn(move || {
+            enter_netns(&ns);
+            f(&xdp_if, xdp_ip)
+        })
+    }
+
     /// The MAC address of `ifname` in `ns`.
     fn mac(ns: &str, ifname: &str) -> MacAddr {
         let out = run(&["ip", "-n", ns, "-o", "link", "show", "dev", ifname]);
@@ -499,20 +529,7 @@ fn transmits_many_batches_in_copy_mode() {
     require_root!("transmits_many_batches_in_copy_mode");
     const FRAMES: u64 = 5000;
     let bed = Testbed::new('d', 43);
-    let eth = EthernetRepr {
-        src_addr: Testbed::mac(&bed.xdp_ns, &bed.xdp_if),
-        dst_addr: Testbed::mac(&bed.peer_ns, &bed.peer_if),
-        ethertype: EtherType::Ipv4,
-    };
-    let ip = Ipv4Repr {
-        src_addr: bed.xdp_ip,
-        dst_addr: bed.peer_ip,
-        protocol: IP_PROTO_TCP,
-        payload_len: 0,
-        ttl: 64,
-        dscp_ecn: 0,
-        ident: 0,
-    };
+    let (eth, ip) = bed.xdp_to_peer_headers();
     let before = bed.peer_rx_packets();
     let xdp_if = bed.xdp_if.clone();
     let stats = in_netns(&bed.xdp_ns, move || {
@@ -580,10 +597,7 @@ fn receives_more_frames_than_the_umem_holds() {
         let received = Arc::clone(&received);
         thread::spawn(move || {
             enter_netns(&ns);
-            let program = SteerProgram::attach(ifindex(&xdp_if).unwrap(), XdpMode::Native).unwrap();
-            let (mut sock, _) = XskSocket::open(&xdp_if, 0, &XskConfig::default()).unwrap();
-            program.register_socket(0, sock.fd()).unwrap();
-            program.add_port(xdp_ip, OWNED_PORT).unwrap();
+            let (program, mut sock) = steer_to_socket(&xdp_if, xdp_ip, &XskConfig::default());
             ready_tx.send(()).unwrap();
             let mut count = 0u64;
             let mut bad = 0u64;
@@ -603,20 +617,7 @@ fn receives_more_frames_than_the_umem_holds() {
         .recv_timeout(Duration::from_secs(10))
         .expect("receiver ready");
 
-    let eth = EthernetRepr {
-        src_addr: Testbed::mac(&bed.peer_ns, &bed.peer_if),
-        dst_addr: Testbed::mac(&bed.xdp_ns, &bed.xdp_if),
-        ethertype: EtherType::Ipv4,
-    };
-    let ip = Ipv4Repr {
-        src_addr: bed.peer_ip,
-        dst_addr: bed.xdp_ip,
-        protocol: IP_PROTO_TCP,
-        payload_len: 0,
-        ttl: 64,
-        dscp_ecn: 0,
-        ident: 0,
-    };
+    let (eth, ip) = bed.peer_to_xdp_headers();
     let peer_if = bed.peer_if.clone();
     let progress = Arc::clone(&received);
     let peer_stats = in_netns(&bed.peer_ns, move || {
@@ -636,16 +637,7 @@ fn receives_more_frames_than_the_umem_holds() {
                 continue;
             }
             while sent < FRAMES && sent - progress.load(Ordering::Acquire) < IN_FLIGHT {
-                let syn = TcpRepr {
-                    src_port: 20000 + (sent % 20000) as u16,
-                    dst_port: OWNED_PORT,
-                    seq: SeqNum(sent as u32),
-                    ack: SeqNum(0),
-                    flags: TcpFlags::SYN,
-                    window: 65535,
-                    urgent: 0,
-                    options: TcpOptions::default(),
-                };
+                let syn = numbered_syn(sent);
                 let len = tcp_frame_len(&syn, 0);
                 if !sock.transmit(len, |buf| emit_tcp_frame(buf, &eth, &ip, &syn, &[], &[])) {
                     break;
@@ -682,83 +674,51 @@ fn a_full_rx_ring_is_reported_as_such() {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (sent_tx, sent_rx) = mpsc::channel::<()>();
 
-    let receiver = {
-        let ns = bed.xdp_ns.clone();
-        let xdp_if = bed.xdp_if.clone();
-        let xdp_ip = bed.xdp_ip;
-        thread::spawn(move || {
-            enter_netns(&ns);
-            let program = SteerProgram::attach(ifindex(&xdp_if).unwrap(), XdpMode::Native).unwrap();
-            // 128 RX frames on the fill ring: more than the RX ring holds,
-            // so the ring, not the fill ring, runs out.
-            let config = XskConfig {
-                frame_count: 256,
-                rx_ring: RX_RING,
-                fill_ring: 128,
-                ..XskConfig::default()
-            };
-            let (mut sock, _) = XskSocket::open(&xdp_if, 0, &config).unwrap();
-            program.register_socket(0, sock.fd()).unwrap();
-            program.add_port(xdp_ip, OWNED_PORT).unwrap();
-            ready_tx.send(()).unwrap();
-            sent_rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("sender done");
-            // Every frame has passed the program before the counters are read.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while program.counters().unwrap().redirected < FRAMES {
-                assert!(Instant::now() < deadline, "{:?}", program.counters());
-                thread::sleep(Duration::from_millis(5));
-            }
-            let before = sock.stats();
-            let mut count = 0u64;
-            loop {
-                let n = sock.receive(|frame| {
-                    if matches!(parse_tcp_frame(frame, true), Ok(f) if f.tcp.dst_port == OWNED_PORT)
-                    {
-                        count += 1;
-                    }
-                });
-                if n == 0 {
-                    break;
+    let receiver = bed.spawn_on_xdp_side(move |xdp_if, xdp_ip| {
+        // 128 RX frames on the fill ring: more than the RX ring holds,
+        // so the ring, not the fill ring, runs out.
+        let config = XskConfig {
+            frame_count: 256,
+            rx_ring: RX_RING,
+            fill_ring: 128,
+            ..XskConfig::default()
+        };
+        let (program, mut sock) = steer_to_socket(xdp_if, xdp_ip, &config);
+        ready_tx.send(()).unwrap();
+        sent_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("sender done");
+        // Every frame has passed the program before the counters are read.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while program.counters().unwrap().redirected < FRAMES {
+            assert!(Instant::now() < deadline, "{:?}", program.counters());
+            thread::sleep(Duration::from_millis(5));
+        }
+        let before = sock.stats();
+        let mut count = 0u64;
+        loop {
+            let n = sock.receive(|frame| {
+                if matches!(parse_tcp_frame(frame, true), Ok(f) if f.tcp.dst_port == OWNED_PORT) {
+                    count += 1;
                 }
+            });
+            if n == 0 {
+                break;
             }
-            (count, before, program.counters().unwrap())
-        })
-    };
+        }
+        (count, before, program.counters().unwrap())
+    });
     ready_rx
         .recv_timeout(Duration::from_secs(10))
         .expect("receiver ready");
 
-    let eth = EthernetRepr {
-        src_addr: Testbed::mac(&bed.peer_ns, &bed.peer_if),
-        dst_addr: Testbed::mac(&bed.xdp_ns, &bed.xdp_if),
-        ethertype: EtherType::Ipv4,
-    };
-    let ip = Ipv4Repr {
-        src_addr: bed.peer_ip,
-        dst_addr: bed.xdp_ip,
-        protocol: IP_PROTO_TCP,
-        payload_len: 0,
-        ttl: 64,
-        dscp_ecn: 0,
-        ident: 0,
-    };
+    let (eth, ip) = bed.peer_to_xdp_headers();
     let peer_if = bed.peer_if.clone();
     let peer_stats = in_netns(&bed.peer_ns, move || {
         let (mut sock, _) = XskSocket::open(&peer_if, 0, &XskConfig::default()).unwrap();
         let mut sent = 0u64;
         while sent < FRAMES {
-            let syn = TcpRepr {
-                src_port: 20000 + sent as u16,
-                dst_port: OWNED_PORT,
-                seq: SeqNum(sent as u32),
-                ack: SeqNum(0),
-                flags: TcpFlags::SYN,
-                window: 65535,
-                urgent: 0,
-                options: TcpOptions::default(),
-            };
+            let syn = numbered_syn(sent);
             let len = tcp_frame_len(&syn, 0);
             if sock.transmit(len, |buf| emit_tcp_frame(buf, &eth, &ip, &syn, &[], &[])) {
                 sent += 1;
@@ -779,6 +739,55 @@ fn a_full_rx_ring_is_reported_as_such() {
     assert_eq!(drops.rx_ring_full, FRAMES - u64::from(RX_RING), "{drops:?}");
     assert_eq!(drops.rx_dropped, 0, "{drops:?}");
     assert_eq!(drops.total(), FRAMES - u64::from(RX_RING), "{drops:?}");
+}
+
+/// Ethernet and IPv4 headers of a TCP frame without payload from `src`
+/// to `dst` (MAC, address).
+fn tcp_headers(src: (MacAddr, Ipv4Addr), dst: (MacAddr, Ipv4Addr)) -> (EthernetRepr, Ipv4Repr) {
+    let eth = EthernetRepr {
+        src_addr: src.0,
+        dst_addr: dst.0,
+        ethertype: EtherType::Ipv4,
+    };
+    let ip = Ipv4Repr {
+        src_addr: src.1,
+        dst_addr: dst.1,
+        protocol: IP_PROTO_TCP,
+        payload_len: 0,
+        ttl: 64,
+        dscp_ecn: 0,
+        ident: 0,
+    };
+    (eth, ip)
+}
+
+/// Native XDP on `xdp_if` steering `xdp_ip`:`OWNED_PORT` to a new socket
+/// on queue 0 (call inside the XDP side's namespace).
+fn steer_to_socket(
+    xdp_if: &str,
+    xdp_ip: Ipv4Addr,
+    config: &XskConfig,
+) -> (SteerProgram, XskSocket) {
+    let program = SteerProgram::attach(ifindex(xdp_if).unwrap(), XdpMode::Native).unwrap();
+    let (sock, _) = XskSocket::open(xdp_if, 0, config).unwrap();
+    program.register_socket(0, sock.fd()).unwrap();
+    program.add_port(xdp_ip, OWNED_PORT).unwrap();
+    (program, sock)
+}
+
+/// SYN number `n` to `OWNED_PORT`: its own source port (cycling over
+/// 20000) and sequence number.
+fn numbered_syn(n: u64) -> TcpRepr {
+    TcpRepr {
+        src_port: 20000 + (n % 20000) as u16,
+        dst_port: OWNED_PORT,
+        seq: SeqNum(n as u32),
+        ack: SeqNum(0),
+        flags: TcpFlags::SYN,
+        window: 65535,
+        urgent: 0,
+        options: TcpOptions::default(),
+    }
 }
 
 /// Recomputes the IPv4 header checksum of an Ethernet frame in place.
@@ -876,29 +885,20 @@ fn steering_parser_edge_cases() {
 
     let (ready_tx, ready_rx) = mpsc::channel();
     let (sent_tx, sent_rx) = mpsc::channel::<()>();
-    let receiver = {
-        let ns = bed.xdp_ns.clone();
-        let xdp_if = bed.xdp_if.clone();
-        let xdp_ip = bed.xdp_ip;
-        thread::spawn(move || {
-            enter_netns(&ns);
-            let program = SteerProgram::attach(ifindex(&xdp_if).unwrap(), XdpMode::Native).unwrap();
-            let (mut sock, _) = XskSocket::open(&xdp_if, 0, &XskConfig::default()).unwrap();
-            program.register_socket(0, sock.fd()).unwrap();
-            program.add_port(xdp_ip, OWNED_PORT).unwrap();
-            program.add_client_range(xdp_ip, 20000, 20009).unwrap();
-            let before = program.counters().unwrap();
-            ready_tx.send(()).unwrap();
-            sent_rx.recv().unwrap();
-            let mut got = Vec::new();
-            let deadline = Instant::now() + Duration::from_millis(700);
-            while Instant::now() < deadline {
-                sock.wait_readable(Duration::from_millis(20));
-                sock.receive(|frame| got.push(frame.to_vec()));
-            }
-            (got, before, program.counters().unwrap())
-        })
-    };
+    let receiver = bed.spawn_on_xdp_side(move |xdp_if, xdp_ip| {
+        let (program, mut sock) = steer_to_socket(xdp_if, xdp_ip, &XskConfig::default());
+        program.add_client_range(xdp_ip, 20000, 20009).unwrap();
+        let before = program.counters().unwrap();
+        ready_tx.send(()).unwrap();
+        sent_rx.recv().unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_millis(700);
+        while Instant::now() < deadline {
+            sock.wait_readable(Duration::from_millis(20));
+            sock.receive(|frame| got.push(frame.to_vec()));
+        }
+        (got, before, program.counters().unwrap())
+    });
     ready_rx
         .recv_timeout(Duration::from_secs(10))
         .expect("receiver ready");
