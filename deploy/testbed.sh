@@ -382,22 +382,29 @@ set_offloads() {
 }
 
 # The root qdisc of an interface (see --qdisc); a new veth has noqueue.
+# A failure returns non-zero after the final ||, so the ERR trap of `up`
+# reports it and removes what was created.
 set_qdisc() {
   local ns="$1" ifname="$2" kind="$3"
   [ "$kind" = noqueue ] && return 0
   if [ "$queues" -gt 1 ]; then
     # One qdisc per transmit queue under mq, as on a multi-queue NIC.
     in_ns "$ns" tc qdisc replace dev "$ifname" root handle 1: mq ||
-      die "cannot set qdisc mq on $ifname in $ns"
+      qdisc_failed mq "$ifname" "$ns"
     local i
     for ((i = 1; i <= queues; i++)); do
       in_ns "$ns" tc qdisc replace dev "$ifname" parent "1:$(printf %x "$i")" "$kind" ||
-        die "cannot set qdisc $kind on $ifname queue $i in $ns (is sch_$kind available?)"
+        qdisc_failed "$kind" "$ifname queue $i" "$ns"
     done
   else
     in_ns "$ns" tc qdisc replace dev "$ifname" root "$kind" ||
-      die "cannot set qdisc $kind on $ifname in $ns (is sch_$kind available?)"
+      qdisc_failed "$kind" "$ifname" "$ns"
   fi
+}
+
+qdisc_failed() {
+  echo "$ME: cannot set qdisc $1 on $2 in $3 (is the kernel's sch_$1 available? try --qdisc pfifo_fast)" >&2
+  return 1
 }
 
 # The extra client addresses: .3, .4, ... of the client's /24.
