@@ -836,7 +836,8 @@ fn qdiscs(ns: &str, ifname: &str) -> String {
     stdout(&in_ns(ns, &["tc", "-s", "qdisc", "show", "dev", ifname]))
 }
 
-/// Bytes the root (or, under mq, every per-queue) qdisc of `ifname` sent.
+/// The most bytes any qdisc in `tc -s qdisc show` output sent (the root,
+/// or under mq each per-queue one).
 fn qdisc_sent_bytes(shown: &str) -> u64 {
     shown
         .lines()
