@@ -68,6 +68,8 @@ fn quick_bench_writes_table_json_csv_and_chart() {
         assert!(["ok", "not-available", "failed"].contains(&status), "{r}");
         if status == "ok" {
             assert!(r["metric"].as_f64().is_some(), "{r}");
+            // The path's drops are counted for every run that ran.
+            assert!(r["veth_tx_drops"].as_u64().is_some(), "{r}");
         } else {
             assert!(!r["note"].as_str().unwrap().is_empty(), "{r}");
         }

@@ -156,6 +156,7 @@ mod tests {
             median_p99_us: None,
             median_rss_per_idle_bytes: None,
             median_slab_per_idle_bytes: None,
+            median_veth_tx_drops: None,
         }
     }
 

@@ -94,6 +94,10 @@ pub struct RunRecord {
     /// (`ethtool -k`), e.g. `tx=off tso=off gso=off gro=off`.
     pub client_if_offloads: String,
     pub server_if_offloads: String,
+    /// Frames the testbed's veths dropped on transmit during the run, both
+    /// ends: loss on the path that neither stack's counters show (a veth
+    /// without a qdisc drops what finds the peer's XDP ring full).
+    pub veth_tx_drops: Option<u64>,
 }
 
 impl RunRecord {
@@ -133,6 +137,7 @@ impl RunRecord {
             slab_per_idle_bytes: None,
             client_if_offloads: String::new(),
             server_if_offloads: String::new(),
+            veth_tx_drops: None,
         }
     }
 
@@ -213,6 +218,8 @@ pub struct Side {
     pub median_p99_us: Option<f64>,
     pub median_rss_per_idle_bytes: Option<f64>,
     pub median_slab_per_idle_bytes: Option<f64>,
+    /// Median of the runs' `veth_tx_drops`.
+    pub median_veth_tx_drops: Option<f64>,
 }
 
 /// One line of the table: a case with one client and one offload mode,
@@ -260,6 +267,7 @@ fn side(runs: &[&RunRecord]) -> Side {
         median_p99_us: of(|r| r.p99_us),
         median_rss_per_idle_bytes: of(|r| r.server_rss_per_idle_bytes),
         median_slab_per_idle_bytes: of(|r| r.slab_per_idle_bytes),
+        median_veth_tx_drops: of(|r| r.veth_tx_drops.map(|d| d as f64)),
     }
 }
 
@@ -427,6 +435,21 @@ pub fn render_table(summaries: &[Summary]) -> String {
                 String::new(),
             ]);
         }
+        // Loss on the path neither stack counts: say so beside the row.
+        let drops = |side: &Side| side.median_veth_tx_drops.unwrap_or(0.0);
+        if drops(&s.kernel) > 0.0 || drops(&s.fast) > 0.0 {
+            let show = |side: &Side| {
+                side.median_veth_tx_drops
+                    .map_or("-".to_owned(), |d| format!("{d:.0} frames"))
+            };
+            rows.push([
+                "  veth TX drops / run".into(),
+                String::new(),
+                show(&s.kernel),
+                show(&s.fast),
+                String::new(),
+            ]);
+        }
     }
     let widths: Vec<usize> = (0..5)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
@@ -495,6 +518,8 @@ pub struct SummaryRow {
     pub fast_median_p99_us: Option<f64>,
     pub kernel_rss_per_idle_bytes: Option<f64>,
     pub fast_rss_per_idle_bytes: Option<f64>,
+    pub kernel_median_veth_tx_drops: Option<f64>,
+    pub fast_median_veth_tx_drops: Option<f64>,
 }
 
 impl From<&Summary> for SummaryRow {
@@ -516,6 +541,8 @@ impl From<&Summary> for SummaryRow {
             fast_median_p99_us: s.fast.median_p99_us,
             kernel_rss_per_idle_bytes: s.kernel.median_rss_per_idle_bytes,
             fast_rss_per_idle_bytes: s.fast.median_rss_per_idle_bytes,
+            kernel_median_veth_tx_drops: s.kernel.median_veth_tx_drops,
+            fast_median_veth_tx_drops: s.fast.median_veth_tx_drops,
         }
     }
 }
@@ -608,6 +635,36 @@ mod tests {
             table.contains("* plus the machine's kernel slab"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn veth_drops_get_a_line_only_when_a_side_had_some() {
+        let quiet = |server, rep| {
+            let mut r = run(server, rep, Some(100.0));
+            r.veth_tx_drops = Some(0);
+            r
+        };
+        let table = render_table(&summarize(&[
+            quiet(Server::Kernel, 0),
+            quiet(Server::Fast, 0),
+        ]));
+        assert!(!table.contains("veth TX drops"), "{table}");
+
+        let mut lossy = vec![quiet(Server::Kernel, 0)];
+        for (rep, drops) in [(0, 10_542), (1, 9_000), (2, 12_000)] {
+            let mut r = run(Server::Fast, rep, Some(90.0));
+            r.veth_tx_drops = Some(drops);
+            lossy.push(r);
+        }
+        let s = summarize(&lossy);
+        assert_eq!(s[0].fast.median_veth_tx_drops, Some(10_542.0));
+        let table = render_table(&s);
+        let line = table
+            .lines()
+            .find(|l| l.contains("veth TX drops / run"))
+            .unwrap_or_else(|| panic!("{table}"));
+        assert!(line.contains("10542 frames"), "{line}");
+        assert!(line.contains("0 frames"), "{line}");
     }
 
     #[test]

@@ -415,6 +415,7 @@ impl Runner<'_> {
         rec.server_if_offloads = Testbed::offloads_in_force(&self.tb.server_ns, &self.tb.server_if);
         let rss_before = vm_rss_bytes(srv.pid());
         let slab_before = slab_bytes();
+        let drops_before = self.tb.veth_tx_dropped();
         let budget = self.cfg.warmup
             + case.measured(self.cfg.duration)
             + Duration::from_secs(30 + case.idle_connections as u64 / 1000);
@@ -472,6 +473,9 @@ impl Runner<'_> {
             }
         };
         let result = client_phase();
+        rec.veth_tx_drops = drops_before
+            .zip(self.tb.veth_tx_dropped())
+            .map(|(before, after)| after.saturating_sub(before));
         let died = srv.exited();
         srv.stop(Duration::from_secs(5));
         let _ = std::fs::write(

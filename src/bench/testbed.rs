@@ -158,6 +158,22 @@ impl Testbed {
         .map(drop)
     }
 
+    /// Frames both veth ends have dropped on transmit so far (a veth
+    /// without a qdisc drops what finds its peer's XDP ring full); None
+    /// when a counter cannot be read.
+    pub fn veth_tx_dropped(&self) -> Option<u64> {
+        let read = |ns: &str, ifname: &str| -> Option<u64> {
+            let path = format!("/sys/class/net/{ifname}/statistics/tx_dropped");
+            // `ip netns exec` mounts the namespace's own sysfs.
+            let out = Command::new("ip")
+                .args(["netns", "exec", ns, "cat", &path])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+        };
+        Some(read(&self.client_ns, &self.client_if)? + read(&self.server_ns, &self.server_if)?)
+    }
+
     /// `ethtool -k` of an interface in a namespace, short:
     /// `tx=off tso=off gso=off gro=off`.
     pub fn offloads_in_force(ns: &str, ifname: &str) -> String {
