@@ -2127,6 +2127,13 @@ fn closed_handle_gets_no_events_when_its_handshake_completes() {
 /// Active open to `peer()` from `us()`, then our close first: returns the
 /// old SND.NXT once the connection sits in TIME-WAIT.
 fn client_into_time_wait(h: &mut Harness, with_timestamps: bool) -> SeqNum {
+    into_time_wait(h, with_timestamps, false).0
+}
+
+/// As `client_into_time_wait`; with `hold` the user shuts the connection
+/// down for writing instead of closing it, so it still holds the handle
+/// (returned) in TIME-WAIT.
+fn into_time_wait(h: &mut Harness, with_timestamps: bool, hold: bool) -> (SeqNum, ConnId) {
     let c = h.stack.connect(h.now, us(), peer(), PEER_MAC).unwrap();
     h.poll();
     let syn = h.take_one();
@@ -2143,7 +2150,11 @@ fn client_into_time_wait(h: &mut Harness, with_timestamps: bool) -> SeqNum {
     h.send(synack);
     let ack = h.take_one();
     assert!(ack.is_pure_ack());
-    h.stack.close(c).unwrap();
+    if hold {
+        h.stack.shutdown_write(c).unwrap();
+    } else {
+        h.stack.close(c).unwrap();
+    }
     h.poll();
     let fin = h.take_one();
     assert!(fin.flags().fin());
@@ -2153,7 +2164,7 @@ fn client_into_time_wait(h: &mut Harness, with_timestamps: bool) -> SeqNum {
     h.take_one();
     assert_eq!(h.state(), Some(State::TimeWait));
     h.events();
-    iss + 2
+    (iss + 2, c)
 }
 
 #[test]
@@ -2196,6 +2207,68 @@ fn time_wait_reuse_lets_ephemeral_ports_cycle_through_a_small_range() {
     h.advance(secs(1));
     let c = h.stack.connect(h.now, any, peer(), PEER_MAC).unwrap();
     assert_eq!(h.stack.local_addr(c).unwrap(), us());
+    assert_eq!(h.stack.stats().time_wait_reused, 1);
+}
+
+#[test]
+fn an_exhausted_port_range_is_walked_once_until_a_tuple_can_be_reused() {
+    let mut config = plain_config();
+    config.tcp.timestamps = true;
+    config.ephemeral_ports = (US_PORT, US_PORT);
+    let mut h = Harness::new(config);
+    client_into_time_wait(&mut h, true);
+    let any = SocketAddrV4::new(US_IP, 0);
+    // Every retry before the TIME-WAIT may be reused fails without walking
+    // the range again.
+    for _ in 0..10 {
+        assert_eq!(
+            h.stack.connect(h.now, any, peer(), PEER_MAC),
+            Err(TcpError::AddrNotAvailable)
+        );
+        h.advance(ms(99));
+    }
+    assert_eq!(h.stack.stats().exhausted_port_scans, 1);
+    h.advance(ms(10));
+    assert!(h.stack.connect(h.now, any, peer(), PEER_MAC).is_ok());
+    assert_eq!(h.stack.stats().time_wait_reused, 1);
+}
+
+#[test]
+fn a_released_tuple_ends_an_exhausted_scan_at_once() {
+    let mut config = plain_config();
+    config.ephemeral_ports = (US_PORT, US_PORT);
+    let mut h = Harness::new(config);
+    let any = SocketAddrV4::new(US_IP, 0);
+    // A connection in SYN-SENT holds the only port.
+    let c = h.stack.connect(h.now, any, peer(), PEER_MAC).unwrap();
+    assert_eq!(
+        h.stack.connect(h.now, any, peer(), PEER_MAC),
+        Err(TcpError::AddrNotAvailable)
+    );
+    h.advance(ms(1));
+    h.stack.abort(c).unwrap();
+    let again = h.stack.connect(h.now, any, peer(), PEER_MAC).unwrap();
+    assert_eq!(h.stack.local_addr(again).unwrap(), us());
+    assert_eq!(h.stack.stats().exhausted_port_scans, 1);
+}
+
+#[test]
+fn a_time_wait_its_user_still_holds_is_reused_once_closed() {
+    let mut config = plain_config();
+    config.tcp.timestamps = true;
+    config.ephemeral_ports = (US_PORT, US_PORT);
+    let mut h = Harness::new(config);
+    let (_, c) = into_time_wait(&mut h, true, true);
+    let any = SocketAddrV4::new(US_IP, 0);
+    // Rested long enough, but the user has not let go of it.
+    h.advance(secs(2));
+    assert_eq!(
+        h.stack.connect(h.now, any, peer(), PEER_MAC),
+        Err(TcpError::AddrNotAvailable)
+    );
+    h.stack.close(c).unwrap();
+    let again = h.stack.connect(h.now, any, peer(), PEER_MAC).unwrap();
+    assert_eq!(h.stack.local_addr(again).unwrap(), us());
     assert_eq!(h.stack.stats().time_wait_reused, 1);
 }
 

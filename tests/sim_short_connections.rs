@@ -7,14 +7,16 @@
 //! response; the FINs overlap the next handshake), no SYN waits for a
 //! retransmission, the client's TIME-WAIT tuples are reused after 1 s
 //! (RFC 6191 with timestamps, as Linux's tcp_tw_reuse) so a small port
-//! range sustains the rate, and the server holds no TIME-WAIT.
+//! range sustains the rate, and the server holds no TIME-WAIT. With more
+//! loops than the port range can feed, the loops run at the range's rate
+//! and their retries do not walk the range again and again.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use xdp_tcp::sim::link::Impairments;
 use xdp_tcp::sim::network::{HostId, Network};
-use xdp_tcp::tcp::{ConnId, Event, Instant, StackConfig};
+use xdp_tcp::tcp::{ConnId, Event, Instant, StackConfig, TcpError};
 use xdp_tcp::wire::MacAddr;
 
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -30,6 +32,10 @@ struct Loops {
     /// The connection each loop runs now.
     conns: Vec<Option<ConnId>>,
     exchanges: Vec<u64>,
+    /// Loops whose connect found every local port busy, to retry.
+    waiting: Vec<usize>,
+    /// Connects that failed so.
+    port_waits: u64,
     buf: [u8; 256],
 }
 
@@ -62,6 +68,8 @@ impl Loops {
             server_addr,
             conns: vec![None; loops],
             exchanges: vec![0; loops],
+            waiting: Vec::new(),
+            port_waits: 0,
             buf: [0; 256],
         }
     }
@@ -70,12 +78,26 @@ impl Loops {
         let now = self.net.now();
         let mac = self.net.host(self.server).mac;
         let local = SocketAddrV4::new(CLIENT_IP, 0);
-        let id = self
+        match self
             .net
             .stack(self.client)
             .connect(now, local, self.server_addr, mac)
-            .expect("a free or reusable local port");
-        self.conns[i] = Some(id);
+        {
+            Ok(id) => self.conns[i] = Some(id),
+            Err(TcpError::AddrNotAvailable) => {
+                self.port_waits += 1;
+                self.conns[i] = None;
+                self.waiting.push(i);
+            }
+            Err(e) => panic!("connect: {e:?}"),
+        }
+    }
+
+    /// Loops waiting for a port try again.
+    fn retry_waiting(&mut self) {
+        for i in std::mem::take(&mut self.waiting) {
+            self.connect(i);
+        }
     }
 
     /// The echo server and the client loops, on what was delivered.
@@ -125,18 +147,25 @@ impl Loops {
         }
     }
 
-    /// Runs every loop for `duration` of virtual time.
+    /// Runs every loop for `duration` of virtual time; a loop that finds
+    /// no free port retries every `RETRY` (a client's poll loop).
     fn run(&mut self, duration: Duration) {
+        const RETRY: Duration = Duration::from_micros(100);
         for i in 0..self.conns.len() {
             self.connect(i);
         }
         let end = self.net.now() + duration;
-        while let Some(t) = self.net.next_event_time() {
+        loop {
+            let mut t = self.net.next_event_time().unwrap_or(end);
+            if !self.waiting.is_empty() {
+                t = t.min(self.net.now() + RETRY);
+            }
             if t > end {
                 break;
             }
             self.net.deliver_to(t);
             self.applications();
+            self.retry_waiting();
             self.net.flush();
         }
     }
@@ -175,4 +204,38 @@ fn closed_short_loops_wait_only_for_round_trips() {
     // none waits in TIME-WAIT.
     assert!(l.net.stack(l.server).connection_count() <= loops);
     assert_eq!(server.time_wait_recycled, 0);
+    assert_eq!(l.port_waits, 0);
+}
+
+#[test]
+fn loops_beyond_the_port_space_run_at_its_rate_without_rescanning_it() {
+    // 16 loops would open 4000 connections/s; 1000 ports, each reusable
+    // 1 s after its connection entered TIME-WAIT, supply 1000/s once the
+    // first pass is spent.
+    let loops = 16;
+    let ports = 1000;
+    let mut l = Loops::new(loops, (20_000, 20_000 + ports - 1));
+    let seconds = 5;
+    l.run(Duration::from_secs(seconds));
+    let total: u64 = l.exchanges.iter().sum();
+    let client = *l.net.stack(l.client).stats();
+    // Every tuple is used once in the first ~0.25 s, then each comes back
+    // after its second of rest: about `ports` per second from t = 1 s on.
+    let supply = ports as u64 * seconds;
+    assert!(
+        total + 2 * loops as u64 >= supply && total <= supply + ports as u64,
+        "{total} connections in {seconds} s from {ports} ports"
+    );
+    assert!(client.time_wait_reused >= total - ports as u64 - loops as u64);
+    // Loops waited for ports over and over (every 100 us), but a walk over
+    // the whole range happened only when a tuple could have become free:
+    // at most once per connection reusing one.
+    assert!(l.port_waits > 10 * total, "{} waits", l.port_waits);
+    assert!(
+        client.exhausted_port_scans <= client.time_wait_reused + 1,
+        "{} walks of the range for {} reuses",
+        client.exhausted_port_scans,
+        client.time_wait_reused
+    );
+    assert_eq!(l.net.stack(l.client).totals().retransmits, 0);
 }

@@ -248,8 +248,12 @@ impl Case {
 /// (TIME-WAIT reuse with timestamps, RFC 6191, as Linux's tcp_tw_reuse),
 /// so one address caps a client near 31 000 connections/s to one server
 /// port: the fast client reached that cap against both servers. Four
-/// addresses lift it to about 120 000, above what either server reaches
-/// here; both clients spread their connections over all of them.
+/// addresses lift it to about 127 000, above the mean rate either server
+/// reaches here (the fast one touches it in its faster 100 ms
+/// stretches; a connect that finds every port busy then fails without
+/// rescanning them, see `ExhaustedPorts`). More would lengthen the first
+/// pass over fresh tuples (see [`SHORT_MIN_DURATION`]). Both clients
+/// spread their connections over all of them.
 pub const SHORT_CLIENT_ADDRS: usize = 3;
 
 /// The shortest measured window of a short row. A client that closes

@@ -605,26 +605,23 @@ impl Connector {
             let first = lo + (self.worker + workers - lo % workers) % workers;
             (first, workers, self.ports.per_worker())
         };
-        let candidates = count * addrs.len();
-        for _ in 0..candidates {
-            let k = self.cursor;
-            self.cursor = self.cursor.wrapping_add(1);
-            let ip = addrs[k % addrs.len()];
-            let port = first + ((k / addrs.len()) % count) * stride;
-            let Ok(port) = u16::try_from(port) else {
-                continue;
-            };
+        // The candidate list depends on `from` alone (the worker is fixed
+        // per stack): that names it for the stack's memory of exhausted
+        // scans.
+        let scope = from.map_or(1 << 32, |ip| u64::from(u32::from(ip)));
+        let n_addrs = addrs.len();
+        let ports = &self.ports;
+        let worker = self.worker;
+        let cursor = &mut self.cursor;
+        let candidates = (0..count * n_addrs).filter_map(|_| {
+            let k = *cursor;
+            *cursor = cursor.wrapping_add(1);
+            let ip = addrs[k % n_addrs];
+            let port = u16::try_from(first + ((k / n_addrs) % count) * stride).ok()?;
             let local = SocketAddrV4::new(ip, port);
-            if !self.ports.range.contains(port) || self.ports.owner_of(local, remote) != self.worker
-            {
-                continue;
-            }
-            match stack.connect(now, local, remote, mac) {
-                Err(TcpError::AddrInUse) => continue,
-                other => return other,
-            }
-        }
-        Err(TcpError::AddrNotAvailable)
+            (ports.range.contains(port) && ports.owner_of(local, remote) == worker).then_some(local)
+        });
+        stack.connect_first_free(now, scope, candidates, remote, mac)
     }
 }
 
@@ -718,6 +715,42 @@ mod tests {
                 assert!(addrs.contains(a.ip()));
             }
         }
+    }
+
+    #[test]
+    fn an_exhausted_worker_fails_fast_until_a_port_is_released() {
+        let addrs = vec![Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 3)];
+        let ports = Arc::new(ClientPorts {
+            addrs: addrs.clone(),
+            range: range("20000-20003"),
+            workers: 1,
+            rss: None,
+        });
+        let remote: SocketAddrV4 = "198.18.0.1:7".parse().unwrap();
+        let hops = Arc::new(HashMap::from([(*remote.ip(), MacAddr([2, 0, 0, 0, 0, 1]))]));
+        let mut c = Connector::new(ports, 0, hops, None);
+        let mut stack = Stack::new(StackConfig::default(), [1; 32], Instant::ZERO).unwrap();
+        let held: Vec<ConnId> = (0..8)
+            .map(|_| c.connect(&mut stack, Instant::ZERO, None, remote).unwrap())
+            .collect();
+        for _ in 0..5 {
+            assert_eq!(
+                c.connect(&mut stack, Instant::ZERO, None, remote),
+                Err(TcpError::AddrNotAvailable)
+            );
+        }
+        // One walk over the 8 tuples; the retries did not walk again.
+        assert_eq!(stack.stats().exhausted_port_scans, 1);
+        // From one address the candidate list differs: its own walk.
+        assert_eq!(
+            c.connect(&mut stack, Instant::ZERO, Some(addrs[1]), remote),
+            Err(TcpError::AddrNotAvailable)
+        );
+        assert_eq!(stack.stats().exhausted_port_scans, 2);
+        let freed = stack.local_addr(held[5]).unwrap();
+        stack.abort(held[5]).unwrap();
+        let id = c.connect(&mut stack, Instant::ZERO, None, remote).unwrap();
+        assert_eq!(stack.local_addr(id).unwrap(), freed);
     }
 
     /// A reply frame from `remote` to `local`.

@@ -11,6 +11,7 @@ pub mod congestion;
 pub mod conn;
 pub mod error;
 pub mod event;
+pub mod exhausted_ports;
 pub mod flow_table;
 pub mod isn;
 pub mod rack;

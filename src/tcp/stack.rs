@@ -16,6 +16,7 @@ use crate::tcp::config::{KeepaliveConfig, StackConfig, TcpConfig};
 use crate::tcp::conn::{Connection, ControlSegment, Effects, NewConnection, OutputEnv, TcpInfo};
 use crate::tcp::error::TcpError;
 use crate::tcp::event::{ConnId, Event, ListenerId};
+use crate::tcp::exhausted_ports::{ExhaustedPorts, ScanScope};
 use crate::tcp::flow_table::{FlowTable, FourTuple};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::state::State;
@@ -56,6 +57,11 @@ pub struct StackStats {
     pub time_wait_recycled: u64,
     /// TIME-WAIT tuples taken over by our own active open (tcp_tw_reuse).
     pub time_wait_reused: u64,
+    /// Active opens that walked every candidate local tuple and found all
+    /// held (the client's port space towards a destination exhausted).
+    /// Retries fail without a walk until one can succeed and are not
+    /// counted here.
+    pub exhausted_port_scans: u64,
     /// Arriving segments that carried data, over all connections.
     pub rx_data_segments: u64,
     /// Data segments taken by header prediction, the fused fast path of
@@ -139,6 +145,9 @@ pub struct Stack {
     last_flow: Option<(FourTuple, u32)>,
     /// Storage of ended connections, for the next ones (see `storage_pool`).
     storage: StoragePool,
+    /// Connect scans that found every candidate tuple held, so retries
+    /// fail at once until one can succeed.
+    exhausted: ExhaustedPorts,
 }
 
 /// How long a TIME-WAIT tuple must rest before our own active open may
@@ -193,6 +202,7 @@ impl Stack {
             header_prediction: true,
             last_flow: None,
             storage: StoragePool::new(config.storage_pool),
+            exhausted: ExhaustedPorts::default(),
             config,
         })
     }
@@ -692,10 +702,20 @@ impl Stack {
         self.events.retain(|e| e.conn() != id);
     }
 
-    /// Removes a connection entirely: flow entry, timer, backlog slot.
+    /// Removes a connection entirely: flow entry, timer, backlog slot. Its
+    /// tuple is free for active opens again.
     fn free(&mut self, slot: u32) {
+        if let Some(remote) = self.discard(slot) {
+            self.exhausted.tuple_released(remote);
+        }
+    }
+
+    /// As [`free`](Self::free), for a tuple about to be taken over by a
+    /// new connection (a reused TIME-WAIT): no tuple becomes free, so
+    /// failed connect scans stay valid. Returns the remote address.
+    fn discard(&mut self, slot: u32) -> Option<SocketAddrV4> {
         if !self.conns.contains(slot as usize) {
-            return;
+            return None;
         }
         let mut conn = self.conns.remove(slot as usize);
         conn.recycle_storage(&mut self.storage);
@@ -719,6 +739,7 @@ impl Stack {
         let closed = conn.stats;
         self.stats.add_connection(&closed);
         // A stale slot on the ready list is skipped by generation/flag check.
+        Some(conn.tuple.remote)
     }
 
     // ---------------------------------------------------------------
@@ -891,6 +912,7 @@ impl Stack {
         let lslot = self.listener_slot(id)?;
         let listener = self.listeners.remove(lslot as usize);
         self.listen_addrs.remove(&listener.addr);
+        self.exhausted.listener_closed();
         let orphans: Vec<u32> = self
             .conns
             .iter()
@@ -975,18 +997,23 @@ impl Stack {
             local
         };
         let tuple = FourTuple { local, remote };
-        let mut iss = self.isn.isn(now, local, remote);
-        if let Some(slot) = self.flows.get(&tuple) {
-            let Some(old_snd_nxt) = self.reusable_time_wait(slot, now) else {
-                return Err(TcpError::AddrInUse);
-            };
-            // As Linux's tcp_twsk_unique: start above the old incarnation's
-            // sequence space (plus a maximum unscaled window), so no old
-            // segment still in flight can be taken for new data.
-            iss = old_snd_nxt + 65535 + 2;
-            self.stats.time_wait_reused += 1;
-            self.free(slot);
-        }
+        // The tuple is looked up before the ISN is hashed: a caller
+        // scanning for a free tuple meets mostly busy ones.
+        let iss = match self.flows.get(&tuple) {
+            None => self.isn.isn(now, local, remote),
+            Some(slot) => {
+                let Some(old_snd_nxt) = self.reusable_time_wait(slot, now) else {
+                    return Err(TcpError::AddrInUse);
+                };
+                self.stats.time_wait_reused += 1;
+                self.discard(slot);
+                // As Linux's tcp_twsk_unique: start above the old
+                // incarnation's sequence space (plus a maximum unscaled
+                // window), so no old segment still in flight can be taken
+                // for new data.
+                old_snd_nxt + 65535 + 2
+            }
+        };
         let generation = self.generation();
         let params = NewConnection {
             generation,
@@ -1004,29 +1031,105 @@ impl Stack {
         Ok(ConnId { slot, generation })
     }
 
+    /// Connects to `remote` from the first of `candidates` (local
+    /// addresses, in the caller's order) whose tuple is free or a
+    /// TIME-WAIT that may be reused (see [`connect`](Self::connect)).
+    /// `scope` names the candidate list: calls with the same scope and
+    /// remote must offer the same set. When every candidate is held the
+    /// call fails with `AddrNotAvailable`, and repeats fail at once,
+    /// without walking the list again, until a tuple towards `remote` is
+    /// released or a held TIME-WAIT becomes reusable.
+    pub fn connect_first_free(
+        &mut self,
+        now: Instant,
+        scope: u64,
+        candidates: impl IntoIterator<Item = SocketAddrV4>,
+        remote: SocketAddrV4,
+        next_hop: MacAddr,
+    ) -> Result<ConnId, TcpError> {
+        self.now = now;
+        if self.conns.len() >= self.config.max_connections {
+            return Err(TcpError::TooManyConnections);
+        }
+        let local = self.first_free(ScanScope::Caller(scope), candidates, remote)?;
+        self.connect(now, local, remote, next_hop)
+    }
+
     fn pick_ephemeral(
         &mut self,
         ip: Ipv4Addr,
         remote: SocketAddrV4,
     ) -> Result<SocketAddrV4, TcpError> {
+        let scope = ScanScope::Ephemeral(ip);
+        if self.exhausted.known_exhausted(scope, remote, self.now) {
+            return Err(TcpError::AddrNotAvailable);
+        }
         let (lo, hi) = self.config.ephemeral_ports;
-        let span = (hi - lo) as u32 + 1;
-        for _ in 0..span {
-            let port = self.next_ephemeral;
-            self.next_ephemeral = if port >= hi { lo } else { port + 1 };
-            let local = SocketAddrV4::new(ip, port);
-            if self.listen_addrs.contains_key(&local) {
-                continue;
+        let span = u32::from(hi - lo) + 1;
+        let start = u32::from(self.next_ephemeral.saturating_sub(lo)) % span;
+        let candidates = (0..span)
+            .map(|i| SocketAddrV4::new(ip, lo + ((start + i) % span) as u16))
+            .filter(|local| !self.listen_addrs.contains_key(local));
+        match self.scan_for_free(candidates, remote) {
+            Ok(local) => {
+                self.next_ephemeral = if local.port() >= hi {
+                    lo
+                } else {
+                    local.port() + 1
+                };
+                Ok(local)
             }
-            match self.flows.get(&FourTuple { local, remote }) {
-                None => return Ok(local),
-                Some(slot) if self.reusable_time_wait(slot, self.now).is_some() => {
-                    return Ok(local)
-                }
-                Some(_) => {}
+            Err(retry_at) => {
+                self.stats.exhausted_port_scans += 1;
+                self.exhausted.record(scope, remote, retry_at);
+                Err(TcpError::AddrNotAvailable)
             }
         }
-        Err(TcpError::AddrNotAvailable)
+    }
+
+    /// The first of `candidates` free for an active open towards `remote`
+    /// at `self.now`; remembers a scan that found none (see
+    /// [`ExhaustedPorts`]).
+    fn first_free(
+        &mut self,
+        scope: ScanScope,
+        candidates: impl IntoIterator<Item = SocketAddrV4>,
+        remote: SocketAddrV4,
+    ) -> Result<SocketAddrV4, TcpError> {
+        if self.exhausted.known_exhausted(scope, remote, self.now) {
+            return Err(TcpError::AddrNotAvailable);
+        }
+        self.scan_for_free(candidates, remote).map_err(|retry_at| {
+            self.stats.exhausted_port_scans += 1;
+            self.exhausted.record(scope, remote, retry_at);
+            TcpError::AddrNotAvailable
+        })
+    }
+
+    /// The first of `candidates` whose tuple towards `remote` is free or a
+    /// reusable TIME-WAIT at `self.now`; or, when every one is held, the
+    /// earliest time one of them may become reusable without being
+    /// released.
+    fn scan_for_free(
+        &self,
+        candidates: impl IntoIterator<Item = SocketAddrV4>,
+        remote: SocketAddrV4,
+    ) -> Result<SocketAddrV4, Instant> {
+        let now = self.now;
+        // A tuple entering TIME-WAIT from now on is reusable no sooner
+        // than this.
+        let mut retry_at = now + TIME_WAIT_REUSE_AFTER;
+        for local in candidates {
+            let Some(slot) = self.flows.get(&FourTuple { local, remote }) else {
+                return Ok(local);
+            };
+            match self.time_wait_reuse(slot) {
+                Some((at, _)) if at <= now => return Ok(local),
+                Some((at, _)) => retry_at = retry_at.min(at),
+                None => {}
+            }
+        }
+        Err(retry_at)
     }
 
     /// Whether an active open may take over the tuple of the connection
@@ -1038,6 +1141,14 @@ impl Stack {
     /// PAWS discards old duplicates of the previous incarnation, and ours
     /// take `ts_recent` from the new SYN-ACK. Returns the old SND.NXT.
     fn reusable_time_wait(&self, slot: u32, now: Instant) -> Option<SeqNum> {
+        self.time_wait_reuse(slot)
+            .and_then(|(at, snd_nxt)| (at <= now).then_some(snd_nxt))
+    }
+
+    /// For a connection whose tuple an active open may take over once it
+    /// has rested (see [`reusable_time_wait`](Self::reusable_time_wait)):
+    /// from when, and its SND.NXT. None for any other connection.
+    fn time_wait_reuse(&self, slot: u32) -> Option<(Instant, SeqNum)> {
         let conn = &self.conns[slot as usize];
         if conn.state != State::TimeWait || conn.user_owned || !conn.timestamps {
             return None;
@@ -1049,7 +1160,7 @@ impl Stack {
                 .total_micros()
                 .saturating_sub(conn.config.msl.as_micros() as u64 * 2),
         );
-        (now.saturating_since(entered) >= TIME_WAIT_REUSE_AFTER).then_some(conn.snd_nxt)
+        Some((entered + TIME_WAIT_REUSE_AFTER, conn.snd_nxt))
     }
 
     fn slot_of(&self, id: ConnId) -> Result<u32, TcpError> {
@@ -1163,6 +1274,12 @@ impl Stack {
         let mut fx = Effects::default();
         let done = self.conns[slot as usize].close(now, &mut fx);
         fx.closed = None; // the user is gone: no Closed event for this handle
+        let conn = &self.conns[slot as usize];
+        if !done && conn.state == State::TimeWait {
+            // A TIME-WAIT its user held could not be reused until now.
+            let remote = conn.tuple.remote;
+            self.exhausted.tuple_released(remote);
+        }
         if done {
             if let Some(rst) = fx.rst.take() {
                 self.push_control(rst);
