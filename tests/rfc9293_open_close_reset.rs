@@ -2191,83 +2191,70 @@ fn time_wait_tuple_is_reused_after_one_second_with_timestamps() {
     assert_eq!(h.stack.stats().time_wait_reused, 1);
 }
 
+/// A harness whose only ephemeral port is `us()`'s.
+fn one_port_harness(timestamps: bool) -> Harness {
+    let mut config = plain_config();
+    config.tcp.timestamps = timestamps;
+    config.ephemeral_ports = (US_PORT, US_PORT);
+    Harness::new(config)
+}
+
+/// An active open to `peer()` from an ephemeral port.
+fn connect_any(h: &mut Harness) -> Result<ConnId, TcpError> {
+    let any = SocketAddrV4::new(US_IP, 0);
+    h.stack.connect(h.now, any, peer(), PEER_MAC)
+}
+
 #[test]
 fn time_wait_reuse_lets_ephemeral_ports_cycle_through_a_small_range() {
     // The only ephemeral port is held in TIME-WAIT.
-    let mut config = plain_config();
-    config.tcp.timestamps = true;
-    config.ephemeral_ports = (US_PORT, US_PORT);
-    let mut h = Harness::new(config);
+    let mut h = one_port_harness(true);
     client_into_time_wait(&mut h, true);
-    let any = SocketAddrV4::new(US_IP, 0);
-    assert_eq!(
-        h.stack.connect(h.now, any, peer(), PEER_MAC),
-        Err(TcpError::AddrNotAvailable)
-    );
+    assert_eq!(connect_any(&mut h), Err(TcpError::AddrNotAvailable));
     h.advance(secs(1));
-    let c = h.stack.connect(h.now, any, peer(), PEER_MAC).unwrap();
+    let c = connect_any(&mut h).unwrap();
     assert_eq!(h.stack.local_addr(c).unwrap(), us());
     assert_eq!(h.stack.stats().time_wait_reused, 1);
 }
 
 #[test]
 fn an_exhausted_port_range_is_walked_once_until_a_tuple_can_be_reused() {
-    let mut config = plain_config();
-    config.tcp.timestamps = true;
-    config.ephemeral_ports = (US_PORT, US_PORT);
-    let mut h = Harness::new(config);
+    let mut h = one_port_harness(true);
     client_into_time_wait(&mut h, true);
-    let any = SocketAddrV4::new(US_IP, 0);
     // Every retry before the TIME-WAIT may be reused fails without walking
     // the range again.
     for _ in 0..10 {
-        assert_eq!(
-            h.stack.connect(h.now, any, peer(), PEER_MAC),
-            Err(TcpError::AddrNotAvailable)
-        );
+        assert_eq!(connect_any(&mut h), Err(TcpError::AddrNotAvailable));
         h.advance(ms(99));
     }
     assert_eq!(h.stack.stats().exhausted_port_scans, 1);
     h.advance(ms(10));
-    assert!(h.stack.connect(h.now, any, peer(), PEER_MAC).is_ok());
+    assert!(connect_any(&mut h).is_ok());
     assert_eq!(h.stack.stats().time_wait_reused, 1);
 }
 
 #[test]
 fn a_released_tuple_ends_an_exhausted_scan_at_once() {
-    let mut config = plain_config();
-    config.ephemeral_ports = (US_PORT, US_PORT);
-    let mut h = Harness::new(config);
-    let any = SocketAddrV4::new(US_IP, 0);
+    let mut h = one_port_harness(false);
     // A connection in SYN-SENT holds the only port.
-    let c = h.stack.connect(h.now, any, peer(), PEER_MAC).unwrap();
-    assert_eq!(
-        h.stack.connect(h.now, any, peer(), PEER_MAC),
-        Err(TcpError::AddrNotAvailable)
-    );
+    let c = connect_any(&mut h).unwrap();
+    assert_eq!(connect_any(&mut h), Err(TcpError::AddrNotAvailable));
     h.advance(ms(1));
     h.stack.abort(c).unwrap();
-    let again = h.stack.connect(h.now, any, peer(), PEER_MAC).unwrap();
+    let again = connect_any(&mut h).unwrap();
     assert_eq!(h.stack.local_addr(again).unwrap(), us());
     assert_eq!(h.stack.stats().exhausted_port_scans, 1);
 }
 
 #[test]
 fn a_time_wait_its_user_still_holds_is_reused_once_closed() {
-    let mut config = plain_config();
-    config.tcp.timestamps = true;
-    config.ephemeral_ports = (US_PORT, US_PORT);
-    let mut h = Harness::new(config);
+    let mut h = one_port_harness(true);
     let (_, c) = into_time_wait(&mut h, true, true);
-    let any = SocketAddrV4::new(US_IP, 0);
     // Rested long enough, but the user has not let go of it.
     h.advance(secs(2));
-    assert_eq!(
-        h.stack.connect(h.now, any, peer(), PEER_MAC),
-        Err(TcpError::AddrNotAvailable)
-    );
+    assert_eq!(connect_any(&mut h), Err(TcpError::AddrNotAvailable));
     h.stack.close(c).unwrap();
-    let again = h.stack.connect(h.now, any, peer(), PEER_MAC).unwrap();
+    let again = connect_any(&mut h).unwrap();
     assert_eq!(h.stack.local_addr(again).unwrap(), us());
     assert_eq!(h.stack.stats().time_wait_reused, 1);
 }

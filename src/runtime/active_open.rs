@@ -682,17 +682,27 @@ mod tests {
         assert_eq!(ports.owner_of_frame(&frame(a, 20001)[..30]), None);
     }
 
+    /// The server the connector tests connect to, and its next hop.
+    fn echo_target() -> (SocketAddrV4, Arc<HashMap<Ipv4Addr, MacAddr>>) {
+        let remote: SocketAddrV4 = "198.18.0.1:7".parse().unwrap();
+        let hops = Arc::new(HashMap::from([(*remote.ip(), MacAddr([2, 0, 0, 0, 0, 1]))]));
+        (remote, hops)
+    }
+
+    fn two_addrs() -> Vec<Ipv4Addr> {
+        vec![Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 3)]
+    }
+
     #[test]
     fn each_worker_connects_from_its_own_ports_over_all_addresses() {
-        let addrs = vec![Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 3)];
+        let addrs = two_addrs();
         let ports = Arc::new(ClientPorts {
             addrs: addrs.clone(),
             range: range("20001-20010"),
             workers: 3,
             rss: None,
         });
-        let remote: SocketAddrV4 = "198.18.0.1:7".parse().unwrap();
-        let hops = Arc::new(HashMap::from([(*remote.ip(), MacAddr([2, 0, 0, 0, 0, 1]))]));
+        let (remote, hops) = echo_target();
         for worker in 0..3 {
             let mut c = Connector::new(ports.clone(), worker, hops.clone(), None);
             let mut stack = Stack::new(StackConfig::default(), [1; 32], Instant::ZERO).unwrap();
@@ -719,15 +729,14 @@ mod tests {
 
     #[test]
     fn an_exhausted_worker_fails_fast_until_a_port_is_released() {
-        let addrs = vec![Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 3)];
+        let addrs = two_addrs();
         let ports = Arc::new(ClientPorts {
             addrs: addrs.clone(),
             range: range("20000-20003"),
             workers: 1,
             rss: None,
         });
-        let remote: SocketAddrV4 = "198.18.0.1:7".parse().unwrap();
-        let hops = Arc::new(HashMap::from([(*remote.ip(), MacAddr([2, 0, 0, 0, 0, 1]))]));
+        let (remote, hops) = echo_target();
         let mut c = Connector::new(ports, 0, hops, None);
         let mut stack = Stack::new(StackConfig::default(), [1; 32], Instant::ZERO).unwrap();
         let held: Vec<ConnId> = (0..8)
@@ -775,15 +784,14 @@ mod tests {
             })
             .collect();
         let rss = Arc::new(RssTable::new(&key, (0..128).map(|i| i % 4).collect()).unwrap());
-        let addrs = vec![Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 3)];
+        let addrs = two_addrs();
         let ports = Arc::new(ClientPorts {
             addrs: addrs.clone(),
             range: range("20000-20199"),
             workers: 4,
             rss: Some(rss.clone()),
         });
-        let remote: SocketAddrV4 = "198.18.0.1:7".parse().unwrap();
-        let hops = Arc::new(HashMap::from([(*remote.ip(), MacAddr([2, 0, 0, 0, 0, 1]))]));
+        let (remote, hops) = echo_target();
         let mut all = Vec::new();
         for worker in 0..4 {
             let mut c = Connector::new(ports.clone(), worker, hops.clone(), None);
