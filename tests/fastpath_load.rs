@@ -224,4 +224,7 @@ fn load_rejects_bad_configuration_with_a_message() {
     let mut bad_size = iface.to_vec();
     bad_size.extend(["--request-bytes", "10", "--response-bytes", "20"]);
     fails_with(&bad_size, "--response-bytes");
+    let mut bad_neighbor = iface.to_vec();
+    bad_neighbor.extend(["--neighbor-reachable-ms", "5"]);
+    fails_with(&bad_neighbor, "--neighbor-reachable-ms");
 }

@@ -26,6 +26,8 @@ pub struct FastLoadArgs {
     /// larger range outside the kernel's ip_local_port_range).
     #[arg(long)]
     pub local_ports: Option<PortRange>,
+    #[command(flatten)]
+    pub neighbor: super::neighbor_args::NeighborArgs,
 }
 
 /// Runs `spec` on the fast path with `workers` workers; `source_addrs`
@@ -49,6 +51,7 @@ pub fn run(
     config.workers = workers;
     config.cores = cores.map(|c| c.0.clone());
     config.xdp_mode = fast.xdp_mode.into();
+    fast.neighbor.apply(&mut config.neighbor);
     // Connections close with FINs at the end; the drain ends as soon as
     // none is left but TIME-WAIT, so a long bound costs nothing.
     config.drain = std::time::Duration::from_secs(3);

@@ -6,6 +6,7 @@ mod impair;
 mod kernel_serve;
 mod load;
 mod load_fast;
+mod neighbor_args;
 mod recovery_args;
 mod serve;
 mod sim;

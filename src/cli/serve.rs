@@ -89,16 +89,8 @@ pub struct ServeArgs {
     /// Disable Nagle's algorithm on every connection.
     #[arg(long)]
     nodelay: bool,
-    /// How long a next hop's MAC is trusted after the kernel confirmed it
-    /// (times a random 0.5-1.5, RFC 4861 BaseReachableTime) before it is
-    /// verified again; a peer or gateway that changes its MAC is followed
-    /// by new and existing connections. At least 10.
-    #[arg(long, default_value_t = 30_000)]
-    neighbor_reachable_ms: u64,
-    /// How long a next hop that stopped answering ARP keeps its last MAC
-    /// before new connections to it fail with "no route to host".
-    #[arg(long, default_value_t = 5_000)]
-    neighbor_grace_ms: u64,
+    #[command(flatten)]
+    neighbor: super::neighbor_args::NeighborArgs,
     #[command(flatten)]
     recovery: super::recovery_args::RecoveryArgs,
 }
@@ -148,11 +140,7 @@ fn fast_path(a: &ServeArgs) -> FastPathConfig {
     config.backlog = a.backlog.max(1);
     config.drain = Duration::from_millis(a.drain_ms);
     config.stack.tcp.nagle = !a.nodelay;
-    config.neighbor.base_reachable_time = Duration::from_millis(a.neighbor_reachable_ms);
-    config.neighbor.failure_grace = Duration::from_millis(a.neighbor_grace_ms);
-    // Checked a few times per reachable time, at least once a second.
-    config.neighbor.check_interval = (config.neighbor.base_reachable_time / 4)
-        .clamp(Duration::from_millis(1), Duration::from_secs(1));
+    a.neighbor.apply(&mut config.neighbor);
     a.recovery.apply(&mut config.stack.tcp);
     config.xsk.batch = a.batch as usize;
     config
