@@ -1051,7 +1051,9 @@ impl Stack {
         if self.conns.len() >= self.config.max_connections {
             return Err(TcpError::TooManyConnections);
         }
-        let local = self.first_free(ScanScope::Caller(scope), candidates, remote)?;
+        let local = self.first_free(ScanScope::Caller(scope), remote, |stack| {
+            stack.scan_for_free(candidates, remote)
+        })?;
         self.connect(now, local, remote, next_hop)
     }
 
@@ -1060,46 +1062,37 @@ impl Stack {
         ip: Ipv4Addr,
         remote: SocketAddrV4,
     ) -> Result<SocketAddrV4, TcpError> {
-        let scope = ScanScope::Ephemeral(ip);
-        if self.exhausted.known_exhausted(scope, remote, self.now) {
-            return Err(TcpError::AddrNotAvailable);
-        }
         let (lo, hi) = self.config.ephemeral_ports;
         let span = u32::from(hi - lo) + 1;
         let start = u32::from(self.next_ephemeral.saturating_sub(lo)) % span;
-        let candidates = (0..span)
-            .map(|i| SocketAddrV4::new(ip, lo + ((start + i) % span) as u16))
-            .filter(|local| !self.listen_addrs.contains_key(local));
-        match self.scan_for_free(candidates, remote) {
-            Ok(local) => {
-                self.next_ephemeral = if local.port() >= hi {
-                    lo
-                } else {
-                    local.port() + 1
-                };
-                Ok(local)
-            }
-            Err(retry_at) => {
-                self.stats.exhausted_port_scans += 1;
-                self.exhausted.record(scope, remote, retry_at);
-                Err(TcpError::AddrNotAvailable)
-            }
-        }
+        let local = self.first_free(ScanScope::Ephemeral(ip), remote, |stack| {
+            let candidates = (0..span)
+                .map(|i| SocketAddrV4::new(ip, lo + ((start + i) % span) as u16))
+                .filter(|local| !stack.listen_addrs.contains_key(local));
+            stack.scan_for_free(candidates, remote)
+        })?;
+        self.next_ephemeral = if local.port() >= hi {
+            lo
+        } else {
+            local.port() + 1
+        };
+        Ok(local)
     }
 
-    /// The first of `candidates` free for an active open towards `remote`
-    /// at `self.now`; remembers a scan that found none (see
-    /// [`ExhaustedPorts`]).
+    /// Runs `scan` (a walk over `scope`'s candidates towards `remote`,
+    /// see [`scan_for_free`](Self::scan_for_free)) unless an earlier walk
+    /// is known to fail still, and remembers a walk that found nothing
+    /// (see [`ExhaustedPorts`]).
     fn first_free(
         &mut self,
         scope: ScanScope,
-        candidates: impl IntoIterator<Item = SocketAddrV4>,
         remote: SocketAddrV4,
+        scan: impl FnOnce(&Self) -> Result<SocketAddrV4, Instant>,
     ) -> Result<SocketAddrV4, TcpError> {
         if self.exhausted.known_exhausted(scope, remote, self.now) {
             return Err(TcpError::AddrNotAvailable);
         }
-        self.scan_for_free(candidates, remote).map_err(|retry_at| {
+        scan(self).map_err(|retry_at| {
             self.stats.exhausted_port_scans += 1;
             self.exhausted.record(scope, remote, retry_at);
             TcpError::AddrNotAvailable
