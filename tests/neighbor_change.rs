@@ -46,6 +46,9 @@ enum Mode {
     ActiveSilent,
     /// The fast path is the server; the kernel client changes its MAC.
     Passive,
+    /// No change: a next hop resolved for a connect, then left unused,
+    /// stops being verified and is forgotten.
+    Unused,
 }
 
 impl Mode {
@@ -54,6 +57,7 @@ impl Mode {
             Mode::ActiveAnnounced => "announced",
             Mode::ActiveSilent => "silent",
             Mode::Passive => "passive",
+            Mode::Unused => "unused",
         }
     }
 
@@ -62,6 +66,7 @@ impl Mode {
             "announced" => Mode::ActiveAnnounced,
             "silent" => Mode::ActiveSilent,
             "passive" => Mode::Passive,
+            "unused" => Mode::Unused,
             other => panic!("unknown mode {other}"),
         }
     }
@@ -111,7 +116,11 @@ fn run(name: &str, mode: Mode) {
         .find_map(|kv| kv.strip_prefix("changes="))
         .and_then(|v| v.parse().ok())
         .expect("changes=N in the result");
-    assert!(changes >= 1, "the monitor reported no change: {line}");
+    if mode == Mode::Unused {
+        assert_eq!(changes, 0, "nothing changed: {line}");
+    } else {
+        assert!(changes >= 1, "the monitor reported no change: {line}");
+    }
 }
 
 #[test]
@@ -127,6 +136,11 @@ fn a_silent_mac_change_is_found_by_verification() {
 #[test]
 fn a_passive_connection_follows_its_peer_to_a_new_mac() {
     run("nbp", Mode::Passive);
+}
+
+#[test]
+fn a_next_hop_left_unused_is_no_longer_verified_and_is_forgotten() {
+    run("nbu", Mode::Unused);
 }
 
 /// Writes `msg` and reads the same bytes back.
@@ -195,17 +209,24 @@ fn neighbor_child() {
         base_reachable_time: Duration::from_secs(1),
         failure_grace: Duration::from_secs(3),
         check_interval: Duration::from_millis(100),
+        unused_time: Duration::from_secs(2),
     };
     if mode != Mode::Passive {
         config.fast_path.client = Some(ClientConfig {
             local_ports: Some("20000-29999".parse().unwrap()),
-            targets: vec![server_ip],
+            // Unused: resolved on demand, as a proxy's backends are.
+            targets: if mode == Mode::Unused {
+                Vec::new()
+            } else {
+                vec![server_ip]
+            },
             ..ClientConfig::default()
         });
     }
     let server = start_threaded(config).expect("start the fast path");
     match mode {
         Mode::Passive => passive(&server, client_ip, server_ns, server_if),
+        Mode::Unused => unused(&server, SocketAddrV4::new(server_ip, ECHO_PORT)),
         _ => active(
             &server,
             SocketAddrV4::new(server_ip, ECHO_PORT),
@@ -252,6 +273,56 @@ fn active(
         let mut s = connect();
         echo(&mut s, format!("fresh connection {i}").as_bytes());
     }
+}
+
+/// A next hop resolved for connects is verified while they go on, no
+/// longer once they stop, and forgotten after the unused time (2 s);
+/// a later connect resolves it again.
+fn unused(server: &xdp_tcp::runtime::ThreadedServer, target: SocketAddrV4) {
+    let monitor = server.neighbor_monitor().expect("a neighbour monitor");
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let connector = server.connector();
+    let connect = || {
+        let mut s = connector
+            .connect_timeout(target, Duration::from_secs(60))
+            .expect("connect to the kernel echo server");
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        echo(&mut s, b"through the next hop");
+    };
+    assert_eq!(server.next_hops_tracked(), 0);
+    connect();
+    assert_eq!(server.next_hops_tracked(), 1);
+    // Connects for 3 s, longer than the unused time: the entry stays.
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        connect();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(count(&monitor.forgotten), 0, "forgotten while in use");
+    assert_eq!(server.next_hops_tracked(), 1);
+    // Then none: forgotten within the unused time plus a few rounds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(&monitor.forgotten) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an unused next hop was never forgotten"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(server.next_hops_tracked(), 0);
+    // Nothing verifies it any more: the kernel is not made to probe a
+    // next hop nobody sends to.
+    let nudges = count(&monitor.nudges);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        count(&monitor.nudges),
+        nudges,
+        "an unused next hop is still verified"
+    );
+    // A new connect resolves it again.
+    connect();
+    assert_eq!(server.next_hops_tracked(), 1);
+    assert_eq!(count(&monitor.forgotten), 1);
 }
 
 /// A kernel client in the server namespace: connects, then echoes each

@@ -20,6 +20,13 @@ pub struct NeighborArgs {
     /// before new connections to it fail with "no route to host".
     #[arg(long, default_value_t = 5_000)]
     pub neighbor_grace_ms: u64,
+    /// How long a next hop may go without a new connection through it
+    /// before it is no longer verified and is forgotten (Linux
+    /// gc_stale_time); the next connection resolves it again. At least
+    /// the check interval (a quarter of --neighbor-reachable-ms, at most
+    /// 1 s).
+    #[arg(long, default_value_t = 60_000)]
+    pub neighbor_unused_ms: u64,
 }
 
 impl NeighborArgs {
@@ -28,6 +35,7 @@ impl NeighborArgs {
     pub fn apply(&self, neighbor: &mut NeighborConfig) {
         neighbor.base_reachable_time = Duration::from_millis(self.neighbor_reachable_ms);
         neighbor.failure_grace = Duration::from_millis(self.neighbor_grace_ms);
+        neighbor.unused_time = Duration::from_millis(self.neighbor_unused_ms);
         // Checked a few times per reachable time, at least once a second.
         neighbor.check_interval = (neighbor.base_reachable_time / 4)
             .clamp(Duration::from_millis(1), Duration::from_secs(1));
@@ -60,6 +68,7 @@ mod tests {
         assert_eq!(c.base_reachable_time, Duration::from_secs(30));
         assert_eq!(c.failure_grace, Duration::from_secs(5));
         assert_eq!(c.check_interval, Duration::from_secs(1));
+        assert_eq!(c.unused_time, Duration::from_secs(60));
         assert!(c.validate().is_ok());
     }
 
@@ -80,5 +89,17 @@ mod tests {
             .validate()
             .unwrap_err()
             .contains("--neighbor-reachable-ms"));
+    }
+
+    #[test]
+    fn an_unused_time_below_the_check_interval_is_refused_naming_the_flag() {
+        let c = applied(&["--neighbor-unused-ms", "5000"]);
+        assert_eq!(c.unused_time, Duration::from_secs(5));
+        assert!(c.validate().is_ok());
+        // Checked once a second: forgetting sooner cannot be honoured.
+        let err = applied(&["--neighbor-unused-ms", "500"])
+            .validate()
+            .unwrap_err();
+        assert!(err.contains("--neighbor-unused-ms"), "{err}");
     }
 }

@@ -288,6 +288,8 @@ impl NextHopCache {
             match routes.next_hop(dst) {
                 Some(hop) => {
                     table.insert_resolved(hop, mac, now);
+                    // The workers connect through it without asking.
+                    table.pin(hop);
                 }
                 None => {
                     pinned.insert(dst, mac);
@@ -334,8 +336,8 @@ impl NextHopCache {
         }
         let hop = hop.ok_or_else(|| NeighborError::NoRoute(dst, self.iface.clone()))?;
         let (found, grace) = {
-            let state = self.state();
-            let found = state.table.lookup(hop, std::time::Instant::now());
+            let mut state = self.state();
+            let found = state.table.lookup_and_use(hop, std::time::Instant::now());
             (found, state.table.config().failure_grace)
         };
         match found {
@@ -359,8 +361,9 @@ impl NextHopCache {
         Ok(mac)
     }
 
-    /// One verification round: feeds the kernel's table (`kernel`, all
-    /// entries of the interface) to every tracked next hop. Returns what
+    /// One verification round: forgets the next hops no connect used for
+    /// the unused time, then feeds the kernel's table (`kernel`, all
+    /// entries of the interface) to every one still tracked. Returns what
     /// changed and which next hops the kernel should verify
     /// ([`neighbor::nudge`]).
     pub fn revalidate(
@@ -368,20 +371,28 @@ impl NextHopCache {
         now: std::time::Instant,
         kernel: &[KernelNeighbor],
         routes: Arc<Routes>,
-    ) -> (Vec<NextHopChange>, Vec<Ipv4Addr>) {
+    ) -> Revalidation {
         let mut state = self.state();
         state.routes = routes;
+        let mut round = Revalidation {
+            forgotten: state.table.forget_unused(now),
+            ..Revalidation::default()
+        };
         let hops: Vec<Ipv4Addr> = state.table.hops().collect();
-        let (mut changes, mut nudges) = (Vec::new(), Vec::new());
         for hop in hops {
             let k = kernel.iter().find(|k| k.ip == hop);
             let o = state.table.observe(hop, k, now);
-            changes.extend(o.change);
+            round.changes.extend(o.change);
             if o.nudge {
-                nudges.push(hop);
+                round.nudges.push(hop);
             }
         }
-        (changes, nudges)
+        round
+    }
+
+    /// How many next hops are tracked (verified and followed).
+    pub fn tracked(&self) -> usize {
+        self.state().table.hops().count()
     }
 
     /// Whether `hop` is one of the next hops this cache verifies.
@@ -393,6 +404,17 @@ impl NextHopCache {
     pub fn gateway_mac(&self) -> Option<MacAddr> {
         self.gateway_mac
     }
+}
+
+/// What one [`NextHopCache::revalidate`] round found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Revalidation {
+    /// Changes for the workers.
+    pub changes: Vec<NextHopChange>,
+    /// Next hops the kernel should verify.
+    pub nudges: Vec<Ipv4Addr>,
+    /// Next hops forgotten for going unused.
+    pub forgotten: usize,
 }
 
 /// A seed for the reachable-time randomization (not a secret).
@@ -982,10 +1004,9 @@ mod tests {
             mac: None,
             confirmed_ago: None,
         };
-        let (changes, nudges) =
-            cache.revalidate(half_hour_ago, &[failed], Arc::new(routes.clone()));
-        assert!(changes.is_empty());
-        assert_eq!(nudges, vec![dst]);
+        let round = cache.revalidate(half_hour_ago, &[failed], Arc::new(routes.clone()));
+        assert!(round.changes.is_empty());
+        assert_eq!(round.nudges, vec![dst]);
         assert!(matches!(
             cache.next_hop(dst),
             Err(NeighborError::Unreachable(hop, _)) if hop == dst
@@ -998,9 +1019,9 @@ mod tests {
             confirmed_ago: Some(Duration::ZERO),
             ..failed
         };
-        let (changes, _) = cache.revalidate(now, &[back], Arc::new(routes));
+        let round = cache.revalidate(now, &[back], Arc::new(routes));
         assert_eq!(
-            changes,
+            round.changes,
             vec![NextHopChange {
                 hop: dst,
                 old: Some(mac),

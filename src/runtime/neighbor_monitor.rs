@@ -10,7 +10,9 @@
 //!   [`NeighborTable`](crate::runtime::neighbor_table::NeighborTable)
 //!   decides which next hops are stale (then the kernel is made to verify
 //!   them, [`neighbor::nudge`]), which changed MAC and which stopped
-//!   answering (RFC 1122 §2.3.2.1, RFC 4861 §7.3);
+//!   answering (RFC 1122 §2.3.2.1, RFC 4861 §7.3), and forgets those no
+//!   connect used lately (they fall back to the passive comparison
+//!   below while the kernel keeps them);
 //! * compares every other entry with the previous round: a next hop of
 //!   passive connections whose MAC the kernel replaced (the new host's
 //!   ARP request or gratuitous ARP, RFC 826's merge / RFC 5227 §2.4
@@ -39,7 +41,7 @@ use std::time::Instant;
 
 use crossbeam::channel::{bounded, RecvTimeoutError, Sender};
 
-use crate::runtime::active_open::{NextHopCache, NextHopUpdate};
+use crate::runtime::active_open::{NextHopCache, NextHopUpdate, Revalidation};
 use crate::runtime::neighbor::{self, KernelNeighbor, Routes};
 use crate::runtime::neighbor_table::{NeighborConfig, NextHopChange};
 use crate::runtime::worker::Command;
@@ -54,6 +56,11 @@ pub struct MonitorCounters {
     pub changes: AtomicU64,
     /// Rounds whose kernel table could not be read.
     pub read_errors: AtomicU64,
+    /// Verifications asked of the kernel ([`neighbor::nudge`]).
+    pub nudges: AtomicU64,
+    /// Next hops of active opens forgotten for going unused
+    /// ([`NeighborConfig::unused_time`]).
+    pub forgotten: AtomicU64,
 }
 
 /// A running monitor; [`stop`](Self::stop) (or dropping it) ends it.
@@ -145,10 +152,18 @@ impl Round {
             }
         };
         let routes = Arc::new(Routes::read(&self.iface));
-        let (mut changes, nudges) = match &self.cache {
+        let round = match &self.cache {
             Some(cache) => cache.revalidate(now, &kernel, routes.clone()),
-            None => (Vec::new(), Vec::new()),
+            None => Revalidation::default(),
         };
+        let Revalidation {
+            mut changes,
+            nudges,
+            forgotten,
+        } = round;
+        self.counters
+            .forgotten
+            .fetch_add(forgotten as u64, Ordering::Relaxed);
         let cache = self.cache.as_deref();
         changes.extend(passive_changes(self.last_seen.as_ref(), &kernel, |hop| {
             cache.is_some_and(|c| c.tracks(hop))
@@ -165,6 +180,7 @@ impl Round {
             }
         }
         for hop in nudges {
+            self.counters.nudges.fetch_add(1, Ordering::Relaxed);
             neighbor::nudge(hop);
         }
     }

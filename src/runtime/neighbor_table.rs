@@ -33,6 +33,16 @@
 //!   it does. After the grace the next hop is unreachable: new connects
 //!   fail with EHOSTUNREACH (as Linux's after a failed resolution) until
 //!   the kernel resolves it again.
+//! * Entries no connect has used for [`NeighborConfig::unused_time`] are
+//!   forgotten (Linux's `gc_stale_time`, 60 s), and an unused entry is
+//!   never verified: verifying next hops nobody sends to would be the
+//!   ARP traffic RFC 1122 §2.3.2.1 asks a cache to avoid, forever, and
+//!   the table would only grow. The next hops the runtime was started
+//!   with are pinned (its workers connect through them without asking).
+//!   An unreachable entry is kept, unverified, while the workers refuse
+//!   it: forgetting it would leave them refusing a next hop the table no
+//!   longer knows; it leaves once the kernel resolves it again and it
+//!   then goes unused.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -57,6 +67,10 @@ pub struct NeighborConfig {
     /// How often the control side reads the kernel's table, to verify
     /// stale entries and notice changed MACs.
     pub check_interval: Duration,
+    /// A next hop no connect has used for this long is no longer verified
+    /// and is forgotten (Linux `gc_stale_time`, 60 s); the next connect
+    /// through it resolves it again.
+    pub unused_time: Duration,
 }
 
 impl Default for NeighborConfig {
@@ -65,6 +79,7 @@ impl Default for NeighborConfig {
             base_reachable_time: Duration::from_secs(30),
             failure_grace: Duration::from_secs(5),
             check_interval: Duration::from_secs(1),
+            unused_time: Duration::from_secs(60),
         }
     }
 }
@@ -82,6 +97,12 @@ impl NeighborConfig {
             return Err(format!(
                 "neighbour check interval {:?} must be above 0 and at most the reachable time {:?}",
                 self.check_interval, self.base_reachable_time
+            ));
+        }
+        if self.unused_time < self.check_interval {
+            return Err(format!(
+                "neighbour unused time {:?} (--neighbor-unused-ms) is shorter than the check interval {:?}: give at least that (Linux forgets unused entries after 60 s)",
+                self.unused_time, self.check_interval
             ));
         }
         Ok(())
@@ -131,6 +152,10 @@ struct Entry {
     failing_since: Option<Instant>,
     /// Workers were told it is unreachable.
     unreachable: bool,
+    /// When a connect last went through it.
+    last_used: Instant,
+    /// A next hop the runtime was started with: never forgotten.
+    pinned: bool,
 }
 
 /// The next hops in use and their state. See the module docs.
@@ -192,8 +217,41 @@ impl NeighborTable {
         }
     }
 
+    /// [`lookup`](Self::lookup) for a connect through `hop`: the entry, if
+    /// any, counts as used at `now`.
+    pub fn lookup_and_use(&mut self, hop: Ipv4Addr, now: Instant) -> Lookup {
+        if let Some(e) = self.entries.get_mut(&hop) {
+            e.last_used = e.last_used.max(now);
+        }
+        self.lookup(hop, now)
+    }
+
+    /// Keeps `hop`'s entry however long it goes unused (a next hop the
+    /// workers connect through without asking the table).
+    pub fn pin(&mut self, hop: Ipv4Addr) {
+        if let Some(e) = self.entries.get_mut(&hop) {
+            e.pinned = true;
+        }
+    }
+
+    fn in_use(&self, e: &Entry, now: Instant) -> bool {
+        e.pinned || now.saturating_duration_since(e.last_used) < self.config.unused_time
+    }
+
+    /// Forgets the entries no connect used for the unused time, except
+    /// pinned ones and the unreachable ones the workers refuse (see the
+    /// module docs). Returns how many were forgotten.
+    pub fn forget_unused(&mut self, now: Instant) -> usize {
+        let before = self.entries.len();
+        let unused_time = self.config.unused_time;
+        self.entries.retain(|_, e| {
+            e.pinned || e.unreachable || now.saturating_duration_since(e.last_used) < unused_time
+        });
+        before - self.entries.len()
+    }
+
     /// Records a MAC the kernel just resolved for `hop` (an ARP reply to
-    /// a request made for us): confirmed now.
+    /// a request made for us, for a connect): confirmed and used now.
     pub fn insert_resolved(&mut self, hop: Ipv4Addr, mac: MacAddr, now: Instant) -> Observation {
         self.observe_usable(hop, mac, Some(now), now)
     }
@@ -217,6 +275,9 @@ impl NeighborTable {
             | nud::NOARP;
         let mut o = self.observe_state(hop, kernel, now);
         o.nudge &= kernel.is_none_or(|k| k.state & busy == 0);
+        // RFC 1122 §2.3.2.1: no verification traffic for a next hop
+        // nobody sends to.
+        o.nudge &= self.entries.get(&hop).is_none_or(|e| self.in_use(e, now));
         o
     }
 
@@ -255,6 +316,8 @@ impl NeighborTable {
                 reachable_for,
                 failing_since: None,
                 unreachable: false,
+                last_used: now,
+                pinned: false,
             };
             self.entries.insert(hop, entry);
             return Observation {
@@ -336,6 +399,7 @@ mod tests {
             base_reachable_time: Duration::from_secs(30),
             failure_grace: Duration::from_secs(5),
             check_interval: Duration::from_secs(1),
+            unused_time: Duration::from_secs(60),
         }
     }
 
@@ -401,9 +465,11 @@ mod tests {
         let o = t.observe(HOP, Some(&kernel(nud::REACHABLE, Some(OLD), 1)), at);
         assert_eq!(o, Observation::default());
         assert_eq!(t.lookup(HOP, secs(t0, 60)), Lookup::Reachable(OLD));
-        // An old confirmation does not make it reachable.
+        // An old confirmation does not make it reachable (pinned: in use
+        // however long this takes).
         let mut t = NeighborTable::new(config(), 1);
         t.insert_resolved(HOP, OLD, t0);
+        t.pin(HOP);
         let o = t.observe(
             HOP,
             Some(&kernel(nud::REACHABLE, Some(OLD), 100)),
@@ -512,6 +578,64 @@ mod tests {
             })
         );
         assert_eq!(t.lookup(HOP, secs(t0, 60)), Lookup::Reachable(NEW));
+    }
+
+    #[test]
+    fn an_unused_entry_is_no_longer_verified_and_is_forgotten() {
+        let t0 = Instant::now();
+        let mut t = NeighborTable::new(config(), 5);
+        t.insert_resolved(HOP, OLD, t0);
+        // The kernel last confirmed it at t0: stale from 45 s at the latest.
+        let stale_at = |s| (kernel(nud::STALE, Some(OLD), s), secs(t0, s));
+        // Used by a connect at 30 s: verified when stale.
+        assert_ne!(t.lookup_and_use(HOP, secs(t0, 30)), Lookup::Unknown);
+        let (k, at) = stale_at(80);
+        assert!(t.observe(HOP, Some(&k), at).nudge);
+        assert_eq!(t.forget_unused(secs(t0, 89)), 0);
+        // 60 s after that connect: neither verified nor kept.
+        let (k, at) = stale_at(90);
+        assert!(!t.observe(HOP, Some(&k), at).nudge);
+        assert_eq!(t.forget_unused(secs(t0, 90)), 1);
+        assert!(!t.contains(HOP));
+        assert_eq!(t.lookup(HOP, secs(t0, 90)), Lookup::Unknown);
+    }
+
+    #[test]
+    fn pinned_entries_stay_and_are_verified_however_long_unused() {
+        let t0 = Instant::now();
+        let mut t = NeighborTable::new(config(), 6);
+        t.insert_resolved(HOP, OLD, t0);
+        t.pin(HOP);
+        let stale = kernel(nud::STALE, Some(OLD), 3600);
+        assert_eq!(t.forget_unused(secs(t0, 3600)), 0);
+        assert!(t.observe(HOP, Some(&stale), secs(t0, 3600)).nudge);
+        assert_eq!(t.lookup(HOP, secs(t0, 3600)), Lookup::Stale(OLD));
+    }
+
+    #[test]
+    fn an_unreachable_entry_is_kept_unverified_until_it_answers_again() {
+        let t0 = Instant::now();
+        let mut t = NeighborTable::new(config(), 7);
+        t.insert_resolved(HOP, OLD, t0);
+        let failed = kernel(nud::FAILED, None, 0);
+        t.observe(HOP, Some(&failed), secs(t0, 50));
+        let o = t.observe(HOP, Some(&failed), secs(t0, 55));
+        assert_eq!(o.change.and_then(|c| c.new), None);
+        assert!(o.change.is_some(), "reported unreachable");
+        // Unused since t0: kept (the workers refuse it), never verified.
+        assert_eq!(t.forget_unused(secs(t0, 600)), 0);
+        assert_eq!(t.lookup(HOP, secs(t0, 600)), Lookup::Unreachable);
+        assert!(!t.observe(HOP, Some(&failed), secs(t0, 600)).nudge);
+        // A connect asks for it: verified again.
+        assert_eq!(t.lookup_and_use(HOP, secs(t0, 601)), Lookup::Unreachable);
+        assert!(t.observe(HOP, Some(&failed), secs(t0, 602)).nudge);
+        // The kernel resolves it (someone else's traffic): announced, and
+        // forgotten once unused.
+        let back = kernel(nud::REACHABLE, Some(OLD), 0);
+        let o = t.observe(HOP, Some(&back), secs(t0, 603));
+        assert_eq!(o.change.and_then(|c| c.new), Some(OLD));
+        assert_eq!(t.forget_unused(secs(t0, 660)), 0);
+        assert_eq!(t.forget_unused(secs(t0, 661)), 1);
     }
 
     #[test]

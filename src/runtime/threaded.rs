@@ -264,6 +264,21 @@ impl ThreadedServer {
             .map_or(0, |m| m.changes.load(std::sync::atomic::Ordering::Relaxed))
     }
 
+    /// The neighbour monitor's counters (None with a configured gateway
+    /// MAC, or once stopped).
+    pub fn neighbor_monitor(&self) -> Option<&crate::runtime::neighbor_monitor::MonitorCounters> {
+        self.runtime.as_ref().and_then(AppRuntime::neighbor_monitor)
+    }
+
+    /// How many next hops of active opens are verified and followed now
+    /// (0 without client ports).
+    pub fn next_hops_tracked(&self) -> usize {
+        self.runtime
+            .as_ref()
+            .and_then(AppRuntime::next_hop_cache)
+            .map_or(0, |c| c.tracked())
+    }
+
     /// Stops as `serve` does on SIGTERM: workers drain (see
     /// [`BridgedWorkers::shutdown`]), then the ports and client ranges are
     /// withdrawn and the steering program detached.
