@@ -19,7 +19,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use crossbeam::channel::{bounded, unbounded};
 use xdp_tcp::app::BuiltinApp;
-use xdp_tcp::runtime::worker::DEFAULT_IDLE_SLEEP;
+use xdp_tcp::runtime::worker::{DEFAULT_IDLE_SLEEP, DEFAULT_IDLE_SPIN};
 use xdp_tcp::runtime::{Clock, Command, Doorbell, FrameIo, Handoff, LoopState, Worker};
 use xdp_tcp::tcp::{ConnId, Stack, StackConfig, State, Transmit};
 use xdp_tcp::wire::MacAddr;
@@ -139,6 +139,7 @@ impl Rig {
             clock,
             core: None,
             max_sleep: DEFAULT_IDLE_SLEEP,
+            idle_spin: DEFAULT_IDLE_SPIN,
             connector: None,
         };
         let mut state = LoopState::new(0);

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use crossbeam::channel::{bounded, unbounded, Receiver, Sender};
 use xdp_tcp::app::BuiltinApp;
-use xdp_tcp::runtime::worker::DEFAULT_IDLE_SLEEP;
-use xdp_tcp::runtime::{ChannelIo, Clock, Command, FrameIo, Handoff, Worker, WorkerReport};
+use xdp_tcp::runtime::worker::{DEFAULT_IDLE_SLEEP, DEFAULT_IDLE_SPIN};
+use xdp_tcp::runtime::{
+    ChannelIo, Clock, Command, FrameIo, Handoff, LoopState, Worker, WorkerReport,
+};
 use xdp_tcp::tcp::{ConnId, Stack, StackConfig, State, TcpError};
 use xdp_tcp::wire::MacAddr;
 
@@ -59,6 +61,7 @@ fn start(workers: usize, app: BuiltinApp, clock: Clock) -> Server {
             clock,
             core: None,
             max_sleep: DEFAULT_IDLE_SLEEP,
+            idle_spin: DEFAULT_IDLE_SPIN,
             connector: None,
         };
         server
@@ -357,4 +360,101 @@ fn http_app_answers_and_honours_connection_close() {
     // The server closed first: it holds TIME-WAIT, we are in CLOSE-WAIT.
     assert_eq!(client.stack.state(c), Ok(State::CloseWait));
     server.stop(Duration::from_millis(100));
+}
+
+/// A lone worker with nothing to do, driven step by step; the senders
+/// keep its inbox and command channel open.
+struct IdleWorker {
+    worker: Worker<ChannelIo>,
+    state: LoopState,
+    commands: Sender<Command>,
+    _inbox: Sender<Vec<u8>>,
+    _outbox: Receiver<Vec<u8>>,
+}
+
+impl IdleWorker {
+    fn new(idle_spin: Duration) -> IdleWorker {
+        let (in_tx, in_rx) = unbounded();
+        let (out_tx, out_rx) = unbounded();
+        let (cmd_tx, cmd_rx) = unbounded();
+        let clock = Clock::new();
+        let io = ChannelIo::new(in_rx, out_tx, 64);
+        let worker = Worker {
+            id: 0,
+            doorbell: Arc::new(io.doorbell().unwrap()),
+            io,
+            stack: Stack::new(StackConfig::default(), [1; 32], clock.now()).unwrap(),
+            app: BuiltinApp::Echo.instantiate(),
+            commands: cmd_rx,
+            handoff: Arc::new(Handoff::new(1, 64)),
+            clock,
+            core: None,
+            // Short sleeps: the tests step through several.
+            max_sleep: Duration::from_millis(1),
+            idle_spin,
+            connector: None,
+        };
+        IdleWorker {
+            worker,
+            state: LoopState::new(0),
+            commands: cmd_tx,
+            _inbox: in_tx,
+            _outbox: out_rx,
+        }
+    }
+
+    /// Steps until the worker has answered a report request (commands
+    /// are looked at every 64 iterations, or before a sleep).
+    fn report(&mut self) -> WorkerReport {
+        let (tx, rx) = bounded(1);
+        self.commands.send(Command::Report(tx)).unwrap();
+        loop {
+            assert!(self.worker.step(&mut self.state).is_none());
+            if let Ok(r) = rx.try_recv() {
+                return r;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_busy_polling_worker_never_sleeps() {
+    let mut w = IdleWorker::new(Duration::MAX);
+    for _ in 0..5_000 {
+        assert!(w.worker.step(&mut w.state).is_none());
+    }
+    let r = w.report();
+    assert!(r.iterations >= 5_000);
+    assert_eq!(r.sleeps, 0, "{r:?}");
+    assert_eq!(r.busy_iterations, 0, "it had nothing to do");
+}
+
+#[test]
+fn an_idle_worker_polls_for_its_spin_time_before_it_sleeps() {
+    let spin = Duration::from_millis(20);
+    let mut w = IdleWorker::new(spin);
+    let start = std::time::Instant::now();
+    // Every iteration is idle from the first on: no sleep may come before
+    // the spin has passed on the worker's clock, which is monotonic.
+    let slept_at = loop {
+        let r = w.report();
+        if r.sleeps > 0 {
+            break start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "never slept: {r:?}"
+        );
+    };
+    assert!(
+        slept_at >= spin,
+        "slept after {slept_at:?}, before its {spin:?} spin"
+    );
+    // Once asleep, it does not spin again while nothing comes: the next
+    // empty iterations sleep (up to max_sleep each).
+    let before = w.report().sleeps;
+    for _ in 0..10 {
+        assert!(w.worker.step(&mut w.state).is_none());
+    }
+    assert!(w.report().sleeps >= before + 10);
 }

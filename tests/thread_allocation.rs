@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use crossbeam::channel::{bounded, Receiver, Sender};
 use xdp_tcp::app::bridge::BridgeConfig;
-use xdp_tcp::runtime::worker::DEFAULT_IDLE_SLEEP;
+use xdp_tcp::runtime::worker::{DEFAULT_IDLE_SLEEP, DEFAULT_IDLE_SPIN};
 use xdp_tcp::runtime::{start_bridged, BridgedOptions, Clock, Doorbell, FrameIo};
 use xdp_tcp::tcp::{Stack, StackConfig, State, TcpConfig, TcpError, Transmit};
 use xdp_tcp::wire::MacAddr;
@@ -196,6 +196,7 @@ fn bridged_echo_allocates_nothing_in_steady_state() {
         bridge: BridgeConfig::default(),
         cores: Vec::new(),
         idle_sleep: DEFAULT_IDLE_SLEEP,
+        idle_spin: DEFAULT_IDLE_SPIN,
         client: None,
     };
     let workers = start_bridged(vec![io], options).unwrap();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{unbounded, Receiver, Sender};
 use xdp_tcp::app::bridge::BridgeConfig;
 use xdp_tcp::app::{Listener, Stream, StreamConnector};
-use xdp_tcp::runtime::worker::DEFAULT_IDLE_SLEEP;
+use xdp_tcp::runtime::worker::{DEFAULT_IDLE_SLEEP, DEFAULT_IDLE_SPIN};
 use xdp_tcp::runtime::{
     start_bridged, BridgedOptions, BridgedWorkers, ChannelIo, ClientPorts, ClientSide, Clock,
     PortRange,
@@ -88,6 +88,7 @@ fn start_with(workers: usize, idle_sleep: Duration, client: Option<ClientSide>) 
         bridge: BridgeConfig::default(),
         cores: Vec::new(),
         idle_sleep,
+        idle_spin: DEFAULT_IDLE_SPIN,
         client,
     };
     Net {

@@ -105,7 +105,8 @@ impl Meta {
             qdisc: cfg.qdisc.name().into(),
             testbed: format!(
                 "veth pair in two network namespaces, MTU 1500, 1 queue, qdisc {} on both ends; \
-                 fast server: native XDP, copy mode, 1 worker; kernel server: 1 thread",
+                 fast server: native XDP, copy mode, 1 worker polling 50 us before it sleeps; \
+                 kernel server: 1 thread in epoll",
                 cfg.qdisc.name()
             ),
         }

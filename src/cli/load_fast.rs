@@ -28,6 +28,8 @@ pub struct FastLoadArgs {
     pub local_ports: Option<PortRange>,
     #[command(flatten)]
     pub neighbor: super::neighbor_args::NeighborArgs,
+    #[command(flatten)]
+    pub idle: super::idle_args::IdleArgs,
 }
 
 /// Runs `spec` on the fast path with `workers` workers; `source_addrs`
@@ -52,6 +54,7 @@ pub fn run(
     config.cores = cores.map(|c| c.0.clone());
     config.xdp_mode = fast.xdp_mode.into();
     fast.neighbor.apply(&mut config.neighbor);
+    fast.idle.apply(&mut config);
     // Connections close with FINs at the end; the drain ends as soon as
     // none is left but TIME-WAIT, so a long bound costs nothing.
     config.drain = std::time::Duration::from_secs(3);

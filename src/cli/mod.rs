@@ -2,6 +2,7 @@
 //! message that says what to fix.
 
 mod bench;
+mod idle_args;
 mod impair;
 mod kernel_serve;
 mod load;

@@ -92,6 +92,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     neighbor: super::neighbor_args::NeighborArgs,
     #[command(flatten)]
+    idle: super::idle_args::IdleArgs,
+    #[command(flatten)]
     recovery: super::recovery_args::RecoveryArgs,
 }
 
@@ -141,6 +143,7 @@ fn fast_path(a: &ServeArgs) -> FastPathConfig {
     config.drain = Duration::from_millis(a.drain_ms);
     config.stack.tcp.nagle = !a.nodelay;
     a.neighbor.apply(&mut config.neighbor);
+    a.idle.apply(&mut config);
     a.recovery.apply(&mut config.stack.tcp);
     config.xsk.batch = a.batch as usize;
     config

@@ -113,6 +113,7 @@ pub(crate) fn start_runtime(
         &plan.stack,
         &plan.core_ids(),
         DEFAULT_IDLE_SLEEP,
+        plan.idle_spin,
         |doorbell| {
             let app = make_app(next_id, doorbell);
             next_id += 1;

@@ -25,7 +25,9 @@ use crate::runtime::handoff::Handoff;
 use crate::runtime::io::FrameIo;
 use crate::runtime::neighbor_monitor::NeighborMonitor;
 use crate::runtime::neighbor_table::NeighborConfig;
-use crate::runtime::worker::{Command, Worker, WorkerReport, DEFAULT_IDLE_SLEEP};
+use crate::runtime::worker::{
+    Command, Worker, WorkerReport, DEFAULT_IDLE_SLEEP, DEFAULT_IDLE_SPIN,
+};
 use crate::tcp::{Stack, StackConfig};
 use crate::wire::MacAddr;
 use crate::xdp::{self, BindMode, SteerCounters, SteerProgram, XdpMode, XskConfig, XskSocket};
@@ -186,6 +188,9 @@ pub struct FastPathConfig {
     /// How next hops are re-verified and followed when their MAC changes
     /// (see [`crate::runtime::neighbor_monitor`]).
     pub neighbor: NeighborConfig,
+    /// How long an idle worker keeps polling before it sleeps
+    /// ([`Worker::idle_spin`]; `Duration::MAX`: busy-polling).
+    pub idle_spin: Duration,
 }
 
 /// What a runtime that opens connections needs (see
@@ -222,6 +227,7 @@ impl FastPathConfig {
             xsk: XskConfig::default(),
             client: None,
             neighbor: NeighborConfig::default(),
+            idle_spin: DEFAULT_IDLE_SPIN,
         }
     }
 }
@@ -435,6 +441,7 @@ pub(crate) fn spawn_workers<Io: FrameIo + 'static>(
     stack: &StackConfig,
     cores: &[Option<core_affinity::CoreId>],
     max_sleep: Duration,
+    idle_spin: Duration,
     mut make_app: impl FnMut(&Arc<Doorbell>) -> Box<dyn App>,
     mut make_connector: impl FnMut(usize) -> Option<Connector>,
 ) -> Result<Vec<WorkerHandle>, ServeError> {
@@ -464,6 +471,7 @@ pub(crate) fn spawn_workers<Io: FrameIo + 'static>(
                 doorbell,
                 core: cores.get(id).copied().flatten(),
                 max_sleep,
+                idle_spin,
                 connector: make_connector(id),
             };
             let thread = std::thread::Builder::new()
@@ -549,6 +557,7 @@ pub fn serve(
         &plan.stack,
         &plan.core_ids(),
         DEFAULT_IDLE_SLEEP,
+        plan.idle_spin,
         |_| config.app.instantiate(),
         |_| None,
     )?;

@@ -85,6 +85,9 @@ pub struct BridgedOptions {
     /// Longest idle sleep of a worker (`worker::DEFAULT_IDLE_SLEEP`);
     /// application threads wake workers through the doorbell regardless.
     pub idle_sleep: Duration,
+    /// How long an idle worker keeps polling before it sleeps
+    /// (`worker::DEFAULT_IDLE_SPIN`; `Duration::MAX`: never).
+    pub idle_spin: Duration,
     /// Client ports and next hops, for [`BridgedWorkers::connector`];
     /// None: connecting fails with `InvalidInput`.
     pub client: Option<ClientSide>,
@@ -136,6 +139,7 @@ pub fn start_bridged<Io: FrameIo + 'static>(
         &options.stack,
         &options.cores,
         options.idle_sleep,
+        options.idle_spin,
         |doorbell| Box::new(registry.app(doorbell.clone())),
         |id| client.as_ref().map(|c| c.connector(id)),
     )?;
