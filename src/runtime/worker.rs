@@ -14,8 +14,9 @@
 //! sleeping worker is woken by whoever delivers its frame (on veth, the
 //! sending core pays the wake-up and its IPI), and its reply waits for
 //! the scheduler: measured on the testbed at half the kernel server's
-//! rpc rate, the fast server's p50 went from 18 to 9 us and its p90 from
-//! 32 to 11 us when it did not sleep (docs/PERFORMANCE.md).
+//! rpc rate, the fast server's p50 went from 14 to 6 us and its p90 from
+//! 26-32 to 6-7 us with the 50 us spin (docs/PERFORMANCE.md, "Session
+//! 12").
 
 use std::net::SocketAddrV4;
 use std::sync::Arc;
