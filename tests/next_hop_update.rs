@@ -126,3 +126,70 @@ fn a_passive_connection_with_timestamps_follows_its_next_hop() {
     assert!(out.iter().any(|o| o.payload == b"three"));
     assert!(out.iter().all(|o| o.dst_mac == PEER_MAC), "{out:#?}");
 }
+
+/// The old host went away with data in flight, and the retransmission
+/// timer backed off through the outage. Once the next hop has a new MAC
+/// the data goes again at once (RFC 6069 §4: connectivity is back, so the
+/// backoff is reverted), not at the backed-off timeout, and the timer
+/// restarts from the un-backed-off RTO.
+#[test]
+fn data_lost_to_the_old_mac_goes_again_at_once_after_the_change() {
+    let mut h = Harness::plain();
+    let (c, _) = h.active_open();
+    h.stack.send(c, b"lost").unwrap();
+    h.poll();
+    assert_eq!(h.take_one().dst_mac, PEER_MAC);
+    // Three timeouts to the old MAC, each interval twice the last.
+    let mut at = Vec::new();
+    while at.len() < 3 {
+        h.advance(Duration::from_millis(50));
+        for o in h.take() {
+            assert_eq!((o.payload.as_slice(), o.dst_mac), (&b"lost"[..], PEER_MAC));
+            at.push(o.at);
+        }
+    }
+    let backed_off = at[2].saturating_since(at[1]);
+    assert!(backed_off > at[1].saturating_since(at[0]));
+    // Half way to the next (doubled again) timeout, the change: the data
+    // goes at once, to the new MAC.
+    h.advance(backed_off / 2);
+    h.expect_silence();
+    assert_eq!(
+        h.stack.update_next_hop(NEW_MAC, |_, mac| mac == PEER_MAC),
+        1
+    );
+    h.poll();
+    let again = h.take_one();
+    assert_eq!(
+        (again.payload.as_slice(), again.dst_mac),
+        (&b"lost"[..], NEW_MAC)
+    );
+    // Still unanswered: the next timeout comes within the last backed-off
+    // interval (the backed-off one would be twice as far).
+    h.advance(backed_off);
+    let next = h.take();
+    assert!(!next.is_empty(), "no retransmission within {backed_off:?}");
+    assert!(next
+        .iter()
+        .all(|o| o.dst_mac == NEW_MAC && o.payload == b"lost"));
+}
+
+/// A SYN sent to the old MAC goes again at once after the change, rather
+/// than after the initial RTO (1 s).
+#[test]
+fn a_syn_lost_to_the_old_mac_goes_again_at_once_after_the_change() {
+    let mut h = Harness::plain();
+    h.stack
+        .connect(h.now, us(), peer(), PEER_MAC)
+        .expect("connect");
+    h.poll();
+    let syn = h.take_one();
+    assert_eq!(syn.dst_mac, PEER_MAC);
+    h.advance(Duration::from_millis(100));
+    h.expect_silence();
+    assert_eq!(h.stack.update_next_hop(NEW_MAC, |_, _| true), 1);
+    h.poll();
+    let again = h.take_one();
+    assert!(again.tcp.flags.syn() && !again.tcp.flags.ack());
+    assert_eq!((again.tcp.seq, again.dst_mac), (syn.tcp.seq, NEW_MAC));
+}

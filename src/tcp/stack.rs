@@ -950,20 +950,31 @@ impl Stack {
     /// caches the MAC) rebuilt, and so do control segments still queued.
     /// The runtime calls it when its neighbour verification (RFC 1122
     /// §2.3.2.1, RFC 4861 §7.3) sees the kernel's table change, with a
-    /// predicate naming the connections behind that next hop. Scans every
+    /// predicate naming the connections behind that next hop. A connection
+    /// with data (or a SYN) outstanding retransmits at the next poll
+    /// instead of at its possibly backed-off timeout
+    /// ([`Connection::on_next_hop_changed`], RFC 6069 §4). Scans every
     /// connection: rare, never per packet. Returns how many changed.
     pub fn update_next_hop(
         &mut self,
         new: MacAddr,
         mut sends_via: impl FnMut(Ipv4Addr, MacAddr) -> bool,
     ) -> usize {
+        let now = self.now;
+        let mut retransmit_now = Vec::new();
         let mut changed = 0;
-        for (_, conn) in self.conns.iter_mut() {
+        for (slot, conn) in self.conns.iter_mut() {
             if conn.remote_mac != new && sends_via(*conn.tuple.remote.ip(), conn.remote_mac) {
                 conn.remote_mac = new;
                 conn.segment_template = None;
+                if conn.on_next_hop_changed(now) {
+                    retransmit_now.push(slot as u32);
+                }
                 changed += 1;
             }
+        }
+        for slot in retransmit_now {
+            self.rearm(slot);
         }
         for seg in self.control.iter_mut() {
             if seg.remote_mac != new && sends_via(*seg.tuple.remote.ip(), seg.remote_mac) {

@@ -163,6 +163,24 @@ impl Connection {
         }
     }
 
+    /// The next hop's MAC changed under this connection (the runtime's
+    /// neighbour verification found a new host there): what it sent
+    /// since the old one went away is lost, and its retransmission timer
+    /// may have backed off through the outage. RFC 6069 §4 (TCP-LD) lets
+    /// a sender that learns connectivity is back revert the backoff and
+    /// retransmit at once rather than wait out the backed-off timer; a
+    /// new next hop is such news. The timeout then runs as any other
+    /// (RFC 6298 §5.4-5.6), from the un-backed-off RTO. Returns whether
+    /// the retransmission timer was moved to `now`.
+    pub fn on_next_hop_changed(&mut self, now: Instant) -> bool {
+        if self.rto_deadline.is_none() {
+            return false; // nothing outstanding
+        }
+        self.rto.reset_backoff();
+        self.rto_deadline = Some(now);
+        true
+    }
+
     fn on_persist_timeout(&mut self, fx: &mut Effects) {
         let unsent = self.send_buf.len() > self.snd_nxt.since(self.snd_una)
             || (self.fin_queued && self.fin_seq.is_none());
