@@ -49,6 +49,10 @@ pub struct KernelServeArgs {
     /// Accept backlog per thread (the kernel caps it at net.core.somaxconn).
     #[arg(long, default_value_t = 4096)]
     backlog: u32,
+    /// Never sleep in epoll (zero-timeout waits in a loop, each thread's
+    /// core fully busy): to compare with the fast path's `--busy-poll`.
+    #[arg(long)]
+    busy_poll: bool,
 }
 
 pub fn run(a: &KernelServeArgs) -> Result<(), String> {
@@ -88,6 +92,7 @@ pub fn run(a: &KernelServeArgs) -> Result<(), String> {
         threads,
         cores: a.cores.as_ref().map(|c| c.0.clone()),
         backlog: a.backlog.min(i32::MAX as u32) as i32,
+        busy_poll: a.busy_poll,
     };
     let app_name = format!("{:?}", a.app).to_lowercase();
     let report = serve(&config, app, &stop, |bound| {
@@ -99,12 +104,13 @@ pub fn run(a: &KernelServeArgs) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot serve on {}: {e}", config.addr))?;
     println!(
-        "stats kernel accepted={} requests={} bytes_received={} bytes_sent={} accept_errors={}",
+        "stats kernel accepted={} requests={} bytes_received={} bytes_sent={} accept_errors={} empty_polls={}",
         report.accepted,
         report.requests,
         report.bytes_received,
         report.bytes_sent,
-        report.accept_errors
+        report.accept_errors,
+        report.empty_polls
     );
     Ok(())
 }

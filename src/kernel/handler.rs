@@ -37,6 +37,9 @@ pub struct KernelReport {
     pub bytes_sent: u64,
     /// `accept` failures other than "nothing pending" (e.g. EMFILE).
     pub accept_errors: u64,
+    /// epoll waits that returned no event (a busy-polling server makes
+    /// many; a sleeping one about one per timeout).
+    pub empty_polls: u64,
 }
 
 impl KernelReport {
@@ -46,6 +49,7 @@ impl KernelReport {
         self.bytes_received += other.bytes_received;
         self.bytes_sent += other.bytes_sent;
         self.accept_errors += other.accept_errors;
+        self.empty_polls += other.empty_polls;
     }
 }
 

@@ -37,6 +37,10 @@ pub struct KernelServerConfig {
     pub cores: Option<Vec<usize>>,
     /// Listen backlog of each thread's listener (capped by somaxconn).
     pub backlog: i32,
+    /// Never sleep in epoll: wait with a zero timeout in a loop, as the
+    /// fast path's `--busy-poll` does, for comparing polling with
+    /// polling (each thread keeps its core fully busy).
+    pub busy_poll: bool,
 }
 
 impl KernelServerConfig {
@@ -46,6 +50,7 @@ impl KernelServerConfig {
             threads,
             cores: None,
             backlog: 4096,
+            busy_poll: false,
         }
     }
 }
@@ -116,7 +121,7 @@ pub fn serve_app<A: KernelApp>(
                         if let Some(c) = core {
                             core_affinity::set_for_current(c);
                         }
-                        run_thread(l, make_app(), stop)
+                        run_thread(l, make_app(), stop, config.busy_poll)
                     })
             })
             .collect::<io::Result<_>>()?;
@@ -141,7 +146,14 @@ fn run_thread<A: KernelApp>(
     mut listener: TcpListener,
     mut app: A,
     stop: &AtomicBool,
+    busy_poll: bool,
 ) -> io::Result<KernelReport> {
+    // Sleeping: wake at least every 50 ms to notice `stop`.
+    let timeout = if busy_poll {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(50)
+    };
     let mut poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -149,10 +161,13 @@ fn run_thread<A: KernelApp>(
     let mut conns: Slab<Conn<A::Conn>> = Slab::new();
     let mut report = KernelReport::default();
     while !stop.load(Ordering::Relaxed) {
-        match poll.poll(&mut events, Some(Duration::from_millis(50))) {
+        match poll.poll(&mut events, Some(timeout)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
+        }
+        if events.is_empty() {
+            report.empty_polls += 1;
         }
         for ev in events.iter() {
             if ev.token() == LISTENER {
@@ -228,8 +243,17 @@ mod tests {
 
     /// Runs `app` on a loopback port for `client`, then stops the server.
     fn with_server(app: KernelAppKind, client: impl FnOnce(SocketAddrV4)) -> KernelReport {
+        with_config(app, false, client)
+    }
+
+    fn with_config(
+        app: KernelAppKind,
+        busy_poll: bool,
+        client: impl FnOnce(SocketAddrV4),
+    ) -> KernelReport {
         let stop = AtomicBool::new(false);
-        let config = KernelServerConfig::new(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 1);
+        let mut config = KernelServerConfig::new(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 1);
+        config.busy_poll = busy_poll;
         let (tx, rx) = mpsc::channel();
         std::thread::scope(|s| {
             let server = s.spawn(|| serve(&config, app, &stop, move |a| tx.send(a).unwrap()));
@@ -269,5 +293,28 @@ mod tests {
             assert!(got == expect, "source pattern differs");
         });
         assert_eq!(report.bytes_sent, 100_000);
+    }
+
+    /// An echo round trip, then `idle` with nothing to do.
+    fn echo_then_idle(addr: SocketAddrV4, idle: Duration) {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"ping").unwrap();
+        let mut back = [0u8; 4];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"ping");
+        std::thread::sleep(idle);
+    }
+
+    #[test]
+    fn a_busy_polling_server_never_sleeps_in_epoll_and_still_serves() {
+        let idle = Duration::from_millis(200);
+        let busy = with_config(KernelAppKind::Echo, true, |a| echo_then_idle(a, idle));
+        assert_eq!((busy.accepted, busy.bytes_sent), (1, 4));
+        // Zero-timeout waits in a loop: thousands in 200 ms.
+        assert!(busy.empty_polls > 100, "{busy:?}");
+        // A sleeping server waits 50 ms at a time: a handful.
+        let sleeping = with_config(KernelAppKind::Echo, false, |a| echo_then_idle(a, idle));
+        assert_eq!((sleeping.accepted, sleeping.bytes_sent), (1, 4));
+        assert!(sleeping.empty_polls <= 10, "{sleeping:?}");
     }
 }
