@@ -1,6 +1,7 @@
 //! `xdp-tcp bench` end to end on the veth testbed: a `--quick` run of
 //! the http row writes a table, JSON, CSV and an SVG chart that parse,
-//! and leaves no namespace behind, also when interrupted with SIGINT.
+//! and leaves no namespace behind, also when interrupted with SIGINT;
+//! `--busy-poll` makes both servers poll.
 //!
 //! Needs root (a loud `SKIPPED:` line otherwise). Never asserts on speed.
 
@@ -104,6 +105,80 @@ fn quick_bench_writes_table_json_csv_and_chart() {
     let svg = std::fs::read_to_string(out.join("chart.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains("http c=16"));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// The value of `key=` in a server's stats line, from its raw output.
+fn stat_of(output: &str, key: &str) -> Option<u64> {
+    output
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+#[test]
+fn a_busy_poll_bench_runs_both_servers_polling() {
+    if !is_root() {
+        skip_loudly(
+            "bench_cli busy-poll",
+            "needs root (network namespaces, XDP)",
+        );
+        return;
+    }
+    let out = out_dir("bench-busy");
+    let mut cmd = Command::new(EXE);
+    cmd.args([
+        "bench",
+        "--quick",
+        "--workloads",
+        "rpc",
+        "--clients",
+        "fast",
+        "--busy-poll",
+        "--out",
+    ])
+    .arg(&out);
+    let mut child = Child::spawn(cmd).expect("start xdp-tcp bench");
+    let pid = child.id();
+    let status = child
+        .wait_exit(Duration::from_secs(300))
+        .unwrap_or_else(|| panic!("bench did not finish:\n{}", child.stderr_so_far()));
+    let stdout = child.stdout_so_far();
+    assert!(
+        status.success(),
+        "bench failed\n{stdout}\n{}",
+        child.stderr_so_far()
+    );
+    assert_no_testbed_of(pid);
+    // The table's header says how both servers wait.
+    assert!(
+        stdout.contains("1 worker busy-polling") && stdout.contains("busy-polling epoll"),
+        "{stdout}"
+    );
+    let medians: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("medians.json")).unwrap()).unwrap();
+    assert_eq!(medians["meta"]["busy_poll"], true, "{medians:#}");
+
+    // Each server really polled: the kernel server's epoll waits came back
+    // empty by the thousand (a sleeping one waits 50 ms at a time), and
+    // the fast worker never slept.
+    let mut seen = (false, false);
+    for entry in std::fs::read_dir(out.join("raw")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".server.txt") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        if name.contains("-fast-kernel-") {
+            let empty = stat_of(&text, "empty_polls").unwrap_or_else(|| panic!("{name}: {text}"));
+            assert!(empty > 1000, "{name}: {text}");
+            seen.0 = true;
+        } else if name.contains("-fast-fast-") {
+            assert_eq!(stat_of(&text, "sleeps"), Some(0), "{name}: {text}");
+            seen.1 = true;
+        }
+    }
+    assert_eq!(seen, (true, true), "both servers' outputs in raw/");
     std::fs::remove_dir_all(&out).unwrap();
 }
 

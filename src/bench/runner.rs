@@ -34,6 +34,8 @@ pub struct BenchConfig {
     pub warmup: Duration,
     pub offloads: OffloadChoice,
     pub qdisc: Qdisc,
+    /// Both servers poll without sleeping (see `xdp-tcp bench --busy-poll`).
+    pub busy_poll: bool,
     pub out_dir: PathBuf,
     pub server_core: usize,
     pub client_core: usize,
@@ -67,6 +69,7 @@ pub struct Meta {
     pub client_core: usize,
     pub offloads: String,
     pub qdisc: String,
+    pub busy_poll: bool,
     pub testbed: String,
 }
 
@@ -103,11 +106,21 @@ impl Meta {
             client_core: cfg.client_core,
             offloads: format!("{:?}", cfg.offloads).to_lowercase(),
             qdisc: cfg.qdisc.name().into(),
+            busy_poll: cfg.busy_poll,
             testbed: format!(
                 "veth pair in two network namespaces, MTU 1500, 1 queue, qdisc {} on both ends; \
-                 fast server: native XDP, copy mode, 1 worker polling 50 us before it sleeps; \
-                 kernel server: 1 thread in epoll",
-                cfg.qdisc.name()
+                 fast server: native XDP, copy mode, 1 worker {}; kernel server: 1 thread {}",
+                cfg.qdisc.name(),
+                if cfg.busy_poll {
+                    "busy-polling (never sleeps)"
+                } else {
+                    "polling 50 us before it sleeps"
+                },
+                if cfg.busy_poll {
+                    "busy-polling epoll (zero timeout, never sleeps)"
+                } else {
+                    "in epoll"
+                },
             ),
         }
     }
@@ -283,6 +296,9 @@ impl Runner<'_> {
             Server::Kernel => {
                 c.args(["kernel-serve", "--addr", &ip, "--port", &port]);
                 c.args(["--app", case.server_app(), "--threads", "1"]);
+                if self.cfg.busy_poll {
+                    c.arg("--busy-poll");
+                }
             }
             Server::Fast => {
                 c.args(["serve", "--iface", &self.tb.server_if, "--addr", &ip]);
@@ -293,6 +309,9 @@ impl Runner<'_> {
                     "--cores",
                     &self.cfg.server_core.to_string(),
                 ]);
+                if self.cfg.busy_poll {
+                    c.arg("--busy-poll");
+                }
             }
         }
         if case.workload == Workload::BulkRecv {

@@ -71,6 +71,14 @@ pub struct BenchArgs {
     /// Core of the client.
     #[arg(long, default_value_t = 1)]
     client_core: usize,
+    /// Both servers poll without sleeping: the fast server's worker
+    /// (`serve --busy-poll`) and the kernel server's thread, waiting in
+    /// epoll with a zero timeout (`kernel-serve --busy-poll`): polling
+    /// against polling. By default each server runs as deployed: the fast
+    /// worker polls 50 us before it sleeps, the kernel server sleeps in
+    /// epoll.
+    #[arg(long)]
+    busy_poll: bool,
     /// A small, fast run for CI: one repetition of 1 s after 0.2 s, 16
     /// connections, 2 bulk streams, 1000 idle connections, offloads off
     /// (explicit flags still win).
@@ -182,6 +190,7 @@ fn bench_config(a: &BenchArgs, matches: &Defaults) -> Result<BenchConfig, String
             a.offloads
         },
         qdisc: a.qdisc,
+        busy_poll: a.busy_poll,
         out_dir: a.out.clone(),
         server_core: a.server_core,
         client_core: a.client_core,
@@ -273,6 +282,7 @@ pub fn run_demo(a: &DemoArgs) -> Result<(), String> {
         warmup: Duration::from_secs(1),
         offloads: OffloadChoice::Off,
         qdisc: DEFAULT_QDISC,
+        busy_poll: false,
         out_dir: a.out.clone(),
         server_core: 0,
         client_core: 1.min(
