@@ -14,6 +14,9 @@
 //!   `deploy/testbed.sh`, always torn down), servers and clients as child
 //!   processes in their namespaces, pinned to separate cores, and the loop
 //!   that runs everything.
+//! * [`background`]: the machine's own background work that shows in
+//!   latency tails (DAMON's `kdamond`), stated in the header.
+pub mod background;
 pub mod chart;
 pub mod plan;
 pub mod process;

@@ -71,6 +71,9 @@ pub struct Meta {
     pub qdisc: String,
     pub busy_poll: bool,
     pub testbed: String,
+    /// Background work of the machine that shows in latency tails
+    /// (see `bench::background`).
+    pub background: Vec<String>,
 }
 
 impl Meta {
@@ -122,14 +125,16 @@ impl Meta {
                     "in epoll"
                 },
             ),
+            background: super::background::notes(),
         }
     }
 
     fn header(&self) -> String {
+        let background: String = self.background.iter().map(|n| format!("{n}\n")).collect();
         format!(
             "{}\nmachine: {} ({} CPUs, {} GiB), Linux {}\n{}\nserver on core {}, client on core {}; \
              {} repetition(s) of {:.1} s after {:.1} s warm-up per cell; medians; kernel and fast \
-             server alternate (A B A B)\n",
+             server alternate (A B A B)\n{}",
             self.title,
             self.cpu,
             self.cpus,
@@ -140,7 +145,8 @@ impl Meta {
             self.client_core,
             self.repetitions,
             self.duration_s,
-            self.warmup_s
+            self.warmup_s,
+            background
         )
     }
 }
