@@ -62,6 +62,10 @@ fn quick_bench_writes_table_json_csv_and_chart() {
     let runs: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("runs.json")).unwrap()).unwrap();
     let runs = runs["runs"].as_array().expect("runs array");
+    let has_kdamond = std::fs::read_dir("/proc").unwrap().any(|e| {
+        std::fs::read_to_string(e.unwrap().path().join("comm"))
+            .is_ok_and(|c| c.starts_with("kdamond"))
+    });
     // http: wrk, kernel, fast clients; short: kernel, fast; x 2 servers.
     assert_eq!(runs.len(), 10, "{runs:#?}");
     for r in runs {
@@ -71,6 +75,14 @@ fn quick_bench_writes_table_json_csv_and_chart() {
             assert!(r["metric"].as_f64().is_some(), "{r}");
             // The path's drops are counted for every run that ran.
             assert!(r["veth_tx_drops"].as_u64().is_some(), "{r}");
+            // The machine's background CPU is recorded where it has
+            // such threads (null where it has none).
+            let background = r.get("background_cpu_us").expect("background_cpu_us");
+            if has_kdamond {
+                assert!(background.is_u64(), "{r}");
+            } else {
+                assert!(background.is_null(), "{r}");
+            }
         } else {
             assert!(!r["note"].as_str().unwrap().is_empty(), "{r}");
         }

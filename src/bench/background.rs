@@ -7,10 +7,12 @@
 //! measured on, takes a core for 1-5 ms at a time (`perf sched`,
 //! docs/PERFORMANCE.md "Session 13"). A request arriving meanwhile waits,
 //! whichever stack serves it: the p99.9 of every cell and the p99 of an
-//! unlucky short window show it.
+//! unlucky short window show it. Every run records the CPU time those
+//! threads took while it ran ([`BackgroundThreads`]), so a slow or stalled
+//! repetition can be matched with a DAMON pass.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Where the kernel lists processes and DAMON's sysfs interface.
 const PROC: &str = "/proc";
@@ -23,23 +25,64 @@ pub fn notes() -> Vec<String> {
         .collect()
 }
 
+/// The machine's background threads whose CPU time a run records.
+#[derive(Debug, Clone, Default)]
+pub struct BackgroundThreads {
+    proc_root: PathBuf,
+    pids: Vec<u32>,
+}
+
+impl BackgroundThreads {
+    /// The `kdamond` threads running now.
+    pub fn find() -> BackgroundThreads {
+        BackgroundThreads::find_in(Path::new(PROC))
+    }
+
+    fn find_in(proc_root: &Path) -> BackgroundThreads {
+        BackgroundThreads {
+            proc_root: proc_root.to_owned(),
+            pids: kdamond_pids(proc_root),
+        }
+    }
+
+    /// CPU time the threads have run in total (ns, the first field of
+    /// `/proc/PID/schedstat`); None when there are none or one cannot be
+    /// read (it ended: the difference of two readings would be wrong).
+    pub fn cpu_ns(&self) -> Option<u64> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.pids.iter().try_fold(0u64, |sum, pid| {
+            let text =
+                fs::read_to_string(self.proc_root.join(pid.to_string()).join("schedstat")).ok()?;
+            Some(sum + text.split_whitespace().next()?.parse::<u64>().ok()?)
+        })
+    }
+}
+
+/// Processes (kernel threads included) whose name starts with `kdamond`.
+fn kdamond_pids(proc_root: &Path) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            fs::read_to_string(e.path().join("comm"))
+                .is_ok_and(|c| c.starts_with("kdamond"))
+                .then_some(pid)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
 /// A note when `kdamond` threads run: how many, and what the sysfs
 /// interface says they monitor and how often (absent when DAMON was
 /// started by a module such as `damon_reclaim` instead).
 fn damon_note(proc_root: &Path, damon_admin: &Path) -> Option<String> {
-    let threads = fs::read_dir(proc_root)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter(|e| {
-            fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with("kdamond"))
-        })
-        .count();
+    let threads = kdamond_pids(proc_root).len();
     if threads == 0 {
         return None;
     }
@@ -84,7 +127,6 @@ fn human_us(us: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn scratch(name: &str) -> PathBuf {
         let d =
@@ -137,6 +179,29 @@ mod tests {
         write(&root.join("proc/99/comm"), "kdamond.0\n");
         let note = damon_note(&root.join("proc"), &root.join("no-admin")).unwrap();
         assert!(note.contains("1 kdamond thread(s) run DAMON;"), "{note}");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn cpu_time_is_summed_over_the_threads_and_lost_with_one() {
+        let root = scratch("cpu");
+        let proc_root = root.join("proc");
+        write(&proc_root.join("1/comm"), "systemd\n");
+        write(&proc_root.join("1/schedstat"), "999 0 0\n");
+        write(&proc_root.join("107/comm"), "kdamond.0\n");
+        write(&proc_root.join("107/schedstat"), "5000000 20 3\n");
+        write(&proc_root.join("230/comm"), "kdamond.1\n");
+        write(&proc_root.join("230/schedstat"), "250 1 1\n");
+        let threads = BackgroundThreads::find_in(&proc_root);
+        assert_eq!(threads.pids, vec![107, 230]);
+        assert_eq!(threads.cpu_ns(), Some(5_000_250));
+        // A thread that ended makes the reading unusable, not smaller.
+        fs::remove_dir_all(proc_root.join("230")).unwrap();
+        assert_eq!(threads.cpu_ns(), None);
+        assert_eq!(
+            BackgroundThreads::find_in(&root.join("empty")).cpu_ns(),
+            None
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -98,6 +98,11 @@ pub struct RunRecord {
     /// ends: loss on the path that neither stack's counters show (a veth
     /// without a qdisc drops what finds the peer's XDP ring full).
     pub veth_tx_drops: Option<u64>,
+    /// CPU time the machine's background threads (DAMON's `kdamond`) ran
+    /// while the run's client ran, warm-up included, in microseconds;
+    /// None when the machine has none. Each millisecond of it stalled
+    /// one of the two cores the run used, or the machine's other cores.
+    pub background_cpu_us: Option<u64>,
 }
 
 impl RunRecord {
@@ -138,6 +143,7 @@ impl RunRecord {
             client_if_offloads: String::new(),
             server_if_offloads: String::new(),
             veth_tx_drops: None,
+            background_cpu_us: None,
         }
     }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use super::background::BackgroundThreads;
 use super::plan::{
     cases, Case, CaseKind, CaseParams, Client, OffloadChoice, Offloads, Qdisc, Server,
     SHORT_CLIENT_ADDRS,
@@ -279,6 +280,8 @@ struct Runner<'a> {
     raw_dir: PathBuf,
     port: u16,
     bar: ProgressBar,
+    /// DAMON's threads, whose CPU time every run records.
+    background: BackgroundThreads,
 }
 
 impl Runner<'_> {
@@ -498,7 +501,11 @@ impl Runner<'_> {
                 }
             }
         };
+        let background_before = self.background.cpu_ns();
         let result = client_phase();
+        rec.background_cpu_us = background_before
+            .zip(self.background.cpu_ns())
+            .map(|(before, after)| after.saturating_sub(before) / 1000);
         rec.veth_tx_drops = drops_before
             .zip(self.tb.veth_tx_dropped())
             .map(|(before, after)| after.saturating_sub(before));
@@ -568,6 +575,7 @@ pub fn run(cfg: &BenchConfig, stop: &AtomicBool) -> Result<BenchOutcome, String>
         raw_dir,
         port: 20_000,
         bar,
+        background: BackgroundThreads::find(),
     };
     let mut runs: Vec<RunRecord> = Vec::new();
     // The kernel server's closed-loop rpc rate per (client, offloads,
