@@ -31,25 +31,43 @@ fn assert_no_testbed_of(pid: u32) {
     assert!(left.is_empty(), "namespaces left behind: {left:?}");
 }
 
-#[test]
-fn quick_bench_writes_table_json_csv_and_chart() {
+/// `xdp-tcp bench ARGS --out DIR` and DIR, or None after a loud skip
+/// when not root.
+fn bench_cmd(what: &str, name: &str, args: &[&str]) -> Option<(PathBuf, Command)> {
     if !is_root() {
-        skip_loudly("bench_cli", "needs root (network namespaces, XDP)");
-        return;
+        skip_loudly(what, "needs root (network namespaces, XDP)");
+        return None;
     }
-    let out = out_dir("bench");
+    let out = out_dir(name);
     let mut cmd = Command::new(EXE);
-    cmd.args(["bench", "--quick", "--workloads", "http,short", "--out"])
-        .arg(&out);
+    cmd.arg("bench").args(args).arg("--out").arg(&out);
+    Some((out, cmd))
+}
+
+/// Runs a bench to its end, checks that it succeeded and left no testbed,
+/// and returns its stdout and stderr.
+fn run_to_success(cmd: Command) -> (String, String) {
     let mut child = Child::spawn(cmd).expect("start xdp-tcp bench");
     let pid = child.id();
     let status = child
         .wait_exit(Duration::from_secs(300))
         .unwrap_or_else(|| panic!("bench did not finish:\n{}", child.stderr_so_far()));
-    let stdout = child.stdout_so_far();
-    let stderr = child.stderr_so_far();
+    let (stdout, stderr) = (child.stdout_so_far(), child.stderr_so_far());
     assert!(status.success(), "bench failed\n{stdout}\n{stderr}");
     assert_no_testbed_of(pid);
+    (stdout, stderr)
+}
+
+#[test]
+fn quick_bench_writes_table_json_csv_and_chart() {
+    let Some((out, cmd)) = bench_cmd(
+        "bench_cli",
+        "bench",
+        &["--quick", "--workloads", "http,short"],
+    ) else {
+        return;
+    };
+    let (stdout, stderr) = run_to_success(cmd);
 
     // The table names both servers and the ratio column, and the offloads.
     assert!(
@@ -129,38 +147,18 @@ fn stat_of(output: &str, key: &str) -> Option<u64> {
 
 #[test]
 fn a_busy_poll_bench_runs_both_servers_polling() {
-    if !is_root() {
-        skip_loudly(
-            "bench_cli busy-poll",
-            "needs root (network namespaces, XDP)",
-        );
-        return;
-    }
-    let out = out_dir("bench-busy");
-    let mut cmd = Command::new(EXE);
-    cmd.args([
-        "bench",
+    let args = [
         "--quick",
         "--workloads",
         "rpc",
         "--clients",
         "fast",
         "--busy-poll",
-        "--out",
-    ])
-    .arg(&out);
-    let mut child = Child::spawn(cmd).expect("start xdp-tcp bench");
-    let pid = child.id();
-    let status = child
-        .wait_exit(Duration::from_secs(300))
-        .unwrap_or_else(|| panic!("bench did not finish:\n{}", child.stderr_so_far()));
-    let stdout = child.stdout_so_far();
-    assert!(
-        status.success(),
-        "bench failed\n{stdout}\n{}",
-        child.stderr_so_far()
-    );
-    assert_no_testbed_of(pid);
+    ];
+    let Some((out, cmd)) = bench_cmd("bench_cli busy-poll", "bench-busy", &args) else {
+        return;
+    };
+    let (stdout, _) = run_to_success(cmd);
     // The table's header says how both servers wait.
     assert!(
         stdout.contains("1 worker busy-polling") && stdout.contains("busy-polling epoll"),
@@ -196,17 +194,7 @@ fn a_busy_poll_bench_runs_both_servers_polling() {
 
 #[test]
 fn an_interrupted_bench_tears_its_testbed_down() {
-    if !is_root() {
-        skip_loudly(
-            "bench_cli interrupt",
-            "needs root (network namespaces, XDP)",
-        );
-        return;
-    }
-    let out = out_dir("bench-int");
-    let mut cmd = Command::new(EXE);
-    cmd.args([
-        "bench",
+    let args = [
         "--workloads",
         "http",
         "--clients",
@@ -215,9 +203,10 @@ fn an_interrupted_bench_tears_its_testbed_down() {
         "5",
         "--duration",
         "5s",
-        "--out",
-    ])
-    .arg(&out);
+    ];
+    let Some((out, cmd)) = bench_cmd("bench_cli interrupt", "bench-int", &args) else {
+        return;
+    };
     let mut child = Child::spawn(cmd).expect("start xdp-tcp bench");
     let pid = child.id();
     // Interrupt once the testbed is up and a server runs.
