@@ -5,6 +5,7 @@
 //! See `docs/ARCHITECTURE.md`.
 #![deny(unsafe_code)]
 
+pub mod affinity;
 pub mod app;
 pub mod bench;
 pub mod cli;

@@ -304,7 +304,7 @@ fn kernel_twins_pass_the_fast_path_apps_checks() {
 #[test]
 fn load_refuses_bad_flags_with_what_to_fix() {
     // Flags are checked before any connection: no namespace needed.
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["--workload", "rpc", "--connections", "0"],
             "--connections",
@@ -320,6 +320,10 @@ fn load_refuses_bad_flags_with_what_to_fix() {
             &["--workload", "rpc", "--json", "/nonexistent-dir/x.json"],
             "does not exist",
         ),
+        (
+            &["--workload", "rpc", "--cores", "5000"],
+            "--cores names core 5000, which this process may not run on",
+        ),
     ];
     for (extra, expect) in cases {
         let out = Command::new(BIN)
@@ -334,4 +338,20 @@ fn load_refuses_bad_flags_with_what_to_fix() {
             "{extra:?}: expected '{expect}' in: {err}"
         );
     }
+}
+
+#[test]
+fn kernel_serve_refuses_a_core_it_may_not_run_on() {
+    // Checked before any socket is made: no namespace needed.
+    let out = Command::new(BIN)
+        .args(["kernel-serve", "--addr", "127.0.0.1", "--port", "9"])
+        .args(["--app", "echo", "--cores", "5000"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("--cores names core 5000, which this process may not run on"),
+        "{err}"
+    );
 }

@@ -66,6 +66,9 @@ pub enum KernelLoadError {
     Spec(#[from] SpecError),
     #[error("--threads must be at least 1")]
     NoThreads,
+    /// A `--cores` entry this process may not run on.
+    #[error("{0}")]
+    Cores(String),
     #[error(
         "cannot connect to {target}: {source} (is the server running and reachable from here?)"
     )]
@@ -114,6 +117,12 @@ pub fn run_observed(
     if options.threads == 0 {
         return Err(KernelLoadError::NoThreads);
     }
+    let cores = options
+        .cores
+        .as_deref()
+        .map(|c| super::cores_for(Some(c)))
+        .transpose()
+        .map_err(KernelLoadError::Cores)?;
     let needed = (spec.idle_connections + spec.connections + 64 * options.threads + 64) as u64;
     let limit = super::raise_nofile_limit(needed).map_err(|source| KernelLoadError::Io {
         what: "cannot raise RLIMIT_NOFILE",
@@ -134,7 +143,6 @@ pub fn run_observed(
     let plan = Plan::new(spec, sources);
     let shared = Shared::new();
     let threads = options.threads;
-    let cores = options.cores.as_deref().map(|c| super::cores_for(Some(c)));
     let results: Vec<Result<LoadRecorder, WorkerError>> = std::thread::scope(|scope| {
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {

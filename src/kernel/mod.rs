@@ -19,10 +19,11 @@ pub use limits::{raise_nofile_limit, NofileLimit};
 pub use load::{KernelLoadError, KernelLoadOptions};
 pub use server::{serve, serve_app, KernelAppKind, KernelServerConfig};
 
-/// The core ids to pin threads to: `wanted` in order, or every core.
-pub(crate) fn cores_for(wanted: Option<&[usize]>) -> Vec<core_affinity::CoreId> {
+/// The core ids to pin threads to: `wanted` in order, or every core; an
+/// error names a wanted core this process may not run on.
+pub(crate) fn cores_for(wanted: Option<&[usize]>) -> Result<Vec<core_affinity::CoreId>, String> {
     match wanted {
-        Some(ids) => ids.iter().map(|&id| core_affinity::CoreId { id }).collect(),
-        None => core_affinity::get_core_ids().unwrap_or_default(),
+        Some(ids) => crate::affinity::pinnable(ids, &crate::affinity::allowed_cores()),
+        None => Ok(core_affinity::get_core_ids().unwrap_or_default()),
     }
 }

@@ -99,6 +99,8 @@ pub fn serve_app<A: KernelApp>(
             "several threads need a fixed port (SO_REUSEPORT listeners share it)",
         ));
     }
+    let cores = super::cores_for(config.cores.as_deref())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let mut listeners = Vec::with_capacity(threads);
     for _ in 0..threads {
         listeners.push(listener(config.addr, config.backlog)?);
@@ -107,7 +109,6 @@ pub fn serve_app<A: KernelApp>(
         SocketAddr::V4(a) => a,
         SocketAddr::V6(_) => unreachable!("bound to an IPv4 address"),
     };
-    let cores = super::cores_for(config.cores.as_deref());
     std::thread::scope(|scope| {
         let handles: Vec<_> = listeners
             .into_iter()

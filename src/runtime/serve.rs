@@ -287,6 +287,10 @@ impl FastPathConfig {
                     self.workers
                 )));
             }
+            // A core the process may not run on would leave its worker
+            // unpinned without a word.
+            crate::affinity::pinnable(&cores[..self.workers], &crate::affinity::allowed_cores())
+                .map_err(ServeError::Config)?;
         }
         let mac: MacAddr = sysfs(&self.iface, "address")?
             .parse()
