@@ -458,3 +458,31 @@ fn an_idle_worker_polls_for_its_spin_time_before_it_sleeps() {
     }
     assert!(w.report().sleeps >= before + 10);
 }
+
+#[test]
+fn a_gap_between_turns_of_the_loop_is_counted_as_a_stall() {
+    let mut w = IdleWorker::new(Duration::MAX);
+    assert!(w.worker.step(&mut w.state).is_none());
+    // The thread is away (as if preempted) between two turns.
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(w.worker.step(&mut w.state).is_none());
+    let r = w.report();
+    assert!(r.stalls >= 1, "{r:?}");
+    assert!(r.longest_stall >= Duration::from_millis(5), "{r:?}");
+}
+
+#[test]
+fn the_loops_own_sleeps_are_not_stalls() {
+    let mut w = IdleWorker::new(Duration::ZERO);
+    // Nothing wakes it: every sleep lasts the whole max_sleep.
+    w.worker.max_sleep = Duration::from_millis(30);
+    let mut r = w.report();
+    while r.sleeps < 5 {
+        assert!(w.worker.step(&mut w.state).is_none());
+        r = w.report();
+    }
+    // Five sleeps of 30 ms: counted, any of them would be the longest
+    // stall. (A stall this long for another reason would need the test
+    // thread preempted for 30 ms.)
+    assert!(r.longest_stall < Duration::from_millis(30), "{r:?}");
+}

@@ -327,7 +327,7 @@ fn echo_stream(mut stream: Stream) {
 fn print_summary(r: &ServeReport) {
     for w in &r.workers {
         println!(
-            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={} spurious_retransmits={} tlp_probes={} out_of_window={} dsacks_sent={} rx_data_segments={} tx_pure_acks={} iterations={} busy_iterations={} sleeps={} tx_kicks={} xsk_rx_ring_full={} xsk_rx_dropped={} xsk_fill_ring_empty={}",
+            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={} spurious_retransmits={} tlp_probes={} out_of_window={} dsacks_sent={} rx_data_segments={} tx_pure_acks={} iterations={} busy_iterations={} sleeps={} tx_kicks={} xsk_rx_ring_full={} xsk_rx_dropped={} xsk_fill_ring_empty={} stalls={} longest_stall_us={}",
             w.id,
             w.rx_frames,
             w.stack.tx_frames,
@@ -355,7 +355,9 @@ fn print_summary(r: &ServeReport) {
             w.tx_kicks,
             w.kernel_drops.rx_ring_full,
             w.kernel_drops.rx_dropped,
-            w.kernel_drops.fill_ring_empty
+            w.kernel_drops.fill_ring_empty,
+            w.stalls,
+            w.longest_stall.as_micros(),
         );
     }
     println!(

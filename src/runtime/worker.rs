@@ -74,6 +74,16 @@ pub struct WorkerReport {
     pub sleeps: u64,
     /// Transmit wake-ups of the I/O (`sendto` kicks on AF_XDP).
     pub tx_kicks: u64,
+    /// Turns of the loop that began more than [`LOOP_STALL`] after the
+    /// previous turn began, sleeps excepted: the thread was preempted or
+    /// interrupted, or a turn's own work took that long. A frame that
+    /// arrived meanwhile waited; at 76 000 requests/s (one every 13 us)
+    /// each stall holds up one or more requests, so stalls per second
+    /// against the request rate bound how far down the latency tail they
+    /// reach (docs/PERFORMANCE.md, "Session 13").
+    pub stalls: u64,
+    /// The longest such gap.
+    pub longest_stall: Duration,
     /// Frames dropped below us (AF_XDP: RX ring full, no fill-ring frame):
     /// a sender sees them as loss, so they explain retransmissions that
     /// none of our counters shows.
@@ -113,6 +123,10 @@ const MAX_TX_ROUNDS: usize = 16;
 /// Default longest idle sleep, so control commands are noticed promptly
 /// (application threads ring the doorbell and need no timeout).
 pub const DEFAULT_IDLE_SLEEP: Duration = Duration::from_millis(5);
+/// A gap between two turns of the loop longer than this is a stall
+/// ([`WorkerReport::stalls`]): longer than a turn with a full batch takes
+/// here, and about the gap between requests at the rpc p99 row's rate.
+pub const LOOP_STALL: Duration = Duration::from_micros(20);
 /// Default idle spin: about the gap between requests at a few tens of
 /// thousands per second per worker, Linux's suggested `busy_poll`
 /// (50 us); an idle worker's core is free again that soon.
@@ -128,6 +142,9 @@ pub struct LoopState {
     /// the last iteration).
     idle_since: Option<Instant>,
     iteration: u32,
+    /// When the previous turn began (None after a sleep: a sleep is not a
+    /// stall).
+    last_turn: Option<Instant>,
     report: WorkerReport,
 }
 
@@ -139,6 +156,7 @@ impl LoopState {
             shutdown: None,
             idle_since: None,
             iteration: 0,
+            last_turn: None,
             report: WorkerReport {
                 id,
                 ..WorkerReport::default()
@@ -176,6 +194,13 @@ impl<Io: FrameIo> Worker<Io> {
         state.iteration = state.iteration.wrapping_add(1);
         report.iterations += 1;
         let now = self.clock.now();
+        if let Some(last) = state.last_turn.replace(now) {
+            let gap = now.saturating_since(last);
+            if gap > LOOP_STALL {
+                report.stalls += 1;
+                report.longest_stall = report.longest_stall.max(gap);
+            }
+        }
         // Idle for the whole spin: this iteration sleeps if it finds
         // nothing either.
         let spun_out = state
@@ -223,6 +248,7 @@ impl<Io: FrameIo> Worker<Io> {
                     report.sleeps += 1;
                     self.io.wait_readable(wait, &self.doorbell);
                     self.doorbell.end_sleep();
+                    state.last_turn = None;
                 }
             }
         } else {
