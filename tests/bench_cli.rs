@@ -76,6 +76,13 @@ fn quick_bench_writes_table_json_csv_and_chart() {
     );
     assert!(stdout.contains("offloads off"), "{stdout}");
     assert!(stdout.contains("http c=16"), "{stdout}");
+    // The machine's noise floor on both cores, measured before the runs.
+    assert!(
+        stdout.contains("noise floor")
+            && stdout.contains("core 0: ")
+            && stdout.contains("core 1: "),
+        "{stdout}"
+    );
 
     let runs: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("runs.json")).unwrap()).unwrap();
@@ -121,6 +128,14 @@ fn quick_bench_writes_table_json_csv_and_chart() {
         serde_json::from_str(&std::fs::read_to_string(out.join("medians.json")).unwrap()).unwrap();
     assert_eq!(medians["medians"].as_array().unwrap().len(), 5);
     assert!(medians["meta"]["cpus"].as_u64().unwrap() >= 1);
+    let noise = medians["meta"]["noise_floor"]
+        .as_array()
+        .expect("noise_floor");
+    assert_eq!(noise.len(), 2, "{noise:?}");
+    for core in noise {
+        assert!(core["seconds"].as_f64().unwrap() >= 1.0, "{core}");
+        assert!(core["over_10us_per_s"].as_f64().unwrap() >= 0.0, "{core}");
+    }
 
     let mut csv = csv::Reader::from_path(out.join("runs.csv")).unwrap();
     assert_eq!(csv.records().map(Result::unwrap).count(), 10);

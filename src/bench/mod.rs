@@ -16,8 +16,11 @@
 //!   that runs everything.
 //! * [`background`]: the machine's own background work that shows in
 //!   latency tails (DAMON's `kdamond`), stated in the header.
+//! * [`noise_floor`]: how often a thread spinning on each core used loses
+//!   it, measured before the runs and stated in the header.
 pub mod background;
 pub mod chart;
+pub mod noise_floor;
 pub mod plan;
 pub mod process;
 pub mod results;

@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use super::background::BackgroundThreads;
+use super::noise_floor::{self, CoreNoise};
 use super::plan::{
     cases, Case, CaseKind, CaseParams, Client, OffloadChoice, Offloads, Qdisc, Server,
     SHORT_CLIENT_ADDRS,
@@ -24,6 +25,9 @@ use super::results::{
 };
 use super::testbed::Testbed;
 use crate::load::{LoadReport, Workload};
+
+/// How long the noise floor is measured on each of the two cores.
+const NOISE_PROBE: Duration = Duration::from_secs(1);
 
 /// What to run and where to write it.
 #[derive(Debug, Clone)]
@@ -75,6 +79,9 @@ pub struct Meta {
     /// Background work of the machine that shows in latency tails
     /// (see `bench::background`).
     pub background: Vec<String>,
+    /// How often a thread spinning on the server's and the client's core
+    /// lost it, measured before the runs (see `bench::noise_floor`).
+    pub noise_floor: Vec<CoreNoise>,
 }
 
 impl Meta {
@@ -127,11 +134,23 @@ impl Meta {
                 },
             ),
             background: super::background::notes(),
+            noise_floor: [cfg.server_core, cfg.client_core]
+                .into_iter()
+                .filter_map(|core| noise_floor::measure(core, NOISE_PROBE))
+                .collect(),
         }
     }
 
     fn header(&self) -> String {
-        let background: String = self.background.iter().map(|n| format!("{n}\n")).collect();
+        let mut background: String = self.background.iter().map(|n| format!("{n}\n")).collect();
+        if !self.noise_floor.is_empty() {
+            let cores: Vec<String> = self.noise_floor.iter().map(CoreNoise::describe).collect();
+            background.push_str(&format!(
+                "noise floor (a thread spinning {:.0} s on each core before the runs lost it): {}\n",
+                NOISE_PROBE.as_secs_f64(),
+                cores.join("; ")
+            ));
+        }
         format!(
             "{}\nmachine: {} ({} CPUs, {} GiB), Linux {}\n{}\nserver on core {}, client on core {}; \
              {} repetition(s) of {:.1} s after {:.1} s warm-up per cell; medians; kernel and fast \
