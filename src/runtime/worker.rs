@@ -124,8 +124,10 @@ const MAX_TX_ROUNDS: usize = 16;
 /// (application threads ring the doorbell and need no timeout).
 pub const DEFAULT_IDLE_SLEEP: Duration = Duration::from_millis(5);
 /// A gap between two turns of the loop longer than this is a stall
-/// ([`WorkerReport::stalls`]): longer than a turn with a full batch takes
-/// here, and about the gap between requests at the rpc p99 row's rate.
+/// ([`WorkerReport::stalls`]): about the gap between requests at the rpc
+/// p99 row's rate. A worker below saturation turns in a few microseconds;
+/// a saturated one can take this long over a large batch itself, so its
+/// stalls count those turns too.
 pub const LOOP_STALL: Duration = Duration::from_micros(20);
 /// Default idle spin: about the gap between requests at a few tens of
 /// thousands per second per worker, Linux's suggested `busy_poll`
