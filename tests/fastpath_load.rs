@@ -228,3 +228,44 @@ fn load_rejects_bad_configuration_with_a_message() {
     bad_neighbor.extend(["--neighbor-reachable-ms", "5"]);
     fails_with(&bad_neighbor, "--neighbor-reachable-ms");
 }
+
+/// Voluntary context switches of thread `tid` of process `pid` so far.
+fn wakeups(pid: u32, tid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("voluntary_ctxt_switches")
+}
+
+#[test]
+fn the_load_clients_control_thread_wakes_rarely_during_the_run() {
+    let Some(tb) = Testbed::up("lctl", TestbedOptions::default()) else {
+        return;
+    };
+    let server = serve(&tb, 7000, &["--app", "echo"]);
+    let target = format!("{}:7000", tb.server_ip);
+    let addr = tb.client_ip.to_string();
+    let mut cmd = tb.in_client(BIN);
+    cmd.args(["load", "--stack", "fast", "--iface", &tb.client_if])
+        .args(["--addr", &addr, "--target", &target])
+        .args(["--workload", "rpc", "--connections", "8"])
+        .args(["--warmup", "500ms", "--duration", "3s"]);
+    let mut client = netns::Child::spawn(cmd).expect("spawn load");
+    // The control side is the main thread (its id is the process id); in
+    // the bench it shares the worker's core, and each wake-up preempts it.
+    let pid = client.id();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let before = wakeups(pid, pid);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let woke = wakeups(pid, pid) - before;
+    // One look every RUN_TICK (100 ms): about 10 a second (every 5 ms,
+    // as before, was about 200).
+    assert!(woke <= 30, "the control thread woke {woke} times in 1 s");
+    let status = client
+        .wait_exit(std::time::Duration::from_secs(30))
+        .expect("load finishes");
+    assert!(status.success(), "{}", client.stderr_so_far());
+    stop(server);
+}

@@ -266,7 +266,7 @@ fn run_threaded(a: &ServeArgs, backend: Option<SocketAddrV4>) -> Result<(), Stri
         if !server.is_running() {
             return Err("a worker stopped unexpectedly".into());
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(crate::runtime::serve::CONTROL_POLL);
     }
     let report = server.shutdown().map_err(|e| e.to_string())?;
     for t in acceptors {

@@ -45,6 +45,12 @@ const CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// With no connection established this long after the start, the target
 /// is unreachable.
 const UNREACHABLE_AFTER: Duration = Duration::from_secs(10);
+/// How often the control side looks at the workers while the measured
+/// run goes on. Under `taskset` (as the bench runs the client) it shares
+/// the worker's core, and each look preempts the worker: looking every
+/// 5 ms was 200 stalls a second in the measurement, on a VM whose own
+/// floor is about 300 (docs/PERFORMANCE.md, "Session 13").
+const RUN_TICK: Duration = Duration::from_millis(100);
 
 /// State shared by the control side and every worker's [`LoadApp`].
 struct Shared {
@@ -833,6 +839,9 @@ fn drive(
         .start_ns
         .store(shared.wall_ns() + START_DELAY_NS, Ordering::Release);
     let total = spec.warmup + spec.duration;
+    // When the workers' windows end: until then there is nothing to
+    // collect, so the control side looks rarely; after it, often.
+    let ends = Instant::now() + Duration::from_nanos(START_DELAY_NS) + total;
     loop {
         let done = shared
             .recorders
@@ -856,7 +865,12 @@ fn drive(
         if began.elapsed() > total + Duration::from_secs(30) {
             return Err(ServeError::Runtime("the workers did not finish the run".into()).into());
         }
-        std::thread::sleep(tick);
+        let left = ends.saturating_duration_since(Instant::now());
+        std::thread::sleep(if left.is_zero() {
+            tick
+        } else {
+            left.min(RUN_TICK)
+        });
     }
     // Let the workers close their connections at their pace (bounded):
     // the stop would otherwise FIN them all at once.

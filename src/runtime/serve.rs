@@ -621,7 +621,14 @@ fn run_until_stopped(
         if handles.iter().any(|h| h.thread.is_finished()) {
             return Err(ServeError::Runtime("a worker stopped unexpectedly".into()));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(CONTROL_POLL);
     }
     Ok(())
 }
+
+/// How often the control thread of a running server looks for a stop
+/// request or a dead worker: a stop is noticed within this, and the
+/// thread, which may share a worker's core, preempts it this rarely (it
+/// looked every 20 ms, 50 of a worker's ~300 stalls a second on the
+/// bench's VM; docs/PERFORMANCE.md, "Session 13").
+pub const CONTROL_POLL: Duration = Duration::from_millis(100);
