@@ -229,16 +229,6 @@ fn load_rejects_bad_configuration_with_a_message() {
     fails_with(&bad_neighbor, "--neighbor-reachable-ms");
 }
 
-/// Voluntary context switches of thread `tid` of process `pid` so far.
-fn wakeups(pid: u32, tid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("voluntary_ctxt_switches")
-}
-
 #[test]
 fn the_load_clients_control_thread_wakes_rarely_during_the_run() {
     let Some(tb) = Testbed::up("lctl", TestbedOptions::default()) else {
@@ -253,13 +243,12 @@ fn the_load_clients_control_thread_wakes_rarely_during_the_run() {
         .args(["--workload", "rpc", "--connections", "8"])
         .args(["--warmup", "500ms", "--duration", "3s"]);
     let mut client = netns::Child::spawn(cmd).expect("spawn load");
-    // The control side is the main thread (its id is the process id); in
+    // The control side is the main thread; in
     // the bench it shares the worker's core, and each wake-up preempts it.
-    let pid = client.id();
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let before = wakeups(pid, pid);
+    let before = client.main_thread_wakeups();
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let woke = wakeups(pid, pid) - before;
+    let woke = client.main_thread_wakeups() - before;
     // One look every RUN_TICK (100 ms): about 10 a second (every 5 ms,
     // as before, was about 200).
     assert!(woke <= 30, "the control thread woke {woke} times in 1 s");

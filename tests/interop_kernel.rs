@@ -580,21 +580,11 @@ fn a_running_servers_control_thread_wakes_rarely() {
         return;
     };
     let server = serve(&tb, 8080, &["--app", "http"]);
-    // The main thread (its id is the process id) is serve's control
-    // thread: it may share a worker's core, and each of its wake-ups
-    // preempts that worker.
-    let pid = server.id();
-    let wakeups = || -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("voluntary_ctxt_switches")
-    };
-    let before = wakeups();
+    // The main thread is serve's control thread: it may share a
+    // worker's core, and each of its wake-ups preempts that worker.
+    let before = server.main_thread_wakeups();
     std::thread::sleep(Duration::from_secs(2));
-    let woke = wakeups() - before;
+    let woke = server.main_thread_wakeups() - before;
     // One look every CONTROL_POLL (100 ms): about 20 in 2 s (looking
     // every 20 ms, as before, was about 100).
     assert!(woke <= 40, "the control thread woke {woke} times in 2 s");

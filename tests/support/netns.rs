@@ -575,6 +575,19 @@ impl Child {
         self.child.id()
     }
 
+    /// Voluntary context switches of the process's main thread so far
+    /// (its sleeps and waits): how often its control side woke up.
+    pub fn main_thread_wakeups(&self) -> u64 {
+        let pid = self.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status"))
+            .expect("the child's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("voluntary_ctxt_switches")
+    }
+
     /// Waits for a stdout line starting with `prefix` (lines before it are
     /// skipped) and returns it; an error with everything the child printed
     /// when the timeout passes or stdout closes first.
