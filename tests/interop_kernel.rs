@@ -306,85 +306,33 @@ fn serve_rejects_bad_configuration_with_a_message() {
         cmd.output().unwrap()
     };
     let ip = tb.server_ip.to_string();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    // `--iface IFACE --addr ADDR --port 80 --app APP` and extra flags.
+    let args = |iface: &str, addr: &str, app: &str, extra: &[&str]| -> Vec<String> {
+        [
+            "--iface", iface, "--addr", addr, "--port", "80", "--app", app,
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let good_if = tb.server_if.as_str();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (args("nosuch0", &ip, "http", &[]), "not found"),
+        (args(good_if, "198.19.9.9", "http", &[]), "is not on"),
         (
-            vec![
-                "--iface", "nosuch0", "--addr", &ip, "--port", "80", "--app", "http",
-            ],
-            "not found",
-        ),
-        (
-            vec![
-                "--iface",
-                &tb.server_if,
-                "--addr",
-                "198.19.9.9",
-                "--port",
-                "80",
-                "--app",
-                "http",
-            ],
-            "is not on",
-        ),
-        (
-            vec![
-                "--iface",
-                &tb.server_if,
-                "--addr",
-                &ip,
-                "--port",
-                "80",
-                "--app",
-                "http",
-                "--workers",
-                "4",
-            ],
+            args(good_if, &ip, "http", &["--workers", "4"]),
             "receive queue",
         ),
         (
-            vec![
-                "--iface",
-                &tb.server_if,
-                "--addr",
-                &ip,
-                "--port",
-                "80",
-                "--app",
-                "http",
-                "--cores",
-                "5000",
-            ],
+            args(good_if, &ip, "http", &["--cores", "5000"]),
             "--cores names core 5000, which this process may not run on",
         ),
-        (
-            vec![
-                "--iface",
-                &tb.server_if,
-                "--addr",
-                &ip,
-                "--port",
-                "80",
-                "--app",
-                "nosuch",
-            ],
-            "invalid value",
-        ),
-        (
-            vec![
-                "--iface",
-                &tb.server_if,
-                "--addr",
-                "not-an-ip",
-                "--port",
-                "80",
-                "--app",
-                "http",
-            ],
-            "invalid value",
-        ),
+        (args(good_if, &ip, "nosuch", &[]), "invalid value"),
+        (args(good_if, "not-an-ip", "http", &[]), "invalid value"),
     ];
     for (args, expect) in cases {
-        let out = run(&args);
+        let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(
