@@ -5,6 +5,8 @@
 //!
 //! Needs root (a loud `SKIPPED:` line otherwise). Never asserts on speed.
 
+#[path = "support/fastpath.rs"]
+mod fastpath;
 #[path = "support/netns.rs"]
 mod netns;
 
@@ -12,6 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use fastpath::stat;
 use netns::{is_root, netns_list, skip_loudly, Child};
 
 const EXE: &str = env!("CARGO_BIN_EXE_xdp-tcp");
@@ -153,13 +156,6 @@ fn quick_bench_writes_table_json_csv_and_chart() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
-/// The value of `key=` in a server's stats line, from its raw output.
-fn stat_of(output: &str, key: &str) -> Option<u64> {
-    output
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
-}
-
 #[test]
 fn a_busy_poll_bench_runs_both_servers_polling() {
     let args = [
@@ -195,11 +191,12 @@ fn a_busy_poll_bench_runs_both_servers_polling() {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         if name.contains("-fast-kernel-") {
-            let empty = stat_of(&text, "empty_polls").unwrap_or_else(|| panic!("{name}: {text}"));
+            let empty = stat(&text, "stats kernel", "empty_polls");
             assert!(empty > 1000, "{name}: {text}");
             seen.0 = true;
         } else if name.contains("-fast-fast-") {
-            assert_eq!(stat_of(&text, "sleeps"), Some(0), "{name}: {text}");
+            assert!(text.contains(" sleeps="), "{name}: {text}");
+            assert_eq!(stat(&text, "stats worker", "sleeps"), 0, "{name}: {text}");
             seen.1 = true;
         }
     }
