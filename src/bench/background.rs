@@ -18,13 +18,6 @@ use std::path::{Path, PathBuf};
 const PROC: &str = "/proc";
 const DAMON_ADMIN: &str = "/sys/kernel/mm/damon/admin/kdamonds";
 
-/// One line per kind of background work found on this machine.
-pub fn notes() -> Vec<String> {
-    damon_note(Path::new(PROC), Path::new(DAMON_ADMIN))
-        .into_iter()
-        .collect()
-}
-
 /// The machine's background threads whose CPU time a run records.
 #[derive(Debug, Clone, Default)]
 pub struct BackgroundThreads {
@@ -43,6 +36,14 @@ impl BackgroundThreads {
             proc_root: proc_root.to_owned(),
             pids: kdamond_pids(proc_root),
         }
+    }
+
+    /// One line per kind of background work found: what the threads are
+    /// and, from DAMON's sysfs interface, what they sample.
+    pub fn notes(&self) -> Vec<String> {
+        damon_note(self.pids.len(), Path::new(DAMON_ADMIN))
+            .into_iter()
+            .collect()
     }
 
     /// CPU time the threads have run in total (ns, the first field of
@@ -78,11 +79,10 @@ fn kdamond_pids(proc_root: &Path) -> Vec<u32> {
     pids
 }
 
-/// A note when `kdamond` threads run: how many, and what the sysfs
+/// A note when `threads` kdamond threads run: how many, and what the sysfs
 /// interface says they monitor and how often (absent when DAMON was
 /// started by a module such as `damon_reclaim` instead).
-fn damon_note(proc_root: &Path, damon_admin: &Path) -> Option<String> {
-    let threads = kdamond_pids(proc_root).len();
+fn damon_note(threads: usize, damon_admin: &Path) -> Option<String> {
     if threads == 0 {
         return None;
     }
@@ -146,7 +146,10 @@ mod tests {
         let root = scratch("none");
         write(&root.join("proc/1/comm"), "systemd\n");
         write(&root.join("proc/self/comm"), "kdamond.0\n");
-        assert_eq!(damon_note(&root.join("proc"), &root.join("admin")), None);
+        assert_eq!(
+            damon_note(kdamond_pids(&root.join("proc")).len(), &root.join("admin")),
+            None
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 
@@ -165,7 +168,7 @@ mod tests {
         // A second, stopped kdamond of the sysfs interface is not listed.
         write(&root.join("admin/1/state"), "off\n");
         write(&root.join("admin/nr_kdamonds"), "2\n");
-        let note = damon_note(&root.join("proc"), &root.join("admin")).unwrap();
+        let note = damon_note(kdamond_pids(&root.join("proc")).len(), &root.join("admin")).unwrap();
         assert!(
             note.contains("1 kdamond thread(s) run DAMON (paddr sampled every 500 ms)"),
             "{note}"
@@ -177,7 +180,11 @@ mod tests {
     fn a_kdamond_started_by_a_module_is_still_reported() {
         let root = scratch("module");
         write(&root.join("proc/99/comm"), "kdamond.0\n");
-        let note = damon_note(&root.join("proc"), &root.join("no-admin")).unwrap();
+        let note = damon_note(
+            kdamond_pids(&root.join("proc")).len(),
+            &root.join("no-admin"),
+        )
+        .unwrap();
         assert!(note.contains("1 kdamond thread(s) run DAMON;"), "{note}");
         fs::remove_dir_all(&root).unwrap();
     }

@@ -85,7 +85,7 @@ pub struct Meta {
 }
 
 impl Meta {
-    fn new(cfg: &BenchConfig) -> Meta {
+    fn new(cfg: &BenchConfig, background: &BackgroundThreads) -> Meta {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()
@@ -133,7 +133,7 @@ impl Meta {
                     "in epoll"
                 },
             ),
-            background: super::background::notes(),
+            background: background.notes(),
             noise_floor: [cfg.server_core, cfg.client_core]
                 .into_iter()
                 .filter_map(|core| noise_floor::measure(core, NOISE_PROBE))
@@ -575,7 +575,8 @@ pub fn run(cfg: &BenchConfig, stop: &AtomicBool) -> Result<BenchOutcome, String>
     let raw_dir = cfg.out_dir.join("raw");
     std::fs::create_dir_all(&raw_dir)
         .map_err(|e| format!("cannot create {}: {e}", raw_dir.display()))?;
-    let meta = Meta::new(cfg);
+    let background = BackgroundThreads::find();
+    let meta = Meta::new(cfg, &background);
     let idle = rows.iter().map(|c| c.idle_connections).max().unwrap_or(0);
     let short = rows.iter().any(|c| c.workload == Workload::Short);
     let extra_addrs = client_addrs_for(idle).max(if short { SHORT_CLIENT_ADDRS } else { 0 });
@@ -594,7 +595,7 @@ pub fn run(cfg: &BenchConfig, stop: &AtomicBool) -> Result<BenchOutcome, String>
         raw_dir,
         port: 20_000,
         bar,
-        background: BackgroundThreads::find(),
+        background,
     };
     let mut runs: Vec<RunRecord> = Vec::new();
     // The kernel server's closed-loop rpc rate per (client, offloads,
