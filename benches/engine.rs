@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use xdp_tcp::tcp::flow_table::{FlowTable, FourTuple};
+use xdp_tcp::tcp::flow_table::{Flow, FlowTable, FourTuple};
 use xdp_tcp::tcp::{ConnId, Event, Instant, ListenerId, Stack, StackConfig, Transmit};
 use xdp_tcp::wire::checksum::incremental_update_u32;
 use xdp_tcp::wire::{Ipv4Packet, MacAddr, TcpPacket};
@@ -408,7 +408,7 @@ fn flow_lookup(c: &mut Criterion) {
         ),
     };
     for i in 0..N {
-        assert!(table.insert(tuple(i), i));
+        assert!(table.insert(tuple(i), Flow::Conn(i)));
     }
     let mut group = c.benchmark_group("flow_table");
     group.throughput(Throughput::Elements(1));

@@ -221,8 +221,16 @@ pub struct StackConfig {
     /// Our interface's MAC address (source of every frame we emit).
     pub mac: MacAddr,
     pub tcp: TcpConfig,
-    /// Connections this stack will hold at most (including TIME-WAIT).
+    /// Connections this stack will hold at most: open, opening, closing,
+    /// and TIME-WAIT ones the user still holds. TIME-WAIT connections the
+    /// user closed move to a compact record and count against
+    /// `max_time_wait` instead.
     pub max_connections: usize,
+    /// TIME-WAIT records (about 120 bytes each with their flow-table
+    /// entry) this stack keeps at most, as Linux's `tcp_max_tw_buckets`.
+    /// A connection entering TIME-WAIT when they are all taken closes at
+    /// once instead (counted in `time_wait_overflow`); 0 keeps none.
+    pub max_time_wait: usize,
     /// Verify IPv4 and TCP checksums on receive. Off only where the NIC
     /// verified them (checksum offload).
     pub verify_checksums: bool,
@@ -245,6 +253,8 @@ impl Default for StackConfig {
             // 100 k idle connections on one worker (issue 5's idle scale):
             // an idle connection costs about 1.6 KiB, its buffers are lazy.
             max_connections: 131_072,
+            // Linux's default on a machine with a few GiB and more.
+            max_time_wait: 262_144,
             verify_checksums: true,
             challenge_ack_limit: 1000,
             ephemeral_ports: (32768, 60999),

@@ -1,4 +1,5 @@
-//! The per-core flow table: 4-tuple → connection slot, O(1) expected.
+//! The per-core flow table: 4-tuple → connection slot or TIME-WAIT
+//! record, O(1) expected.
 //!
 //! Keyed with a secret (aHash seeded from the stack's entropy) so a peer
 //! cannot choose 4-tuples that collide and turn lookups linear.
@@ -60,9 +61,18 @@ impl FourTuple {
     }
 }
 
-/// Maps a [`FourTuple`] to the slab index of its connection.
+/// What holds a tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// A connection, by its slot in the stack's connection slab.
+    Conn(u32),
+    /// A TIME-WAIT record, by its index in the stack's `TimeWaitTable`.
+    TimeWait(u32),
+}
+
+/// Maps a [`FourTuple`] to what holds it.
 pub struct FlowTable {
-    map: HashMap<FourTuple, u32, RandomState>,
+    map: HashMap<FourTuple, Flow, RandomState>,
 }
 
 impl FlowTable {
@@ -75,22 +85,34 @@ impl FlowTable {
     }
 
     #[inline]
-    pub fn get(&self, tuple: &FourTuple) -> Option<u32> {
+    pub fn get(&self, tuple: &FourTuple) -> Option<Flow> {
         self.map.get(tuple).copied()
     }
 
     /// Inserts; returns false (and changes nothing) if the tuple is taken.
-    pub fn insert(&mut self, tuple: FourTuple, slot: u32) -> bool {
+    pub fn insert(&mut self, tuple: FourTuple, flow: Flow) -> bool {
         match self.map.entry(tuple) {
             std::collections::hash_map::Entry::Occupied(_) => false,
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(slot);
+                v.insert(flow);
                 true
             }
         }
     }
 
-    pub fn remove(&mut self, tuple: &FourTuple) -> Option<u32> {
+    /// Hands a taken tuple from `from` to `to`; false (and nothing
+    /// changed) unless `from` held it.
+    pub fn replace(&mut self, tuple: &FourTuple, from: Flow, to: Flow) -> bool {
+        match self.map.get_mut(tuple) {
+            Some(held) if *held == from => {
+                *held = to;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn remove(&mut self, tuple: &FourTuple) -> Option<Flow> {
         self.map.remove(tuple)
     }
 
@@ -119,10 +141,13 @@ mod tests {
             local: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 80),
             remote: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 1234),
         };
-        assert!(t.insert(a, 7));
-        assert!(!t.insert(a, 8));
-        assert_eq!(t.get(&a), Some(7));
-        assert_eq!(t.remove(&a), Some(7));
+        assert!(t.insert(a, Flow::Conn(7)));
+        assert!(!t.insert(a, Flow::Conn(8)));
+        assert_eq!(t.get(&a), Some(Flow::Conn(7)));
+        assert!(!t.replace(&a, Flow::Conn(8), Flow::TimeWait(3)));
+        assert!(t.replace(&a, Flow::Conn(7), Flow::TimeWait(3)));
+        assert_eq!(t.get(&a), Some(Flow::TimeWait(3)));
+        assert_eq!(t.remove(&a), Some(Flow::TimeWait(3)));
         assert_eq!(t.get(&a), None);
         assert!(t.is_empty());
     }

@@ -17,15 +17,16 @@ use crate::tcp::conn::{Connection, ControlSegment, Effects, NewConnection, Outpu
 use crate::tcp::error::TcpError;
 use crate::tcp::event::{ConnId, Event, ListenerId};
 use crate::tcp::exhausted_ports::{ExhaustedPorts, ScanScope};
-use crate::tcp::flow_table::{FlowTable, FourTuple};
+use crate::tcp::flow_table::{Flow, FlowTable, FourTuple};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::state::State;
 use crate::tcp::storage_pool::StoragePool;
+use crate::tcp::time_wait::{TimeWaitRecord, TimeWaitReply, TimeWaitTable};
 use crate::tcp::timer_wheel::TimerWheel;
 use crate::tcp::{Instant, Transmit};
 use crate::wire::{
-    emit_tcp_frame, tcp_frame_len, MacAddr, SeqNum, TcpFlags, TcpOptions, TcpRepr, TcpSegment,
-    WireError,
+    emit_tcp_frame, tcp_frame_len, MacAddr, SackBlocks, SeqNum, TcpFlags, TcpOptions, TcpRepr,
+    TcpSegment, WireError,
 };
 
 /// Stack-wide counters.
@@ -57,6 +58,9 @@ pub struct StackStats {
     pub time_wait_recycled: u64,
     /// TIME-WAIT tuples taken over by our own active open (tcp_tw_reuse).
     pub time_wait_reused: u64,
+    /// Connections that closed without TIME-WAIT because `max_time_wait`
+    /// records were held (Linux's TCPTimeWaitOverflow).
+    pub time_wait_overflow: u64,
     /// Active opens that walked every candidate local tuple and found all
     /// held (the client's port space towards a destination exhausted).
     /// Retries fail without a walk until one can succeed and are not
@@ -118,6 +122,11 @@ pub struct Stack {
     config: StackConfig,
     tcp_config: Arc<TcpConfig>,
     conns: Slab<Connection>,
+    /// TIME-WAIT connections nobody holds, as compact records.
+    time_wait: TimeWaitTable,
+    /// Move such connections to `time_wait` (see
+    /// [`Stack::set_compact_time_wait`]).
+    compact_time_wait: bool,
     flows: FlowTable,
     listeners: Slab<Listener>,
     /// Listeners by local address. Looked up for every SYN, but only we
@@ -142,7 +151,7 @@ pub struct Stack {
     /// segments come in runs for one connection, and comparing the tuple
     /// is cheaper than hashing it. Cleared whenever a flow is removed, so
     /// it never names a slot the table no longer maps the tuple to.
-    last_flow: Option<(FourTuple, u32)>,
+    last_flow: Option<(FourTuple, Flow)>,
     /// Storage of ended connections, for the next ones (see `storage_pool`).
     storage: StoragePool,
     /// Connect scans that found every candidate tuple held, so retries
@@ -153,6 +162,10 @@ pub struct Stack {
 /// How long a TIME-WAIT tuple must rest before our own active open may
 /// reuse it (Linux tcp_tw_reuse_delay: 1 s).
 pub const TIME_WAIT_REUSE_AFTER: Duration = Duration::from_secs(1);
+
+/// Marks a timer key's slot as a TIME-WAIT record's index (slab indices
+/// stay far below: tables hold at most 2^20 connections).
+const TIME_WAIT_TIMER: u32 = 1 << 31;
 
 fn timer_key(slot: u32, generation: u32) -> u64 {
     ((generation as u64) << 32) | slot as u64
@@ -185,6 +198,8 @@ impl Stack {
         Ok(Stack {
             tcp_config: Arc::new(config.tcp.clone()),
             conns: Slab::with_capacity(capacity),
+            time_wait: TimeWaitTable::new(config.max_time_wait),
+            compact_time_wait: true,
             flows: FlowTable::with_capacity(capacity, seeds),
             listeners: Slab::new(),
             listen_addrs: HashMap::with_hasher(ahash::RandomState::new()),
@@ -228,7 +243,23 @@ impl Stack {
 
     /// Live connections, including TIME-WAIT and embryonic ones.
     pub fn connection_count(&self) -> usize {
-        self.conns.len()
+        self.conns.len() + self.time_wait.len()
+    }
+
+    /// TIME-WAIT connections held as compact records (see
+    /// [`StackConfig::max_time_wait`]); TIME-WAIT connections the user
+    /// still holds are not among them.
+    pub fn time_wait_records(&self) -> usize {
+        self.time_wait.len()
+    }
+
+    /// Moves TIME-WAIT connections nobody holds to compact records (on by
+    /// default). Off, they stay whole connections until 2·MSL ends and
+    /// count against `max_connections`: the behaviour is the same (the
+    /// records mirror the connection's processing), for tests that
+    /// compare the two.
+    pub fn set_compact_time_wait(&mut self, on: bool) {
+        self.compact_time_wait = on;
     }
 
     fn generation(&mut self) -> u32 {
@@ -287,8 +318,8 @@ impl Stack {
             local: SocketAddrV4::new(dst_addr, segment.dst_port()),
             remote: SocketAddrV4::new(segment.src_addr(), segment.src_port()),
         };
-        let slot = self.lookup_arrival_flow(&tuple);
-        if let Some(slot) = slot {
+        let flow = self.lookup_arrival_flow(&tuple);
+        if let Some(Flow::Conn(slot)) = flow {
             if self.header_prediction && self.receive_predicted(now, slot, &segment) {
                 return true;
             }
@@ -296,11 +327,17 @@ impl Stack {
         let tcp = segment.repr();
         let payload = segment.payload();
         let remote_mac = segment.src_mac();
-        if let Some(slot) = slot {
-            if self.try_recycle_time_wait(slot, &tcp) {
+        if let Some(flow) = flow {
+            if self.try_recycle_time_wait(flow, &tcp) {
                 self.on_listen_segment(now, tuple, remote_mac, &tcp, payload.len());
                 return true;
             }
+        }
+        if let Some(Flow::TimeWait(index)) = flow {
+            self.on_time_wait_segment(now, index, &tcp, payload.len());
+            return true;
+        }
+        if let Some(Flow::Conn(slot)) = flow {
             let mut fx = Effects::default();
             // A segment never changes the reply MAC: the Ethernet source is
             // not authenticated by anything TCP checks, and on asymmetric
@@ -333,18 +370,18 @@ impl Stack {
     /// The connection slot of an arrival's tuple, through the one-entry
     /// cache of the last match.
     #[inline]
-    fn lookup_arrival_flow(&mut self, tuple: &FourTuple) -> Option<u32> {
-        if let Some((cached, slot)) = self.last_flow {
+    fn lookup_arrival_flow(&mut self, tuple: &FourTuple) -> Option<Flow> {
+        if let Some((cached, flow)) = self.last_flow {
             if cached == *tuple {
-                debug_assert_eq!(self.flows.get(tuple), Some(slot), "stale flow cache");
-                return Some(slot);
+                debug_assert_eq!(self.flows.get(tuple), Some(flow), "stale flow cache");
+                return Some(flow);
             }
         }
-        let slot = self.flows.get(tuple);
-        if let Some(slot) = slot {
-            self.last_flow = Some((*tuple, slot));
+        let flow = self.flows.get(tuple);
+        if let Some(flow) = flow {
+            self.last_flow = Some((*tuple, flow));
         }
-        slot
+        flow
     }
 
     /// The fused fast path of an arrival (as Linux's `tcp_rcv_established`
@@ -408,17 +445,79 @@ impl Stack {
 
     /// RFC 9293 §3.10.7.4 note / RFC 6191: a new SYN with a higher sequence
     /// number may reopen a TIME-WAIT connection when a listener exists.
-    fn try_recycle_time_wait(&mut self, slot: u32, tcp: &TcpRepr) -> bool {
-        let conn = &self.conns[slot as usize];
-        if conn.state != State::TimeWait || !tcp.flags.syn() || tcp.flags.ack() || tcp.flags.rst() {
+    fn try_recycle_time_wait(&mut self, flow: Flow, tcp: &TcpRepr) -> bool {
+        if !tcp.flags.syn() || tcp.flags.ack() || tcp.flags.rst() {
             return false;
         }
-        if tcp.seq <= conn.rcv_nxt || self.find_listener(conn.tuple.local).is_none() {
+        let (rcv_nxt, local) = match flow {
+            Flow::Conn(slot) => {
+                let conn = &self.conns[slot as usize];
+                if conn.state != State::TimeWait {
+                    return false;
+                }
+                (conn.rcv_nxt, conn.tuple.local)
+            }
+            Flow::TimeWait(index) => match self.time_wait.get(index) {
+                Some(record) => (record.rcv_nxt, record.tuple.local),
+                None => return false,
+            },
+        };
+        if tcp.seq <= rcv_nxt || self.find_listener(local).is_none() {
             return false;
         }
         self.stats.time_wait_recycled += 1;
-        self.free(slot);
+        match flow {
+            Flow::Conn(slot) => self.free(slot),
+            Flow::TimeWait(index) => self.remove_time_wait(index, true),
+        }
         true
+    }
+
+    /// A segment for a TIME-WAIT record: the record decides
+    /// ([`TimeWaitRecord::on_segment`]), the stack sends and deletes.
+    fn on_time_wait_segment(
+        &mut self,
+        now: Instant,
+        index: u32,
+        tcp: &TcpRepr,
+        payload_len: usize,
+    ) {
+        let Some(record) = self.time_wait.get_mut(index) else {
+            return;
+        };
+        let reply = match record.on_segment(now, tcp, payload_len, &mut self.stats) {
+            TimeWaitReply::Nothing => None,
+            TimeWaitReply::Ack { dsack } => {
+                if dsack.is_some() {
+                    self.stats.dsacks_sent += 1;
+                }
+                Some(record.ack(now, dsack))
+            }
+            TimeWaitReply::ChallengeAck => {
+                let ack = record.ack(now, None);
+                if self.allow_challenge_ack() {
+                    self.stats.challenge_acks += 1;
+                    Some(ack)
+                } else {
+                    self.stats.challenge_acks_suppressed += 1;
+                    None
+                }
+            }
+            TimeWaitReply::Close => {
+                self.remove_time_wait(index, true);
+                None
+            }
+            TimeWaitReply::Reset => {
+                let rst = record.reset();
+                self.remove_time_wait(index, true);
+                Some(rst)
+            }
+        };
+        // A restarted 2·MSL leaves the wheel entry at the old deadline: it
+        // fires, finds the record not yet due and re-arms (as `rearm`).
+        if let Some(segment) = reply {
+            self.push_control(segment);
+        }
     }
 
     fn find_listener(&self, local: SocketAddrV4) -> Option<u32> {
@@ -451,13 +550,13 @@ impl Stack {
         }
         if flags.ack() {
             // Second: any ACK in LISTEN is bad: <SEQ=SEG.ACK><CTL=RST>.
-            self.push_control(ControlSegment {
+            self.push_control(ControlSegment::bare(
                 tuple,
-                remote_mac: mac,
-                seq: tcp.ack,
-                ack: SeqNum(0),
-                flags: TcpFlags::RST,
-            });
+                mac,
+                tcp.ack,
+                SeqNum(0),
+                TcpFlags::RST,
+            ));
             return;
         }
         if !flags.syn() {
@@ -488,7 +587,7 @@ impl Stack {
         };
         let conn = Connection::new_passive(now, params, lid, tcp.seq, tcp.window, &tcp.options);
         let slot = self.conns.insert(conn) as u32;
-        self.flows.insert(tuple, slot);
+        self.flows.insert(tuple, Flow::Conn(slot));
         self.listeners[lslot as usize].syn_backlog += 1;
         self.stats.passive_opens += 1;
         let fx = Effects {
@@ -510,22 +609,16 @@ impl Stack {
             return; // a RST is never answered
         }
         let segment = if tcp.flags.ack() {
-            ControlSegment {
-                tuple,
-                remote_mac: mac,
-                seq: tcp.ack,
-                ack: SeqNum(0),
-                flags: TcpFlags::RST,
-            }
+            ControlSegment::bare(tuple, mac, tcp.ack, SeqNum(0), TcpFlags::RST)
         } else {
             let seg_len = payload_len + tcp.flags.syn() as usize + tcp.flags.fin() as usize;
-            ControlSegment {
+            ControlSegment::bare(
                 tuple,
-                remote_mac: mac,
-                seq: SeqNum(0),
-                ack: tcp.seq + seg_len,
-                flags: TcpFlags::RST | TcpFlags::ACK,
-            }
+                mac,
+                SeqNum(0),
+                tcp.seq + seg_len,
+                TcpFlags::RST | TcpFlags::ACK,
+            )
         };
         self.push_control(segment);
     }
@@ -640,10 +733,107 @@ impl Stack {
                 self.remove_flow(slot, &tuple);
             }
         }
+        if self.retire_time_wait(slot) {
+            return;
+        }
         if fx.output {
             self.mark_ready(slot);
         }
         self.rearm(slot);
+    }
+
+    /// Moves the connection in `slot` to a compact TIME-WAIT record if it
+    /// is in TIME-WAIT and nobody holds it (see `tcp::time_wait`), sending
+    /// the ACK of the peer's FIN if it is still owed. With every record
+    /// taken (`max_time_wait`) the connection closes at once instead, as
+    /// Linux's does on time-wait bucket overflow. Returns whether the
+    /// connection left its slot.
+    fn retire_time_wait(&mut self, slot: u32) -> bool {
+        let conn = &self.conns[slot as usize];
+        if !self.compact_time_wait
+            || conn.state != State::TimeWait
+            || conn.user_owned
+            || conn.in_accept_queue
+        {
+            return false;
+        }
+        let now = self.now;
+        let generation = self.generation();
+        let (record, ack_owed) =
+            TimeWaitRecord::from_connection(&self.conns[slot as usize], generation, now);
+        if ack_owed {
+            // Not bounded by `control_queue` as replies to arrivals are
+            // (those a peer can provoke at will): one per connection
+            // finishing, which the connection's own output would have
+            // carried. Dropping it would cost the peer a FIN timeout.
+            self.control.push_back(record.ack(now, None));
+        }
+        if self.time_wait.is_full() {
+            self.stats.time_wait_overflow += 1;
+            self.free(slot);
+            return true;
+        }
+        let tuple = record.tuple;
+        self.take_connection(slot);
+        let index = self.time_wait.insert(record);
+        self.last_flow = None;
+        if !self
+            .flows
+            .replace(&tuple, Flow::Conn(slot), Flow::TimeWait(index))
+        {
+            // The tuple is no longer this connection's: nothing would
+            // ever reach the record.
+            self.remove_time_wait(index, false);
+            return true;
+        }
+        self.arm_time_wait(index);
+        true
+    }
+
+    /// Puts a wheel entry at the record's deadline.
+    fn arm_time_wait(&mut self, index: u32) {
+        let Some(record) = self.time_wait.get_mut(index) else {
+            return;
+        };
+        let key = timer_key(index | TIME_WAIT_TIMER, record.generation);
+        let id = self.timers.insert(record.deadline, key);
+        record.timer = Some((id, record.deadline));
+    }
+
+    /// A TIME-WAIT record's wheel entry fired: 2·MSL is over (RFC 9293
+    /// §3.10.8: delete), or was restarted and the entry moves on.
+    fn on_time_wait_timer(&mut self, now: Instant, index: u32, generation: u32) {
+        let Some(record) = self.time_wait.get_mut(index) else {
+            return;
+        };
+        if record.generation != generation {
+            return;
+        }
+        record.timer = None;
+        if record.deadline <= now {
+            self.remove_time_wait(index, true);
+        } else {
+            self.arm_time_wait(index);
+        }
+    }
+
+    /// Deletes a TIME-WAIT record: flow entry, timer. `release` frees
+    /// its tuple for active opens (not when one is taking it over).
+    fn remove_time_wait(&mut self, index: u32, release: bool) {
+        let Some(record) = self.time_wait.remove(index) else {
+            return;
+        };
+        if let Some((id, _)) = record.timer {
+            self.timers.cancel(id);
+        }
+        self.last_flow = None;
+        if self.flows.get(&record.tuple) == Some(Flow::TimeWait(index)) {
+            self.flows.remove(&record.tuple);
+        }
+        self.stats.connections_closed += 1;
+        if release {
+            self.exhausted.tuple_released(record.tuple.remote);
+        }
     }
 
     /// RFC 5961 §7: at most `challenge_ack_limit` challenge ACKs per
@@ -691,7 +881,7 @@ impl Stack {
     /// belongs to a newer connection.
     fn remove_flow(&mut self, slot: u32, tuple: &FourTuple) {
         self.last_flow = None;
-        if self.flows.get(tuple) == Some(slot) {
+        if self.flows.get(tuple) == Some(Flow::Conn(slot)) {
             self.flows.remove(tuple);
         }
     }
@@ -714,12 +904,22 @@ impl Stack {
     /// new connection (a reused TIME-WAIT): no tuple becomes free, so
     /// failed connect scans stay valid. Returns the remote address.
     fn discard(&mut self, slot: u32) -> Option<SocketAddrV4> {
+        let conn = self.take_connection(slot)?;
+        self.remove_flow(slot, &conn.tuple);
+        self.stats.connections_closed += 1;
+        // A stale slot on the ready list is skipped by generation/flag check.
+        Some(conn.tuple.remote)
+    }
+
+    /// Takes a connection out of its slot: its storage to the pool, its
+    /// timer cancelled, its listener's counts updated, its counters added
+    /// to the stack's. The flow entry is the caller's.
+    fn take_connection(&mut self, slot: u32) -> Option<Connection> {
         if !self.conns.contains(slot as usize) {
             return None;
         }
         let mut conn = self.conns.remove(slot as usize);
         conn.recycle_storage(&mut self.storage);
-        self.remove_flow(slot, &conn.tuple);
         if let Some((id, _)) = conn.timer {
             self.timers.cancel(id);
         }
@@ -735,11 +935,9 @@ impl Stack {
                 }
             }
         }
-        self.stats.connections_closed += 1;
         let closed = conn.stats;
         self.stats.add_connection(&closed);
-        // A stale slot on the ready list is skipped by generation/flag check.
-        Some(conn.tuple.remote)
+        Some(conn)
     }
 
     // ---------------------------------------------------------------
@@ -755,6 +953,10 @@ impl Stack {
         for &key in &fired {
             let slot = key as u32;
             let generation = (key >> 32) as u32;
+            if slot & TIME_WAIT_TIMER != 0 {
+                self.on_time_wait_timer(now, slot & !TIME_WAIT_TIMER, generation);
+                continue;
+            }
             let Some(conn) = self.conns.get_mut(slot as usize) else {
                 continue;
             };
@@ -803,15 +1005,23 @@ impl Stack {
     }
 
     fn emit_control<T: Transmit>(&mut self, tx: &mut T, seg: &ControlSegment) -> bool {
+        let mut sack_blocks = SackBlocks::new();
+        if let Some((left, right)) = seg.dsack {
+            sack_blocks.push(left, right);
+        }
         let repr = TcpRepr {
             src_port: seg.tuple.local.port(),
             dst_port: seg.tuple.remote.port(),
             seq: seg.seq,
             ack: seg.ack,
             flags: seg.flags,
-            window: 0,
+            window: seg.window,
             urgent: 0,
-            options: TcpOptions::default(),
+            options: TcpOptions {
+                timestamps: seg.timestamps,
+                sack_blocks,
+                ..TcpOptions::default()
+            },
         };
         let (eth, ip) =
             seg.tuple
@@ -1012,12 +1222,17 @@ impl Stack {
         // scanning for a free tuple meets mostly busy ones.
         let iss = match self.flows.get(&tuple) {
             None => self.isn.isn(now, local, remote),
-            Some(slot) => {
-                let Some(old_snd_nxt) = self.reusable_time_wait(slot, now) else {
+            Some(flow) => {
+                let Some(old_snd_nxt) = self.reusable_time_wait(flow, now) else {
                     return Err(TcpError::AddrInUse);
                 };
                 self.stats.time_wait_reused += 1;
-                self.discard(slot);
+                match flow {
+                    Flow::Conn(slot) => {
+                        self.discard(slot);
+                    }
+                    Flow::TimeWait(index) => self.remove_time_wait(index, false),
+                }
                 // As Linux's tcp_twsk_unique: start above the old
                 // incarnation's sequence space (plus a maximum unscaled
                 // window), so no old segment still in flight can be taken
@@ -1036,7 +1251,7 @@ impl Stack {
         };
         let conn = Connection::new_active(now, params);
         let slot = self.conns.insert(conn) as u32;
-        self.flows.insert(tuple, slot);
+        self.flows.insert(tuple, Flow::Conn(slot));
         self.stats.active_opens += 1;
         self.mark_ready(slot);
         Ok(ConnId { slot, generation })
@@ -1124,10 +1339,10 @@ impl Stack {
         // than this.
         let mut retry_at = now + TIME_WAIT_REUSE_AFTER;
         for local in candidates {
-            let Some(slot) = self.flows.get(&FourTuple { local, remote }) else {
+            let Some(flow) = self.flows.get(&FourTuple { local, remote }) else {
                 return Ok(local);
             };
-            match self.time_wait_reuse(slot) {
+            match self.time_wait_reuse(flow) {
                 Some((at, _)) if at <= now => return Ok(local),
                 Some((at, _)) => retry_at = retry_at.min(at),
                 None => {}
@@ -1144,15 +1359,24 @@ impl Stack {
     /// keep increasing (one offset per tuple, RFC 7323 §5.4), so the peer's
     /// PAWS discards old duplicates of the previous incarnation, and ours
     /// take `ts_recent` from the new SYN-ACK. Returns the old SND.NXT.
-    fn reusable_time_wait(&self, slot: u32, now: Instant) -> Option<SeqNum> {
-        self.time_wait_reuse(slot)
+    fn reusable_time_wait(&self, flow: Flow, now: Instant) -> Option<SeqNum> {
+        self.time_wait_reuse(flow)
             .and_then(|(at, snd_nxt)| (at <= now).then_some(snd_nxt))
     }
 
     /// For a connection whose tuple an active open may take over once it
     /// has rested (see [`reusable_time_wait`](Self::reusable_time_wait)):
     /// from when, and its SND.NXT. None for any other connection.
-    fn time_wait_reuse(&self, slot: u32) -> Option<(Instant, SeqNum)> {
+    fn time_wait_reuse(&self, flow: Flow) -> Option<(Instant, SeqNum)> {
+        let slot = match flow {
+            Flow::Conn(slot) => slot,
+            Flow::TimeWait(index) => {
+                let record = self.time_wait.get(index)?;
+                return record
+                    .timestamps
+                    .then(|| (record.entered() + TIME_WAIT_REUSE_AFTER, record.snd_nxt));
+            }
+        };
         let conn = &self.conns[slot as usize];
         if conn.state != State::TimeWait || conn.user_owned || !conn.timestamps {
             return None;
@@ -1292,6 +1516,10 @@ impl Stack {
             return Ok(());
         }
         self.apply(slot, fx);
+        if self.conns.contains(slot as usize) {
+            // A TIME-WAIT the user held (`apply`'s short paths keep it).
+            self.retire_time_wait(slot);
+        }
         Ok(())
     }
 
@@ -1355,7 +1583,10 @@ impl Stack {
     /// The state of whatever connection holds `tuple`, for tests and
     /// diagnostics (it sees orphaned and TIME-WAIT connections too).
     pub fn state_of_tuple(&self, tuple: &FourTuple) -> Option<State> {
-        self.flows.get(tuple).map(|s| self.conns[s as usize].state)
+        self.flows.get(tuple).map(|flow| match flow {
+            Flow::Conn(slot) => self.conns[slot as usize].state,
+            Flow::TimeWait(_) => State::TimeWait,
+        })
     }
 
     /// Graceful shutdown: every listener is closed (connections waiting in
@@ -1400,8 +1631,13 @@ impl Stack {
     /// next poll), e.g. when a graceful shutdown ran out of time; returns
     /// how many were dropped.
     pub fn reset_all(&mut self) -> usize {
+        // RFC 9293 §3.10.5: ABORT in TIME-WAIT deletes without a RST.
+        let records = self.time_wait.indices();
+        for &index in &records {
+            self.remove_time_wait(index, true);
+        }
         let slots: Vec<u32> = self.conns.iter().map(|(s, _)| s as u32).collect();
-        let n = slots.len();
+        let n = slots.len() + records.len();
         for slot in slots {
             let mut fx = Effects::default();
             self.conns[slot as usize].abort(&mut fx);

@@ -25,13 +25,13 @@ impl Connection {
 
     /// A reply RST for an unacceptable segment: `<SEQ=SEG.ACK><CTL=RST>`.
     fn reply_rst(&self, tcp: &TcpRepr) -> ControlSegment {
-        ControlSegment {
-            tuple: self.tuple,
-            remote_mac: self.remote_mac,
-            seq: tcp.ack,
-            ack: SeqNum(0),
-            flags: TcpFlags::RST,
-        }
+        ControlSegment::bare(
+            self.tuple,
+            self.remote_mac,
+            tcp.ack,
+            SeqNum(0),
+            TcpFlags::RST,
+        )
     }
 
     /// RFC 9293 §3.10.7.3, SYN-SENT.
@@ -199,9 +199,11 @@ impl Connection {
                     // A retransmitted FIN: our ACK was lost; restart 2·MSL.
                     self.close_deadline = Some(now + self.config.msl * 2);
                 }
-                if !payload.is_empty() && tcp.seq + payload.len() <= self.rcv_nxt {
+                if !flags.rst() && !payload.is_empty() && tcp.seq + payload.len() <= self.rcv_nxt {
                     // An old duplicate: our ACK was probably lost. RFC 2883
-                    // §4: report it as a D-SACK in the ACK below.
+                    // §4: report it as a D-SACK in the ACK below. (A RST
+                    // gets no ACK, and its text is not stream data: a
+                    // D-SACK for it would ride on some later ACK.)
                     self.stats.data_segs_in += 1;
                     self.note_duplicate(tcp.seq, tcp.seq + payload.len());
                 }

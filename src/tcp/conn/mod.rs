@@ -32,7 +32,7 @@ use crate::tcp::state::State;
 use crate::tcp::storage_pool::StoragePool;
 use crate::tcp::timer_wheel::TimerId;
 use crate::tcp::Instant;
-use crate::wire::{MacAddr, SegmentTemplate, SeqNum, TcpFlags, TcpOptions};
+use crate::wire::{MacAddr, SegmentTemplate, SeqNum, TcpFlags, TcpOptions, Timestamps};
 use recovery::{Prr, Undo};
 
 /// RFC 9293 §3.7.1: the MSS assumed when the peer sends none.
@@ -50,6 +50,34 @@ pub struct ControlSegment {
     pub seq: SeqNum,
     pub ack: SeqNum,
     pub flags: TcpFlags,
+    /// The window field (0 on a RST).
+    pub window: u16,
+    /// Timestamps option, for a TIME-WAIT record's ACK.
+    pub timestamps: Option<Timestamps>,
+    /// One D-SACK block (RFC 2883), for a TIME-WAIT record's ACK.
+    pub dsack: Option<(SeqNum, SeqNum)>,
+}
+
+impl ControlSegment {
+    /// A segment with no window and no options: a RST.
+    pub fn bare(
+        tuple: FourTuple,
+        remote_mac: MacAddr,
+        seq: SeqNum,
+        ack: SeqNum,
+        flags: TcpFlags,
+    ) -> ControlSegment {
+        ControlSegment {
+            tuple,
+            remote_mac,
+            seq,
+            ack,
+            flags,
+            window: 0,
+            timestamps: None,
+            dsack: None,
+        }
+    }
 }
 
 /// What processing an arrival, a timer or a user call asks the stack to do.
@@ -851,13 +879,13 @@ impl Connection {
 
     /// A RST from us carrying our current sequence numbers.
     pub(crate) fn own_rst(&self) -> ControlSegment {
-        ControlSegment {
-            tuple: self.tuple,
-            remote_mac: self.remote_mac,
-            seq: self.snd_nxt,
-            ack: self.rcv_nxt,
-            flags: TcpFlags::RST | TcpFlags::ACK,
-        }
+        ControlSegment::bare(
+            self.tuple,
+            self.remote_mac,
+            self.snd_nxt,
+            self.rcv_nxt,
+            TcpFlags::RST | TcpFlags::ACK,
+        )
     }
 
     /// Moves to CLOSED, stops every timer and reports why.

@@ -402,7 +402,7 @@ impl Connection {
     /// The window to put in a segment, honouring receiver SWS avoidance
     /// (RFC 9293 §3.8.6.2.2) and never moving the right edge left (§3.8.6).
     /// Returns (header field, bytes advertised).
-    fn window_to_advertise(&self, syn: bool) -> (u16, usize) {
+    pub(crate) fn window_to_advertise(&self, syn: bool) -> (u16, usize) {
         let free = self.rcv_space();
         if syn {
             // RFC 7323 §2.2: SYN windows are unscaled.

@@ -1,0 +1,354 @@
+//! TIME-WAIT without a connection: the few fields RFC 9293 §3.10.7.4
+//! still reads in that state, kept in a table of their own.
+//!
+//! A connection that reaches TIME-WAIT with nobody holding it (the user
+//! closed it) has sent everything and will accept nothing: for 2·MSL it
+//! only acknowledges a retransmitted FIN, answers what is out of window,
+//! and dies on an exact RST. Keeping its whole [`Connection`] for that
+//! (about 1.5 KiB, and a slot counted against `max_connections`) made a
+//! server that closes first hold 60 s of connections at full size: at
+//! more than `max_connections / 60 s` closes a second it refused new
+//! SYNs. A [`TimeWaitRecord`] is what Linux's `inet_timewait_sock` is:
+//! the tuple, the sequence numbers, the timestamps state and the
+//! deadline, in under a tenth of the size, in a [`TimeWaitTable`] with
+//! its own bound (`StackConfig::max_time_wait`, Linux's
+//! `tcp_max_tw_buckets`).
+//!
+//! Processing mirrors the connection's own in TIME-WAIT step for step,
+//! for a connection its user closed; `tests/time_wait_compact.rs` drives
+//! both with the same segments and compares every reply.
+
+use std::time::Duration;
+
+use slab::Slab;
+
+use crate::tcp::conn::{Connection, ControlSegment};
+use crate::tcp::flow_table::FourTuple;
+use crate::tcp::stack::StackStats;
+use crate::tcp::timer_wheel::TimerId;
+use crate::tcp::Instant;
+use crate::wire::{MacAddr, SeqNum, TcpFlags, TcpRepr, Timestamps};
+
+/// What an arriving segment asks of a TIME-WAIT record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeWaitReply {
+    /// Drop it.
+    Nothing,
+    /// Acknowledge, with a D-SACK block for duplicate text (RFC 2883 §4).
+    Ack { dsack: Option<(SeqNum, SeqNum)> },
+    /// A challenge ACK (RFC 5961), within the stack's rate limit.
+    ChallengeAck,
+    /// An exact RST: delete the record (RFC 9293 §3.10.7.4, second).
+    Close,
+    /// New text nobody will read: RST and delete (RFC 9293 §3.10.4).
+    Reset,
+}
+
+/// One connection in TIME-WAIT, without its buffers and sender state.
+#[derive(Debug, Clone)]
+pub(crate) struct TimeWaitRecord {
+    pub(crate) tuple: FourTuple,
+    pub(crate) remote_mac: MacAddr,
+    /// Distinguishes this record's timer-wheel entries from those of an
+    /// earlier record in the same slot.
+    pub(crate) generation: u32,
+    /// SND.NXT, which is also SND.UNA: our FIN has been acknowledged.
+    pub(crate) snd_nxt: SeqNum,
+    /// RCV.NXT, past the peer's FIN.
+    pub(crate) rcv_nxt: SeqNum,
+    /// Right edge of the window last advertised.
+    rcv_adv: SeqNum,
+    last_ack_sent: SeqNum,
+    /// For RFC 5961 §5.2's check of SEG.ACK.
+    max_snd_wnd: u32,
+    /// The window field of our ACKs (already scaled).
+    window: u16,
+    sack_permitted: bool,
+    pub(crate) timestamps: bool,
+    ts_offset: u32,
+    ts_recent: u32,
+    ts_recent_at: Instant,
+    /// 2·MSL, in microseconds.
+    lifetime_us: u64,
+    /// When TIME-WAIT ends: 2·MSL after it began or last restarted.
+    pub(crate) deadline: Instant,
+    /// Timer-wheel entry and the deadline it was armed for.
+    pub(crate) timer: Option<(TimerId, Instant)>,
+}
+
+impl TimeWaitRecord {
+    /// The record of `conn`, a connection in TIME-WAIT, and whether the
+    /// ACK of the peer's FIN is still owed (send [`ack`](Self::ack) now).
+    pub(crate) fn from_connection(
+        conn: &Connection,
+        generation: u32,
+        now: Instant,
+    ) -> (TimeWaitRecord, bool) {
+        let lifetime = conn.config.msl * 2;
+        let (window, advertised) = conn.window_to_advertise(false);
+        let ack_owed = conn.ack_pending;
+        // The ACK about to go out moves the advertised edge and what
+        // TS.Recent updates compare with, as the connection's would.
+        let (rcv_adv, last_ack_sent) = if ack_owed {
+            (conn.rcv_nxt + advertised, conn.rcv_nxt)
+        } else {
+            (conn.rcv_adv, conn.last_ack_sent)
+        };
+        let record = TimeWaitRecord {
+            tuple: conn.tuple,
+            remote_mac: conn.remote_mac,
+            generation,
+            snd_nxt: conn.snd_nxt,
+            rcv_nxt: conn.rcv_nxt,
+            rcv_adv,
+            last_ack_sent,
+            max_snd_wnd: conn.max_snd_wnd.min(u32::MAX as usize) as u32,
+            window,
+            sack_permitted: conn.sack_permitted,
+            timestamps: conn.timestamps,
+            ts_offset: conn.ts_offset,
+            ts_recent: conn.ts_recent,
+            ts_recent_at: conn.ts_recent_at,
+            lifetime_us: lifetime.as_micros().min(u64::MAX as u128) as u64,
+            deadline: conn.close_deadline.unwrap_or(now + lifetime),
+            timer: None,
+        };
+        (record, ack_owed)
+    }
+
+    /// When TIME-WAIT began (or last restarted): 2·MSL before the deadline.
+    pub(crate) fn entered(&self) -> Instant {
+        Instant::from_micros(
+            self.deadline
+                .total_micros()
+                .saturating_sub(self.lifetime_us),
+        )
+    }
+
+    /// RFC 9293 §3.10.7.4, TIME-WAIT: a retransmitted FIN restarts 2·MSL.
+    fn restart(&mut self, now: Instant) {
+        self.deadline = now + Duration::from_micros(self.lifetime_us);
+    }
+
+    /// Processes one arriving segment (`payload_len` bytes of text), as
+    /// RFC 9293 §3.10.7.4 does for a TIME-WAIT connection its user has
+    /// closed. Counts out-of-window segments in `stats`.
+    pub(crate) fn on_segment(
+        &mut self,
+        now: Instant,
+        tcp: &TcpRepr,
+        payload_len: usize,
+        stats: &mut StackStats,
+    ) -> TimeWaitReply {
+        let flags = tcp.flags;
+        let seg_len = payload_len + flags.syn() as usize + flags.fin() as usize;
+        if self.timestamps && !flags.rst() {
+            // RFC 7323 §5.3 R1 (PAWS); a segment without the option is
+            // accepted, as the connection does (see its timestamp_check).
+            if let Some(ts) = tcp.options.timestamps {
+                if self.ts_older_than_recent(ts.tsval) && !self.ts_recent_expired(now) {
+                    return TimeWaitReply::Ack { dsack: None };
+                }
+            }
+        }
+
+        // First: the sequence number.
+        // RFC 9293 §3.10.7.4 allows valid ACKs, URGs and RSTs with a zero
+        // window: a segment exactly at RCV.NXT goes on to the next steps.
+        let zero_window_at_edge = tcp.seq == self.rcv_nxt && !flags.syn();
+        if !self.acceptable(tcp.seq, seg_len) && !zero_window_at_edge {
+            stats.out_of_window += 1;
+            if flags.fin() {
+                // A retransmitted FIN: our ACK was lost; restart 2·MSL.
+                self.restart(now);
+            }
+            if flags.rst() {
+                return TimeWaitReply::Nothing;
+            }
+            let end = tcp.seq + payload_len;
+            let dsack = (self.sack_permitted && payload_len > 0 && end <= self.rcv_nxt)
+                .then_some((tcp.seq, end));
+            return TimeWaitReply::Ack { dsack };
+        }
+
+        // Second: the RST bit (RFC 5961 §3.2).
+        if flags.rst() {
+            return if tcp.seq == self.rcv_nxt {
+                TimeWaitReply::Close
+            } else {
+                TimeWaitReply::ChallengeAck
+            };
+        }
+        // Fourth: a SYN in a synchronized state (RFC 5961 §4.2). A SYN that
+        // may reopen the tuple (RFC 6191) was taken by the stack before.
+        if flags.syn() {
+            return TimeWaitReply::ChallengeAck;
+        }
+        // Fifth: the ACK field.
+        if !flags.ack() {
+            return TimeWaitReply::Nothing;
+        }
+        if self.timestamps {
+            self.update_ts_recent(now, tcp.options.timestamps, tcp.seq, seg_len);
+        }
+        // RFC 5961 §5.2: SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
+        if tcp.ack > self.snd_nxt {
+            return TimeWaitReply::Ack { dsack: None };
+        }
+        if tcp.ack < self.snd_nxt - (self.max_snd_wnd.max(1) as usize) {
+            return TimeWaitReply::ChallengeAck;
+        }
+        // Seventh: text. After the peer's FIN it is new data for a
+        // connection nobody reads any more.
+        if payload_len > 0 {
+            let end = tcp.seq + payload_len;
+            if end > self.rcv_nxt {
+                return TimeWaitReply::Reset;
+            }
+            let dsack = self.sack_permitted.then_some((tcp.seq, end));
+            return TimeWaitReply::Ack { dsack };
+        }
+        // Eighth: a FIN is acknowledged at once.
+        if flags.fin() {
+            return TimeWaitReply::Ack { dsack: None };
+        }
+        TimeWaitReply::Nothing
+    }
+
+    /// The acceptability test of RFC 9293 §3.10.7.4, first step.
+    fn acceptable(&self, seq: SeqNum, seg_len: usize) -> bool {
+        let wnd = self.rcv_adv.since(self.rcv_nxt);
+        match (seg_len, wnd) {
+            (0, 0) => seq == self.rcv_nxt,
+            (0, _) => seq.in_window(self.rcv_nxt, wnd),
+            (_, 0) => false,
+            (_, _) => {
+                seq.in_window(self.rcv_nxt, wnd)
+                    || (seq + (seg_len - 1)).in_window(self.rcv_nxt, wnd)
+            }
+        }
+    }
+
+    /// RFC 7323 §4.3: TS.Recent follows segments that cover the last ACK sent.
+    fn update_ts_recent(
+        &mut self,
+        now: Instant,
+        timestamps: Option<Timestamps>,
+        seq: SeqNum,
+        seg_len: usize,
+    ) {
+        let Some(ts) = timestamps else {
+            return;
+        };
+        let covers = if seg_len == 0 {
+            seq == self.last_ack_sent
+        } else {
+            seq <= self.last_ack_sent && self.last_ack_sent < seq + seg_len
+        };
+        if covers && (!self.ts_older_than_recent(ts.tsval) || self.ts_recent_expired(now)) {
+            self.ts_recent = ts.tsval;
+            self.ts_recent_at = now;
+        }
+    }
+
+    fn ts_older_than_recent(&self, tsval: u32) -> bool {
+        (tsval.wrapping_sub(self.ts_recent) as i32) < 0
+    }
+
+    /// RFC 7323 §5.5: TS.Recent idle for 24 days orders nothing.
+    fn ts_recent_expired(&self, now: Instant) -> bool {
+        now.saturating_since(self.ts_recent_at) > Duration::from_secs(24 * 86_400)
+    }
+
+    /// Our ACK: `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`, the window last
+    /// advertised, timestamps if negotiated (TSval from the connection's
+    /// clock, RFC 7323 §5.4) and a D-SACK block if given.
+    pub(crate) fn ack(&self, now: Instant, dsack: Option<(SeqNum, SeqNum)>) -> ControlSegment {
+        ControlSegment {
+            tuple: self.tuple,
+            remote_mac: self.remote_mac,
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            flags: TcpFlags::ACK,
+            window: self.window,
+            timestamps: self.timestamps.then(|| Timestamps {
+                tsval: (now.total_millis() as u32).wrapping_add(self.ts_offset),
+                tsecr: self.ts_recent,
+            }),
+            dsack,
+        }
+    }
+
+    /// `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>`, as the connection's own reset.
+    pub(crate) fn reset(&self) -> ControlSegment {
+        ControlSegment::bare(
+            self.tuple,
+            self.remote_mac,
+            self.snd_nxt,
+            self.rcv_nxt,
+            TcpFlags::RST | TcpFlags::ACK,
+        )
+    }
+}
+
+/// The TIME-WAIT records of one stack, at most `capacity` of them.
+pub(crate) struct TimeWaitTable {
+    records: Slab<TimeWaitRecord>,
+    capacity: usize,
+}
+
+impl TimeWaitTable {
+    /// An empty table that grows as records arrive, up to `capacity`:
+    /// a stack that never closes first never pays for one.
+    pub(crate) fn new(capacity: usize) -> TimeWaitTable {
+        TimeWaitTable {
+            records: Slab::new(),
+            capacity,
+        }
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.records.len() >= self.capacity
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub(crate) fn insert(&mut self, record: TimeWaitRecord) -> u32 {
+        self.records.insert(record) as u32
+    }
+
+    pub(crate) fn get(&self, index: u32) -> Option<&TimeWaitRecord> {
+        self.records.get(index as usize)
+    }
+
+    pub(crate) fn get_mut(&mut self, index: u32) -> Option<&mut TimeWaitRecord> {
+        self.records.get_mut(index as usize)
+    }
+
+    pub(crate) fn remove(&mut self, index: u32) -> Option<TimeWaitRecord> {
+        self.records.try_remove(index as usize)
+    }
+
+    /// Every record's index, for removing them all.
+    pub(crate) fn indices(&self) -> Vec<u32> {
+        self.records.iter().map(|(i, _)| i as u32).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_a_tenth_of_a_connection() {
+        let record = std::mem::size_of::<TimeWaitRecord>();
+        let conn = std::mem::size_of::<Connection>();
+        assert!(record <= 128, "TimeWaitRecord grew to {record} bytes");
+        assert!(
+            record * 10 <= conn,
+            "{record} B against a {conn} B connection"
+        );
+    }
+}
