@@ -9,6 +9,7 @@ use clap::Args;
 use super::serve::{CoreList, Mode};
 use crate::load::{run_fast_load, FastLoadConfig, LoadReport, LoadSpec};
 use crate::runtime::{ClientConfig, FastPathConfig, PortRange};
+use crate::tcp::StackConfig;
 
 /// Flags only the fast-path client takes.
 #[derive(Args, Debug, Clone)]
@@ -61,7 +62,8 @@ pub fn run(
     let range = fast
         .local_ports
         .unwrap_or_else(|| PortRange::default_client(PortRange::kernel_ephemeral()));
-    config.stack.max_connections = client_max_connections(spec, workers, range, source_addrs.len());
+    (config.stack.max_connections, config.stack.max_time_wait) =
+        client_table_sizes(spec, workers, range, source_addrs.len());
     config.client = Some(ClientConfig {
         local_ports: fast.local_ports,
         extra_addrs: source_addrs.to_vec(),
@@ -90,23 +92,27 @@ pub fn run(
     .map_err(|e| e.to_string())
 }
 
-/// Connection slots per worker of the fast client: every live connection
-/// (twice, for those closing), plus the TIME-WAIT of short ones, which is
-/// at most one per local (address, port) the worker owns, because reusing
-/// a tuple replaces its TIME-WAIT (RFC 6191). A fixed 64 Ki filled up at
-/// 30 000 connections/s over four addresses, and every later connect
-/// failed with TooManyConnections.
-fn client_max_connections(
+/// Table sizes per worker of the fast client: `(max_connections,
+/// max_time_wait)`. Connection slots for every live connection (twice,
+/// for those closing); TIME-WAIT records for the short ones, at most one
+/// per local (address, port) the worker owns, because reusing a tuple
+/// replaces its TIME-WAIT (RFC 6191). (A fixed 64 Ki slots, when
+/// TIME-WAITs still took connection slots, filled up at 30 000
+/// connections/s over four addresses, and every later connect failed with
+/// TooManyConnections.) Records never overflow, so no tuple is reused
+/// without its TIME-WAIT having rested.
+fn client_table_sizes(
     spec: &LoadSpec,
     workers: usize,
     range: PortRange,
     extra_addrs: usize,
-) -> usize {
+) -> (usize, usize) {
     let workers = workers.max(1);
     let live = (spec.connections + spec.idle_connections)
         .div_ceil(workers)
         .max(1);
-    live * 2 + range.len().div_ceil(workers) * (1 + extra_addrs)
+    let tuples = range.len().div_ceil(workers) * (1 + extra_addrs);
+    (live * 2, tuples.max(StackConfig::default().max_time_wait))
 }
 
 #[cfg(test)]
@@ -115,18 +121,21 @@ mod tests {
     use crate::load::Workload;
 
     #[test]
-    fn slots_cover_every_live_connection_and_one_time_wait_per_owned_tuple() {
+    fn tables_cover_every_live_connection_and_one_time_wait_per_owned_tuple() {
         let mut spec = LoadSpec::new(Workload::Short, "198.18.0.1:7".parse().unwrap());
         spec.connections = 64;
         let range: PortRange = "1024-32767".parse().unwrap();
-        // One worker, four addresses: 4 × 31 744 tuples + 2 × 64.
-        assert_eq!(client_max_connections(&spec, 1, range, 3), 4 * 31_744 + 128);
+        let floor = StackConfig::default().max_time_wait;
+        // One worker, four addresses: 4 × 31 744 tuples (under the
+        // default bound), 2 × 64 slots.
+        assert_eq!(client_table_sizes(&spec, 1, range, 3), (128, floor));
         // Two workers own half the ports (and half the connections) each.
-        assert_eq!(client_max_connections(&spec, 2, range, 0), 15_872 + 64);
+        assert_eq!(client_table_sizes(&spec, 2, range, 0), (64, floor));
         spec.idle_connections = 100_000;
+        // Sixteen addresses: more tuples than the default bound.
         assert_eq!(
-            client_max_connections(&spec, 1, range, 4),
-            2 * 100_064 + 5 * 31_744
+            client_table_sizes(&spec, 1, range, 15),
+            (2 * 100_064, 16 * 31_744)
         );
     }
 }
