@@ -16,6 +16,8 @@
 //! 3. `max_time_wait` bounds the records; beyond it a connection closes
 //!    without TIME-WAIT, counted, as Linux's time-wait bucket overflow.
 //! 4. Expiry after 2·MSL, restarted by a retransmitted FIN.
+//! 5. RFC 6191: a SYN with a newer timestamp reopens the tuple whatever
+//!    its sequence number; one with an older timestamp does not.
 mod common;
 
 use std::time::Duration;
@@ -420,4 +422,59 @@ fn a_retransmitted_fin_restarts_a_records_two_msl() {
     assert_eq!(side.h.state(), None);
     assert_eq!(side.h.stack.time_wait_records(), 0);
     assert_eq!(side.h.stack.poll_at(), None);
+}
+
+/// A SYN from the peer on the TIME-WAIT tuple with the given sequence
+/// number and TSval.
+fn syn_with_timestamp(seq: SeqNum, tsval: u32) -> Seg {
+    Seg::syn(seq).with_options(TcpOptions {
+        mss: Some(1460),
+        sack_permitted: true,
+        window_scale: Some(7),
+        timestamps: Some(Timestamps { tsval, tsecr: 0 }),
+        ..TcpOptions::default()
+    })
+}
+
+/// (5) RFC 6191 §2: with timestamps on both incarnations, a SYN whose
+/// TSval is newer than TS.Recent reopens the tuple even below RCV.NXT (a
+/// client's ISN is not monotonic per tuple; its timestamps are); the new
+/// ISS lies above the old sequence space.
+#[test]
+fn a_syn_with_a_newer_timestamp_reopens_time_wait_below_rcv_nxt() {
+    for compact in [true, false] {
+        let mut side = Side::into_time_wait(true, compact, 100);
+        side.h.advance(Duration::from_millis(300));
+        let seq = side.rcv_nxt - 50_000;
+        side.h.send(syn_with_timestamp(seq, side.peer_tsval + 300));
+        let synack = side.h.take_one();
+        assert_eq!(
+            synack.flags(),
+            TcpFlags::SYN | TcpFlags::ACK,
+            "compact {compact}"
+        );
+        assert_eq!(synack.tcp.ack, seq + 1);
+        assert_eq!(synack.tcp.seq, side.snd_nxt + 65537);
+        assert_eq!(side.h.state(), Some(State::SynReceived));
+        assert_eq!(side.h.stack.stats().time_wait_recycled, 1);
+        assert_eq!(side.h.stack.time_wait_records(), 0);
+    }
+}
+
+/// ... and one whose TSval is older does not, whatever its sequence
+/// number: PAWS answers it with an ACK and TIME-WAIT goes on.
+#[test]
+fn a_syn_with_an_older_timestamp_leaves_time_wait_alone() {
+    for compact in [true, false] {
+        let mut side = Side::into_time_wait(true, compact, 0);
+        side.h.send(syn_with_timestamp(
+            side.rcv_nxt + 1_000_000,
+            side.peer_tsval - 1,
+        ));
+        let ack = side.h.take_one();
+        assert!(ack.is_pure_ack(), "compact {compact}: {ack:?}");
+        assert_eq!(ack.tcp.ack, side.rcv_nxt);
+        assert_eq!(side.h.state(), Some(State::TimeWait));
+        assert_eq!(side.h.stack.stats().time_wait_recycled, 0);
+    }
 }

@@ -21,7 +21,7 @@ use crate::tcp::flow_table::{Flow, FlowTable, FourTuple};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::state::State;
 use crate::tcp::storage_pool::StoragePool;
-use crate::tcp::time_wait::{TimeWaitRecord, TimeWaitReply, TimeWaitTable};
+use crate::tcp::time_wait::{syn_reopens_time_wait, TimeWaitRecord, TimeWaitReply, TimeWaitTable};
 use crate::tcp::timer_wheel::TimerWheel;
 use crate::tcp::{Instant, Transmit};
 use crate::wire::{
@@ -328,8 +328,12 @@ impl Stack {
         let payload = segment.payload();
         let remote_mac = segment.src_mac();
         if let Some(flow) = flow {
-            if self.try_recycle_time_wait(flow, &tcp) {
-                self.on_listen_segment(now, tuple, remote_mac, &tcp, payload.len());
+            if let Some(old_snd_nxt) = self.try_recycle_time_wait(flow, &tcp) {
+                // As Linux's tcp_timewait_state_process: the new ISS lies
+                // above the old incarnation's sequence space (plus a
+                // maximum unscaled window), as for our own reuse below.
+                let iss = old_snd_nxt + 65535 + 2;
+                self.on_listen_segment(now, tuple, remote_mac, &tcp, payload.len(), Some(iss));
                 return true;
             }
         }
@@ -363,7 +367,7 @@ impl Stack {
         if defer_unowned && !for_listener {
             return false;
         }
-        self.on_listen_segment(now, tuple, remote_mac, &tcp, payload.len());
+        self.on_listen_segment(now, tuple, remote_mac, &tcp, payload.len(), None);
         true
     }
 
@@ -443,34 +447,50 @@ impl Stack {
         self.header_prediction = on;
     }
 
-    /// RFC 9293 §3.10.7.4 note / RFC 6191: a new SYN with a higher sequence
-    /// number may reopen a TIME-WAIT connection when a listener exists.
-    fn try_recycle_time_wait(&mut self, flow: Flow, tcp: &TcpRepr) -> bool {
+    /// RFC 9293 §3.10.7.4 note / RFC 6191 §2: a SYN that is provably of
+    /// a new incarnation (see [`syn_reopens_time_wait`]) reopens a
+    /// TIME-WAIT connection when a listener exists. Returns the old
+    /// incarnation's SND.NXT if it did; the TIME-WAIT is then gone.
+    fn try_recycle_time_wait(&mut self, flow: Flow, tcp: &TcpRepr) -> Option<SeqNum> {
         if !tcp.flags.syn() || tcp.flags.ack() || tcp.flags.rst() {
-            return false;
+            return None;
         }
-        let (rcv_nxt, local) = match flow {
+        let (rcv_nxt, snd_nxt, local, ts_recent) = match flow {
             Flow::Conn(slot) => {
                 let conn = &self.conns[slot as usize];
                 if conn.state != State::TimeWait {
-                    return false;
+                    return None;
                 }
-                (conn.rcv_nxt, conn.tuple.local)
+                let recent = conn.timestamps.then_some(conn.ts_recent);
+                (conn.rcv_nxt, conn.snd_nxt, conn.tuple.local, recent)
             }
-            Flow::TimeWait(index) => match self.time_wait.get(index) {
-                Some(record) => (record.rcv_nxt, record.tuple.local),
-                None => return false,
-            },
+            Flow::TimeWait(index) => {
+                let record = self.time_wait.get(index)?;
+                (
+                    record.rcv_nxt,
+                    record.snd_nxt,
+                    record.tuple.local,
+                    record.ts_recent(),
+                )
+            }
         };
-        if tcp.seq <= rcv_nxt || self.find_listener(local).is_none() {
-            return false;
+        let listener = self.find_listener(local)?;
+        // The new incarnation uses timestamps if the SYN offers them and
+        // the listener's configuration accepts them.
+        let tsval = tcp
+            .options
+            .timestamps
+            .filter(|_| self.listeners[listener as usize].config.timestamps)
+            .map(|ts| ts.tsval);
+        if !syn_reopens_time_wait(tcp.seq, tsval, rcv_nxt, ts_recent) {
+            return None;
         }
         self.stats.time_wait_recycled += 1;
         match flow {
             Flow::Conn(slot) => self.free(slot),
             Flow::TimeWait(index) => self.remove_time_wait(index, true),
         }
-        true
+        Some(snd_nxt)
     }
 
     /// A segment for a TIME-WAIT record: the record decides
@@ -531,6 +551,8 @@ impl Stack {
     }
 
     /// LISTEN (RFC 9293 §3.10.7.2) or CLOSED (§3.10.7.1) processing.
+    /// `iss` is given for a SYN that reopened a TIME-WAIT; otherwise the
+    /// ISN generator picks it.
     fn on_listen_segment(
         &mut self,
         now: Instant,
@@ -538,6 +560,7 @@ impl Stack {
         mac: MacAddr,
         tcp: &TcpRepr,
         payload_len: usize,
+        iss: Option<SeqNum>,
     ) {
         let flags = tcp.flags;
         let Some(lslot) = self.find_listener(tuple.local) else {
@@ -581,7 +604,7 @@ impl Stack {
             generation,
             tuple,
             remote_mac: mac,
-            iss: self.isn.isn(now, tuple.local, tuple.remote),
+            iss: iss.unwrap_or_else(|| self.isn.isn(now, tuple.local, tuple.remote)),
             ts_offset: self.isn.timestamp_offset(tuple.local, tuple.remote),
             config,
         };

@@ -116,6 +116,11 @@ impl TimeWaitRecord {
         (record, ack_owed)
     }
 
+    /// TS.Recent, if the connection used timestamps.
+    pub(crate) fn ts_recent(&self) -> Option<u32> {
+        self.timestamps.then_some(self.ts_recent)
+    }
+
     /// When TIME-WAIT began (or last restarted): 2·MSL before the deadline.
     pub(crate) fn entered(&self) -> Instant {
         Instant::from_micros(
@@ -291,6 +296,30 @@ impl TimeWaitRecord {
     }
 }
 
+/// RFC 6191 §2: whether a SYN (sequence number `seq`) for a tuple in
+/// TIME-WAIT is provably of a new incarnation, so the TIME-WAIT may end.
+/// `tsval` is the SYN's TSval if the new incarnation would use timestamps;
+/// `ts_recent` the old incarnation's TS.Recent if it used them. Timestamps
+/// decide where both have them (a newer TSval, or the same with a higher
+/// sequence number); a new incarnation with timestamps after an old one
+/// without is accepted; otherwise the sequence number must lie above the
+/// old RCV.NXT (RFC 9293 §3.10.7.4's note, RFC 1122 §4.2.2.13).
+pub(crate) fn syn_reopens_time_wait(
+    seq: SeqNum,
+    tsval: Option<u32>,
+    rcv_nxt: SeqNum,
+    ts_recent: Option<u32>,
+) -> bool {
+    match (ts_recent, tsval) {
+        (Some(recent), Some(tsval)) => {
+            let ahead = tsval.wrapping_sub(recent) as i32;
+            ahead > 0 || (ahead == 0 && seq > rcv_nxt)
+        }
+        (None, Some(_)) => true,
+        (_, None) => seq > rcv_nxt,
+    }
+}
+
 /// The TIME-WAIT records of one stack, at most `capacity` of them.
 pub(crate) struct TimeWaitTable {
     records: Slab<TimeWaitRecord>,
@@ -340,6 +369,32 @@ impl TimeWaitTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_syn_reopens_time_wait_as_rfc_6191_says() {
+        let nxt = SeqNum(1000);
+        let (below, above) = (SeqNum(10), SeqNum(2000));
+        // Both with timestamps: the TSval decides; equal ones defer to the
+        // sequence number.
+        assert!(syn_reopens_time_wait(below, Some(501), nxt, Some(500)));
+        assert!(!syn_reopens_time_wait(above, Some(499), nxt, Some(500)));
+        assert!(syn_reopens_time_wait(above, Some(500), nxt, Some(500)));
+        assert!(!syn_reopens_time_wait(below, Some(500), nxt, Some(500)));
+        // Newer across the wrap of the timestamp clock.
+        assert!(syn_reopens_time_wait(
+            below,
+            Some(3),
+            nxt,
+            Some(u32::MAX - 3)
+        ));
+        // The old one without, the new one with: accepted.
+        assert!(syn_reopens_time_wait(below, Some(1), nxt, None));
+        // The new one without: the sequence number alone.
+        assert!(syn_reopens_time_wait(above, None, nxt, Some(500)));
+        assert!(!syn_reopens_time_wait(below, None, nxt, Some(500)));
+        assert!(!syn_reopens_time_wait(nxt, None, nxt, None));
+        assert!(syn_reopens_time_wait(nxt + 1, None, nxt, None));
+    }
 
     #[test]
     fn a_record_is_a_tenth_of_a_connection() {
