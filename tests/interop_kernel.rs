@@ -148,6 +148,32 @@ fn close_semantics_seen_from_the_linux_peer() {
         stat(&summary, "stats worker", "time_wait") >= 1,
         "our side holds TIME-WAIT:\n{summary}"
     );
+    assert_eq!(
+        stat(&summary, "stats worker", "time_wait_overflow"),
+        0,
+        "{summary}"
+    );
+
+    // With no TIME-WAIT allowed (`--max-time-wait 0`, Linux's
+    // tcp_max_tw_buckets = 0) the same exchange works and ends without one.
+    let http = serve(&tb, 8080, &["--app", "http", "--max-time-wait", "0"]);
+    let out = tb.run_client(&[
+        "curl",
+        "-s",
+        "-i",
+        "-H",
+        "Connection: close",
+        "--max-time",
+        "10",
+        &url,
+    ]);
+    assert!(assert_ok(&out, "curl").contains("Connection: close"));
+    let summary = stop(http);
+    assert_eq!(stat(&summary, "stats worker", "time_wait"), 0, "{summary}");
+    assert!(
+        stat(&summary, "stats worker", "time_wait_overflow") >= 1,
+        "{summary}"
+    );
 
     // Half-close: the peer's shutdown(SHUT_WR) still gets the echo, then our FIN.
     let echo = serve(&tb, 7, &["--app", "echo"]);

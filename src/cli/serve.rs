@@ -13,6 +13,7 @@ use crate::app::{BuiltinApp, Stream};
 use crate::runtime::{
     serve, start_threaded, ClientConfig, FastPathConfig, ServeConfig, ServeReport, ThreadedConfig,
 };
+use crate::tcp::StackConfig;
 use crate::xdp::{BindMode, XdpMode};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -89,6 +90,12 @@ pub struct ServeArgs {
     /// Disable Nagle's algorithm on every connection.
     #[arg(long)]
     nodelay: bool,
+    /// TIME-WAIT connections kept per worker (records of ~120 bytes, as
+    /// Linux's tcp_max_tw_buckets); beyond, a connection we close first
+    /// ends without TIME-WAIT (`time_wait_overflow=` in the stats). 0
+    /// keeps none.
+    #[arg(long, default_value_t = StackConfig::default().max_time_wait)]
+    max_time_wait: usize,
     #[command(flatten)]
     neighbor: super::neighbor_args::NeighborArgs,
     #[command(flatten)]
@@ -142,6 +149,7 @@ fn fast_path(a: &ServeArgs) -> FastPathConfig {
     config.backlog = a.backlog.max(1);
     config.drain = Duration::from_millis(a.drain_ms);
     config.stack.tcp.nagle = !a.nodelay;
+    config.stack.max_time_wait = a.max_time_wait;
     a.neighbor.apply(&mut config.neighbor);
     a.idle.apply(&mut config);
     a.recovery.apply(&mut config.stack.tcp);
@@ -327,7 +335,7 @@ fn echo_stream(mut stream: Stream) {
 fn print_summary(r: &ServeReport) {
     for w in &r.workers {
         println!(
-            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={} spurious_retransmits={} tlp_probes={} out_of_window={} dsacks_sent={} rx_data_segments={} tx_pure_acks={} iterations={} busy_iterations={} sleeps={} tx_kicks={} xsk_rx_ring_full={} xsk_rx_dropped={} xsk_fill_ring_empty={} stalls={} longest_stall_us={}",
+            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} time_wait_overflow={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={} spurious_retransmits={} tlp_probes={} out_of_window={} dsacks_sent={} rx_data_segments={} tx_pure_acks={} iterations={} busy_iterations={} sleeps={} tx_kicks={} xsk_rx_ring_full={} xsk_rx_dropped={} xsk_fill_ring_empty={} stalls={} longest_stall_us={}",
             w.id,
             w.rx_frames,
             w.stack.tx_frames,
@@ -339,6 +347,7 @@ fn print_summary(r: &ServeReport) {
             w.stack.rx_malformed,
             w.stack.listen_drops,
             w.time_wait,
+            w.stack.time_wait_overflow,
             w.reset_at_shutdown,
             w.stack.retransmits,
             w.stack.fast_retransmits,
