@@ -117,6 +117,21 @@ fn echo_discard_and_source_move_100_megabytes_intact() {
     stop(source);
 }
 
+/// One request with `Connection: close` (we answer and close first).
+fn curl_connection_close(tb: &Testbed, url: &str) {
+    let out = tb.run_client(&[
+        "curl",
+        "-s",
+        "-i",
+        "-H",
+        "Connection: close",
+        "--max-time",
+        "10",
+        url,
+    ]);
+    assert!(assert_ok(&out, "curl").contains("Connection: close"));
+}
+
 #[test]
 fn close_semantics_seen_from_the_linux_peer() {
     let Some(tb) = Testbed::up("close", TestbedOptions::default()) else {
@@ -126,17 +141,7 @@ fn close_semantics_seen_from_the_linux_peer() {
     // Linux client ends up with no TIME-WAIT socket of its own.
     let http = serve(&tb, 8080, &["--app", "http"]);
     let url = format!("http://{}:8080/", tb.server_ip);
-    let out = tb.run_client(&[
-        "curl",
-        "-s",
-        "-i",
-        "-H",
-        "Connection: close",
-        "--max-time",
-        "10",
-        &url,
-    ]);
-    assert!(assert_ok(&out, "curl").contains("Connection: close"));
+    curl_connection_close(&tb, &url);
     let ss = tb.run_client(&["ss", "-tan", "state", "time-wait"]);
     let tw = String::from_utf8_lossy(&ss.stdout);
     assert!(
@@ -157,17 +162,7 @@ fn close_semantics_seen_from_the_linux_peer() {
     // With no TIME-WAIT allowed (`--max-time-wait 0`, Linux's
     // tcp_max_tw_buckets = 0) the same exchange works and ends without one.
     let http = serve(&tb, 8080, &["--app", "http", "--max-time-wait", "0"]);
-    let out = tb.run_client(&[
-        "curl",
-        "-s",
-        "-i",
-        "-H",
-        "Connection: close",
-        "--max-time",
-        "10",
-        &url,
-    ]);
-    assert!(assert_ok(&out, "curl").contains("Connection: close"));
+    curl_connection_close(&tb, &url);
     let summary = stop(http);
     assert_eq!(stat(&summary, "stats worker", "time_wait"), 0, "{summary}");
     assert!(

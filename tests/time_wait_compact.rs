@@ -163,17 +163,21 @@ fn pick_strategy() -> impl Strategy<Value = Pick> {
     ]
 }
 
+/// A segment from the peer, relative to the TIME-WAIT's edges.
+#[derive(Debug, Clone)]
+struct SegSpec {
+    seq: Pick,
+    ack: Pick,
+    flags: u8,
+    window: u16,
+    text: usize,
+    /// TSval relative to the peer's last: stale, same, newer; None: no option.
+    tsval: Option<i32>,
+}
+
 #[derive(Debug, Clone)]
 enum Op {
-    Segment {
-        seq: Pick,
-        ack: Pick,
-        flags: u8,
-        window: u16,
-        text: usize,
-        /// TSval relative to the peer's last: stale, same, newer; None: no option.
-        tsval: Option<i32>,
-    },
+    Segment(SegSpec),
     Advance(Duration),
 }
 
@@ -201,13 +205,15 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             any::<i32>().prop_map(Some),
         ],
     )
-        .prop_map(|(seq, ack, flags, window, text, tsval)| Op::Segment {
-            seq,
-            ack,
-            flags,
-            window,
-            text,
-            tsval,
+        .prop_map(|(seq, ack, flags, window, text, tsval)| {
+            Op::Segment(SegSpec {
+                seq,
+                ack,
+                flags,
+                window,
+                text,
+                tsval,
+            })
         });
     prop_oneof![
         6 => segment,
@@ -222,30 +228,23 @@ fn replies(outs: Vec<Out>) -> Vec<(TcpRepr, Vec<u8>)> {
 
 impl Side {
     fn run(&mut self, features: bool, op: &Op) -> Vec<(TcpRepr, Vec<u8>)> {
-        match *op {
-            Op::Segment {
-                seq,
-                ack,
-                flags,
-                window,
-                text,
-                tsval,
-            } => {
-                let ts = tsval.filter(|_| features).map(|d| Timestamps {
+        match op {
+            Op::Segment(s) => {
+                let ts = s.tsval.filter(|_| features).map(|d| Timestamps {
                     tsval: self.peer_tsval.wrapping_add(d as u32),
                     tsecr: self.our_tsval,
                 });
-                let seg = Seg::new(pick(self.rcv_nxt, seq), TcpFlags(flags))
-                    .with_ack(pick(self.snd_nxt, ack))
-                    .with_window(window)
+                let seg = Seg::new(pick(self.rcv_nxt, s.seq), TcpFlags(s.flags))
+                    .with_ack(pick(self.snd_nxt, s.ack))
+                    .with_window(s.window)
                     .with_options(TcpOptions {
                         timestamps: ts,
                         ..TcpOptions::default()
                     })
-                    .with_payload(&vec![0xc3; text]);
+                    .with_payload(&vec![0xc3; s.text]);
                 self.h.send(seg);
             }
-            Op::Advance(d) => self.h.advance(d),
+            Op::Advance(d) => self.h.advance(*d),
         }
         let outs = self.h.take();
         for o in &outs {

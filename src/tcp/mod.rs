@@ -20,6 +20,7 @@ pub mod recv_buffer;
 pub mod rto;
 pub mod sack_blocks;
 pub mod sack_scoreboard;
+pub(crate) mod segment_checks;
 pub mod send_buffer;
 pub mod stack;
 pub mod state;

@@ -461,7 +461,7 @@ impl Stack {
                 if conn.state != State::TimeWait {
                     return None;
                 }
-                let recent = conn.timestamps.then_some(conn.ts_recent);
+                let recent = conn.timestamps.then_some(conn.ts_recent.value);
                 (conn.rcv_nxt, conn.snd_nxt, conn.tuple.local, recent)
             }
             Flow::TimeWait(index) => {

@@ -24,6 +24,7 @@ use slab::Slab;
 
 use crate::tcp::conn::{Connection, ControlSegment};
 use crate::tcp::flow_table::FourTuple;
+use crate::tcp::segment_checks::{self, TsRecent};
 use crate::tcp::stack::StackStats;
 use crate::tcp::timer_wheel::TimerId;
 use crate::tcp::Instant;
@@ -66,8 +67,7 @@ pub(crate) struct TimeWaitRecord {
     sack_permitted: bool,
     pub(crate) timestamps: bool,
     ts_offset: u32,
-    ts_recent: u32,
-    ts_recent_at: Instant,
+    ts_recent: TsRecent,
     /// 2·MSL, in microseconds.
     lifetime_us: u64,
     /// When TIME-WAIT ends: 2·MSL after it began or last restarted.
@@ -108,7 +108,6 @@ impl TimeWaitRecord {
             timestamps: conn.timestamps,
             ts_offset: conn.ts_offset,
             ts_recent: conn.ts_recent,
-            ts_recent_at: conn.ts_recent_at,
             lifetime_us: lifetime.as_micros().min(u64::MAX as u128) as u64,
             deadline: conn.close_deadline.unwrap_or(now + lifetime),
             timer: None,
@@ -118,7 +117,7 @@ impl TimeWaitRecord {
 
     /// TS.Recent, if the connection used timestamps.
     pub(crate) fn ts_recent(&self) -> Option<u32> {
-        self.timestamps.then_some(self.ts_recent)
+        self.timestamps.then_some(self.ts_recent.value)
     }
 
     /// When TIME-WAIT began (or last restarted): 2·MSL before the deadline.
@@ -151,7 +150,7 @@ impl TimeWaitRecord {
             // RFC 7323 §5.3 R1 (PAWS); a segment without the option is
             // accepted, as the connection does (see its timestamp_check).
             if let Some(ts) = tcp.options.timestamps {
-                if self.ts_older_than_recent(ts.tsval) && !self.ts_recent_expired(now) {
+                if self.ts_recent.older(ts.tsval) && !self.ts_recent.expired(now) {
                     return TimeWaitReply::Ack { dsack: None };
                 }
             }
@@ -194,7 +193,13 @@ impl TimeWaitRecord {
             return TimeWaitReply::Nothing;
         }
         if self.timestamps {
-            self.update_ts_recent(now, tcp.options.timestamps, tcp.seq, seg_len);
+            self.ts_recent.update(
+                now,
+                tcp.options.timestamps,
+                tcp.seq,
+                seg_len,
+                self.last_ack_sent,
+            );
         }
         // RFC 5961 §5.2: SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
         if tcp.ack > self.snd_nxt {
@@ -222,47 +227,7 @@ impl TimeWaitRecord {
 
     /// The acceptability test of RFC 9293 §3.10.7.4, first step.
     fn acceptable(&self, seq: SeqNum, seg_len: usize) -> bool {
-        let wnd = self.rcv_adv.since(self.rcv_nxt);
-        match (seg_len, wnd) {
-            (0, 0) => seq == self.rcv_nxt,
-            (0, _) => seq.in_window(self.rcv_nxt, wnd),
-            (_, 0) => false,
-            (_, _) => {
-                seq.in_window(self.rcv_nxt, wnd)
-                    || (seq + (seg_len - 1)).in_window(self.rcv_nxt, wnd)
-            }
-        }
-    }
-
-    /// RFC 7323 §4.3: TS.Recent follows segments that cover the last ACK sent.
-    fn update_ts_recent(
-        &mut self,
-        now: Instant,
-        timestamps: Option<Timestamps>,
-        seq: SeqNum,
-        seg_len: usize,
-    ) {
-        let Some(ts) = timestamps else {
-            return;
-        };
-        let covers = if seg_len == 0 {
-            seq == self.last_ack_sent
-        } else {
-            seq <= self.last_ack_sent && self.last_ack_sent < seq + seg_len
-        };
-        if covers && (!self.ts_older_than_recent(ts.tsval) || self.ts_recent_expired(now)) {
-            self.ts_recent = ts.tsval;
-            self.ts_recent_at = now;
-        }
-    }
-
-    fn ts_older_than_recent(&self, tsval: u32) -> bool {
-        (tsval.wrapping_sub(self.ts_recent) as i32) < 0
-    }
-
-    /// RFC 7323 §5.5: TS.Recent idle for 24 days orders nothing.
-    fn ts_recent_expired(&self, now: Instant) -> bool {
-        now.saturating_since(self.ts_recent_at) > Duration::from_secs(24 * 86_400)
+        segment_checks::acceptable(self.rcv_nxt, self.rcv_adv, seq, seg_len)
     }
 
     /// Our ACK: `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`, the window last
@@ -278,7 +243,7 @@ impl TimeWaitRecord {
             window: self.window,
             timestamps: self.timestamps.then(|| Timestamps {
                 tsval: (now.total_millis() as u32).wrapping_add(self.ts_offset),
-                tsecr: self.ts_recent,
+                tsecr: self.ts_recent.value,
             }),
             dsack,
         }
@@ -286,13 +251,7 @@ impl TimeWaitRecord {
 
     /// `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>`, as the connection's own reset.
     pub(crate) fn reset(&self) -> ControlSegment {
-        ControlSegment::bare(
-            self.tuple,
-            self.remote_mac,
-            self.snd_nxt,
-            self.rcv_nxt,
-            TcpFlags::RST | TcpFlags::ACK,
-        )
+        ControlSegment::reset(self.tuple, self.remote_mac, self.snd_nxt, self.rcv_nxt)
     }
 }
 

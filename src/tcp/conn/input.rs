@@ -6,6 +6,7 @@ use super::{Connection, ControlSegment, Effects, PredictedReceipt};
 use crate::tcp::ack_policy::ImmediateReason;
 use crate::tcp::event::CloseReason;
 use crate::tcp::rto::{RtoConfig, RtoEstimator};
+use crate::tcp::segment_checks;
 use crate::tcp::state::State;
 use crate::tcp::Instant;
 use crate::wire::{SeqNum, TcpFlags, TcpRepr, TcpSegment, Timestamps};
@@ -72,8 +73,7 @@ impl Connection {
         self.negotiate_options(&tcp.options);
         if let Some(ts) = tcp.options.timestamps {
             // RFC 7323 §4.3: TS.Recent starts from the SYN's TSval.
-            self.ts_recent = ts.tsval;
-            self.ts_recent_at = now;
+            self.ts_recent.set(ts.tsval, now);
         }
         // RFC 7323 §2.2: the window in a <SYN,ACK> is not scaled.
         self.snd_wnd = tcp.window as usize;
@@ -142,16 +142,7 @@ impl Connection {
 
     /// The acceptability test of RFC 9293 §3.10.7.4, first step.
     fn acceptable(&self, seq: SeqNum, seg_len: usize) -> bool {
-        let wnd = self.rcv_adv.since(self.rcv_nxt);
-        match (seg_len, wnd) {
-            (0, 0) => seq == self.rcv_nxt,
-            (0, _) => seq.in_window(self.rcv_nxt, wnd),
-            (_, 0) => false,
-            (_, _) => {
-                seq.in_window(self.rcv_nxt, wnd)
-                    || (seq + (seg_len - 1)).in_window(self.rcv_nxt, wnd)
-            }
-        }
+        segment_checks::acceptable(self.rcv_nxt, self.rcv_adv, seq, seg_len)
     }
 
     fn on_segment_synchronized(

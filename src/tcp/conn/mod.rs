@@ -27,6 +27,7 @@ use crate::tcp::recv_buffer::ReceiveBuffer;
 use crate::tcp::rto::RtoEstimator;
 use crate::tcp::sack_blocks::SackReporter;
 use crate::tcp::sack_scoreboard::SackScoreboard;
+use crate::tcp::segment_checks::TsRecent;
 use crate::tcp::send_buffer::SendBuffer;
 use crate::tcp::state::State;
 use crate::tcp::storage_pool::StoragePool;
@@ -59,6 +60,23 @@ pub struct ControlSegment {
 }
 
 impl ControlSegment {
+    /// `<SEQ=snd_nxt><ACK=rcv_nxt><CTL=RST,ACK>`: a synchronized end's
+    /// own reset (RFC 9293 §3.10.4 ABORT, §3.10.7.4 text nobody reads).
+    pub fn reset(
+        tuple: FourTuple,
+        remote_mac: MacAddr,
+        snd_nxt: SeqNum,
+        rcv_nxt: SeqNum,
+    ) -> ControlSegment {
+        ControlSegment::bare(
+            tuple,
+            remote_mac,
+            snd_nxt,
+            rcv_nxt,
+            TcpFlags::RST | TcpFlags::ACK,
+        )
+    }
+
     /// A segment with no window and no options: a RST.
     pub fn bare(
         tuple: FourTuple,
@@ -303,7 +321,7 @@ pub struct Connection {
     pub(crate) sack_permitted: bool,
     pub(crate) timestamps: bool,
     pub(crate) ts_offset: u32,
-    pub(crate) ts_recent: u32,
+    pub(crate) ts_recent: TsRecent,
     pub(crate) last_ack_sent: SeqNum,
 
     // Retransmission, congestion and probing.
@@ -386,8 +404,6 @@ pub struct Connection {
     pub(crate) delayed_ack: DelayedAck,
     pub(crate) sack_report: SackReporter,
     pub(crate) autotune: RecvAutotune,
-    /// When TS.Recent was last set (RFC 7323 §5.5: invalid after 24 days).
-    pub(crate) ts_recent_at: Instant,
     /// Bytes of the receive ring beyond the buffer size, never offered as
     /// window on their own: a scaled window that keeps its right edge
     /// (RFC 9293 §3.8.6) is rounded up to 2^scale bytes, and what we
@@ -453,7 +469,7 @@ impl Connection {
             sack_permitted: false,
             timestamps: false,
             ts_offset: p.ts_offset,
-            ts_recent: 0,
+            ts_recent: TsRecent::new(0, now),
             last_ack_sent: SeqNum(0),
             rto: RtoEstimator::new(cfg.rto),
             rto_deadline: None,
@@ -501,7 +517,6 @@ impl Connection {
             delayed_ack: DelayedAck::new(cfg.quick_ack_segments, local_mss as usize),
             sack_report: SackReporter::new(),
             autotune: RecvAutotune::new(now),
-            ts_recent_at: now,
             rcv_slack,
             segment_template: None,
             config: cfg,
@@ -536,8 +551,7 @@ impl Connection {
         c.negotiate_options(options);
         if let (true, Some(ts)) = (c.timestamps, options.timestamps) {
             // RFC 7323 §4.3: TS.Recent starts from the SYN's TSval.
-            c.ts_recent = ts.tsval;
-            c.ts_recent_at = now;
+            c.ts_recent.set(ts.tsval, now);
         }
         // RFC 7323 §2.2: the window of a SYN is never scaled.
         c.snd_wnd = syn_window as usize;
@@ -605,29 +619,18 @@ impl Connection {
         seq: SeqNum,
         seg_len: usize,
     ) {
-        let Some(ts) = timestamps else {
-            return;
-        };
-        let covers = if seg_len == 0 {
-            seq == self.last_ack_sent
-        } else {
-            seq <= self.last_ack_sent && self.last_ack_sent < seq + seg_len
-        };
-        if covers && (!self.ts_older_than_recent(ts.tsval) || self.ts_recent_expired(now)) {
-            self.ts_recent = ts.tsval;
-            self.ts_recent_at = now;
-        }
+        self.ts_recent
+            .update(now, timestamps, seq, seg_len, self.last_ack_sent);
     }
 
     /// SEG.TSval < TS.Recent in 32-bit timestamp arithmetic (RFC 7323 §5.2).
     pub(crate) fn ts_older_than_recent(&self, tsval: u32) -> bool {
-        (tsval.wrapping_sub(self.ts_recent) as i32) < 0
+        self.ts_recent.older(tsval)
     }
 
-    /// RFC 7323 §5.5: a TS.Recent not updated for more than 24 days may
-    /// have wrapped and no longer orders anything.
+    /// RFC 7323 §5.5: TS.Recent idle for more than 24 days orders nothing.
     pub(crate) fn ts_recent_expired(&self, now: Instant) -> bool {
-        now.saturating_since(self.ts_recent_at) > std::time::Duration::from_secs(24 * 86_400)
+        self.ts_recent.expired(now)
     }
 
     /// The receive buffer size (without the scaling slack).
@@ -879,13 +882,7 @@ impl Connection {
 
     /// A RST from us carrying our current sequence numbers.
     pub(crate) fn own_rst(&self) -> ControlSegment {
-        ControlSegment::bare(
-            self.tuple,
-            self.remote_mac,
-            self.snd_nxt,
-            self.rcv_nxt,
-            TcpFlags::RST | TcpFlags::ACK,
-        )
+        ControlSegment::reset(self.tuple, self.remote_mac, self.snd_nxt, self.rcv_nxt)
     }
 
     /// Moves to CLOSED, stops every timer and reports why.

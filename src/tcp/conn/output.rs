@@ -452,7 +452,7 @@ impl Connection {
             if cfg.timestamps && (offering || self.timestamps) {
                 options.timestamps = Some(Timestamps {
                     tsval: self.ts_now(now),
-                    tsecr: if offering { 0 } else { self.ts_recent },
+                    tsecr: if offering { 0 } else { self.ts_recent.value },
                 });
             }
         } else {
@@ -469,7 +469,7 @@ impl Connection {
     fn timestamps_to_send(&self, now: Instant) -> Timestamps {
         Timestamps {
             tsval: self.ts_now(now),
-            tsecr: self.ts_recent,
+            tsecr: self.ts_recent.value,
         }
     }
 
