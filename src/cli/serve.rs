@@ -335,7 +335,7 @@ fn echo_stream(mut stream: Stream) {
 fn print_summary(r: &ServeReport) {
     for w in &r.workers {
         println!(
-            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} time_wait_overflow={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={} spurious_retransmits={} tlp_probes={} out_of_window={} dsacks_sent={} rx_data_segments={} tx_pure_acks={} iterations={} busy_iterations={} sleeps={} tx_kicks={} xsk_rx_ring_full={} xsk_rx_dropped={} xsk_fill_ring_empty={} stalls={} longest_stall_us={}",
+            "stats worker={} rx_frames={} tx_frames={} accepted={} handed_off={} handoff_drops={} rst_sent={} bad_checksum={} malformed={} listen_drops={} time_wait={} time_wait_overflow={} time_wait_recycled={} reset_at_shutdown={} retransmits={} fast_retransmits={} rto_timeouts={} spurious_retransmits={} tlp_probes={} out_of_window={} dsacks_sent={} rx_data_segments={} tx_pure_acks={} iterations={} busy_iterations={} sleeps={} tx_kicks={} xsk_rx_ring_full={} xsk_rx_dropped={} xsk_fill_ring_empty={} stalls={} longest_stall_us={}",
             w.id,
             w.rx_frames,
             w.stack.tx_frames,
@@ -348,6 +348,7 @@ fn print_summary(r: &ServeReport) {
             w.stack.listen_drops,
             w.time_wait,
             w.stack.time_wait_overflow,
+            w.stack.time_wait_recycled,
             w.reset_at_shutdown,
             w.stack.retransmits,
             w.stack.fast_retransmits,
