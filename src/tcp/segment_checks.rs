@@ -2,8 +2,6 @@
 //! in a synchronized state, on plain values, so that a connection and a
 //! TIME-WAIT record (`tcp::time_wait`) apply the very same rules.
 
-use std::time::Duration;
-
 use crate::tcp::Instant;
 use crate::wire::{SeqNum, Timestamps};
 
@@ -19,16 +17,27 @@ pub(crate) fn acceptable(rcv_nxt: SeqNum, rcv_adv: SeqNum, seq: SeqNum, seg_len:
     }
 }
 
-/// TS.Recent (RFC 7323 §4.3) and when it was last updated (§5.5).
+/// TS.Recent (RFC 7323 §4.3) and when it was last updated (§5.5), in
+/// whole seconds: the only question asked of that time is whether 24
+/// days have passed, and two `u32`s pack without padding (a TIME-WAIT
+/// record holds one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TsRecent {
     pub(crate) value: u32,
-    at: Instant,
+    at_secs: u32,
+}
+
+/// Seconds of `now`, wrapping after 136 years of uptime.
+fn secs(now: Instant) -> u32 {
+    (now.total_micros() / 1_000_000) as u32
 }
 
 impl TsRecent {
     pub(crate) fn new(value: u32, now: Instant) -> TsRecent {
-        TsRecent { value, at: now }
+        TsRecent {
+            value,
+            at_secs: secs(now),
+        }
     }
 
     pub(crate) fn set(&mut self, value: u32, now: Instant) {
@@ -44,7 +53,7 @@ impl TsRecent {
     /// RFC 7323 §5.5: a TS.Recent not updated for more than 24 days may
     /// have wrapped and no longer orders anything.
     pub(crate) fn expired(&self, now: Instant) -> bool {
-        now.saturating_since(self.at) > Duration::from_secs(24 * 86_400)
+        secs(now).saturating_sub(self.at_secs) > 24 * 86_400
     }
 
     /// RFC 7323 §4.3 (2): a segment's TSval becomes TS.Recent if the
@@ -77,6 +86,7 @@ impl TsRecent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_window_accepts_what_overlaps_it() {
@@ -108,6 +118,7 @@ mod tests {
         assert_eq!(recent.value, 200);
         assert!(recent.older(150) && !recent.older(200));
         let later = t0 + Duration::from_secs(24 * 86_400 + 1);
+        assert!(!recent.expired(t0 + Duration::from_secs(24 * 86_400)));
         assert!(recent.expired(later));
         recent.update(later, ts(150), SeqNum(5000), 0, last_ack);
         assert_eq!(recent.value, 150);
