@@ -18,6 +18,9 @@
 //! 4. Expiry after 2·MSL, restarted by a retransmitted FIN.
 //! 5. RFC 6191: a SYN with a newer timestamp reopens the tuple whatever
 //!    its sequence number; one with an older timestamp does not.
+//!
+//! An orphaned FIN-WAIT-2 (the peer has not sent its FIN yet) takes a
+//! record too; (1) and (2) cover it as well.
 mod common;
 
 use std::time::Duration;
@@ -28,13 +31,17 @@ use proptest::test_runner::Config as ProptestConfig;
 use xdp_tcp::tcp::{ConnId, StackConfig, State};
 use xdp_tcp::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr, Timestamps};
 
-const MSL: Duration = Duration::from_secs(5);
+const MSL: Duration = Duration::from_secs(2);
+/// How long an orphan waits in FIN-WAIT-2 for the peer's FIN: longer
+/// than 2·MSL, so a FIN that ends FIN-WAIT-2 moves the deadline earlier.
+const FIN_WAIT2: Duration = Duration::from_secs(6);
 /// The peer's timestamp clock at the start (ticks of 1 ms from here).
 const PEER_TS: u32 = 7_000;
 
 fn config(features: bool) -> StackConfig {
     let mut c = plain_config();
     c.tcp.msl = MSL;
+    c.tcp.fin_wait2_timeout = FIN_WAIT2;
     if features {
         c.tcp.timestamps = true;
         c.tcp.sack = true;
@@ -44,11 +51,11 @@ fn config(features: bool) -> StackConfig {
 }
 
 /// One side of the comparison: a stack with a passively opened
-/// connection that the user closed and the peer finished, now in
-/// TIME-WAIT.
+/// connection that the user closed and the peer acknowledged, now in
+/// FIN-WAIT-2, or that the peer finished too, now in TIME-WAIT.
 struct Side {
     h: Harness,
-    /// Our SND.NXT and RCV.NXT in TIME-WAIT.
+    /// Our SND.NXT and RCV.NXT.
     snd_nxt: SeqNum,
     rcv_nxt: SeqNum,
     /// TS.Recent as the peer last sent it.
@@ -69,6 +76,22 @@ impl Side {
     }
 
     fn into_time_wait(features: bool, compact: bool, text: usize) -> Side {
+        let mut side = Side::into_fin_wait2(features, compact, text);
+        let opts = side.peer_options(features, PEER_TS + 4);
+        side.h
+            .send(Seg::fin(side.rcv_nxt, side.snd_nxt).with_options(opts));
+        side.peer_tsval = PEER_TS + 4;
+        side.rcv_nxt += 1;
+        let ack = side.h.take_one();
+        assert!(ack.is_pure_ack());
+        assert_eq!(ack.tcp.ack, side.rcv_nxt);
+        side.see(&ack);
+        assert_eq!(side.h.state(), Some(State::TimeWait));
+        assert_eq!(side.h.stack.time_wait_records(), usize::from(compact));
+        side
+    }
+
+    fn into_fin_wait2(features: bool, compact: bool, text: usize) -> Side {
         let mut h = Harness::new(config(features));
         h.stack.set_compact_time_wait(compact);
         let l = h.stack.listen(us(), 16).expect("listen");
@@ -116,17 +139,9 @@ impl Side {
         let opts = side.peer_options(features, PEER_TS + 3);
         side.h
             .send(Seg::ack(side.rcv_nxt, side.snd_nxt).with_options(opts));
+        side.peer_tsval = PEER_TS + 3;
         side.h.expect_silence();
-        let opts = side.peer_options(features, PEER_TS + 4);
-        side.h
-            .send(Seg::fin(side.rcv_nxt, side.snd_nxt).with_options(opts));
-        side.peer_tsval = PEER_TS + 4;
-        side.rcv_nxt += 1;
-        let ack = side.h.take_one();
-        assert!(ack.is_pure_ack());
-        assert_eq!(ack.tcp.ack, side.rcv_nxt);
-        side.see(&ack);
-        assert_eq!(side.h.state(), Some(State::TimeWait));
+        assert_eq!(side.h.state(), Some(State::FinWait2));
         assert_eq!(side.h.stack.time_wait_records(), usize::from(compact));
         side
     }
@@ -258,15 +273,17 @@ proptest! {
     #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
     /// (1) The compact record answers every segment as the whole
-    /// connection in TIME-WAIT does.
+    /// connection in TIME-WAIT or orphaned FIN-WAIT-2 does.
     #[test]
     fn a_record_answers_as_the_connection_did(
         features in any::<bool>(),
+        fin_wait2 in any::<bool>(),
         text in prop_oneof![Just(0usize), 1usize..2000],
         ops in prop::collection::vec(op_strategy(), 1..40),
     ) {
-        let mut compact = Side::into_time_wait(features, true, text);
-        let mut whole = Side::into_time_wait(features, false, text);
+        let open = if fin_wait2 { Side::into_fin_wait2 } else { Side::into_time_wait };
+        let mut compact = open(features, true, text);
+        let mut whole = open(features, false, text);
         for (i, op) in ops.iter().enumerate() {
             let a = compact.run(features, op);
             let b = whole.run(features, op);
@@ -290,11 +307,21 @@ proptest! {
 /// first and lets the peer finish: the server ends in TIME-WAIT.
 /// Returns false if the server did not answer the SYN.
 fn serve_and_close_first(h: &mut Harness, l: xdp_tcp::tcp::ListenerId, peer_port: u16) -> bool {
+    serve_and_close(h, l, peer_port, true).is_some()
+}
+
+/// As [`serve_and_close_first`]; without `peer_fin` the peer only
+/// acknowledges our FIN, and the server waits in FIN-WAIT-2. Returns the
+/// server's SND.NXT, None if it did not answer the SYN.
+fn serve_and_close(
+    h: &mut Harness,
+    l: xdp_tcp::tcp::ListenerId,
+    peer_port: u16,
+    peer_fin: bool,
+) -> Option<SeqNum> {
     h.send(Seg::syn(PEER_ISS).with_src_port(peer_port));
     let out = h.take();
-    let Some(synack) = out.first() else {
-        return false;
-    };
+    let synack = out.first()?;
     let iss = synack.tcp.seq;
     h.send(Seg::ack(PEER_ISS + 1, iss + 1).with_src_port(peer_port));
     let c: ConnId = h.stack.accept(l).expect("accept");
@@ -302,11 +329,16 @@ fn serve_and_close_first(h: &mut Harness, l: xdp_tcp::tcp::ListenerId, peer_port
     h.poll();
     let fin = h.take_one();
     assert!(fin.flags().fin());
-    h.send(Seg::fin(PEER_ISS + 1, iss + 2).with_src_port(peer_port));
-    let ack = h.take_one();
-    assert!(ack.is_pure_ack());
+    if peer_fin {
+        h.send(Seg::fin(PEER_ISS + 1, iss + 2).with_src_port(peer_port));
+        let ack = h.take_one();
+        assert!(ack.is_pure_ack());
+    } else {
+        h.send(Seg::ack(PEER_ISS + 1, iss + 2).with_src_port(peer_port));
+        h.expect_silence();
+    }
     h.events();
-    true
+    Some(iss + 2)
 }
 
 fn closing_server(compact: bool, max_connections: usize, max_time_wait: usize) -> Harness {
@@ -364,6 +396,59 @@ fn a_server_that_closes_first_keeps_accepting_beyond_max_connections() {
         "{:?}",
         compact.stack.stats()
     );
+}
+
+/// (2) ... and when the peers do not close at all: the orphans wait in
+/// FIN-WAIT-2 as records, count as busy, and reset their peers when they
+/// give up (Linux's tcp_fin_timeout).
+#[test]
+fn a_server_whose_peers_never_close_keeps_accepting_beyond_max_connections() {
+    const CLOSES: u16 = 200;
+    const SLOTS: usize = 16;
+    let mut whole = closing_server(false, SLOTS, 1000);
+    let l = whole.stack.listen(us(), 64).unwrap();
+    let served = (0..CLOSES)
+        .filter(|&i| serve_and_close(&mut whole, l, 20_000 + i, false).is_some())
+        .count();
+    assert_eq!(served, SLOTS, "the control should fill its table");
+
+    let mut compact = closing_server(true, SLOTS, 1000);
+    let l = compact.stack.listen(us(), 64).unwrap();
+    let mut snd_nxt = Vec::new();
+    for i in 0..CLOSES {
+        let nxt = serve_and_close(&mut compact, l, 20_000 + i, false);
+        snd_nxt.push(nxt.unwrap_or_else(|| panic!("SYN {i} dropped")));
+    }
+    assert_eq!(compact.stack.time_wait_records(), usize::from(CLOSES));
+    assert_eq!(compact.stack.busy_connections(), usize::from(CLOSES));
+    let tuple = |port| xdp_tcp::tcp::FourTuple {
+        local: us(),
+        remote: std::net::SocketAddrV4::new(PEER_IP, port),
+    };
+    assert_eq!(
+        compact.stack.state_of_tuple(&tuple(20_007)),
+        Some(State::FinWait2)
+    );
+    // One peer finishes late: its tuple moves on to TIME-WAIT.
+    compact.send(Seg::fin(PEER_ISS + 1, snd_nxt[7]).with_src_port(20_007));
+    assert!(compact.take_one().is_pure_ack());
+    assert_eq!(
+        compact.stack.state_of_tuple(&tuple(20_007)),
+        Some(State::TimeWait)
+    );
+    // Its TIME-WAIT ends after 2·MSL, before the others' FIN-WAIT-2
+    // timeout; then they time out with a RST each.
+    compact.advance(MSL * 2 + Duration::from_millis(10));
+    assert_eq!(compact.stack.state_of_tuple(&tuple(20_007)), None);
+    assert_eq!(compact.stack.time_wait_records(), usize::from(CLOSES) - 1);
+    compact.expect_silence();
+    compact.advance(FIN_WAIT2);
+    let out = compact.take();
+    assert_eq!(out.len(), usize::from(CLOSES) - 1);
+    assert!(out.iter().all(|o| o.is_rst()), "{out:?}");
+    assert_eq!(compact.stack.busy_connections(), 0);
+    assert_eq!(compact.stack.connection_count(), 0);
+    assert_eq!(compact.stack.poll_at(), None);
 }
 
 /// (3) With `max_time_wait` records held, the next connection closes at
@@ -476,4 +561,25 @@ fn a_syn_with_an_older_timestamp_leaves_time_wait_alone() {
         assert_eq!(side.h.state(), Some(State::TimeWait));
         assert_eq!(side.h.stack.stats().time_wait_recycled, 0);
     }
+}
+
+/// RFC 9293 §3.10.5: ABORT (the runtime's `reset_all` when a shutdown's
+/// drain runs out) resets an orphan waiting in FIN-WAIT-2 and deletes a
+/// TIME-WAIT silently, records as connections.
+#[test]
+fn reset_all_resets_fin_wait2_records_and_drops_time_wait_ones() {
+    let mut h = closing_server(true, 64, 64);
+    let l = h.stack.listen(us(), 64).unwrap();
+    for i in 0..3 {
+        assert!(serve_and_close(&mut h, l, 30_000 + i, false).is_some());
+    }
+    assert!(serve_and_close_first(&mut h, l, 30_010));
+    assert_eq!(h.stack.time_wait_records(), 4);
+    assert_eq!(h.stack.reset_all(), 4);
+    h.poll();
+    let out = h.take();
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert!(out.iter().all(|o| o.is_rst() && o.tcp.dst_port < 30_010));
+    assert_eq!(h.stack.connection_count(), 0);
+    assert_eq!(h.stack.poll_at(), None);
 }

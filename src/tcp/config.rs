@@ -223,13 +223,15 @@ pub struct StackConfig {
     pub tcp: TcpConfig,
     /// Connections this stack will hold at most: open, opening, closing,
     /// and TIME-WAIT ones the user still holds. TIME-WAIT connections the
-    /// user closed move to a compact record and count against
-    /// `max_time_wait` instead.
+    /// user closed (and such orphans waiting in FIN-WAIT-2 for the peer's
+    /// FIN) move to a compact record and count against `max_time_wait`
+    /// instead.
     pub max_connections: usize,
-    /// TIME-WAIT records (about 120 bytes each with their flow-table
+    /// TIME-WAIT records (about 140 bytes each with their flow-table
     /// entry) this stack keeps at most, as Linux's `tcp_max_tw_buckets`.
     /// A connection entering TIME-WAIT when they are all taken closes at
-    /// once instead (counted in `time_wait_overflow`); 0 keeps none.
+    /// once instead (counted in `time_wait_overflow`), an orphan in
+    /// FIN-WAIT-2 stays a connection; 0 keeps none.
     pub max_time_wait: usize,
     /// Verify IPv4 and TCP checksums on receive. Off only where the NIC
     /// verified them (checksum offload).

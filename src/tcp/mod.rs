@@ -15,6 +15,7 @@ pub mod exhausted_ports;
 pub mod flow_table;
 pub mod isn;
 pub mod rack;
+pub(crate) mod receive_window;
 pub mod recv_autotune;
 pub mod recv_buffer;
 pub mod rto;

@@ -466,6 +466,9 @@ impl Stack {
             }
             Flow::TimeWait(index) => {
                 let record = self.time_wait.get(index)?;
+                if record.fin_wait2 {
+                    return None;
+                }
                 (
                     record.rcv_nxt,
                     record.snd_nxt,
@@ -505,6 +508,7 @@ impl Stack {
         let Some(record) = self.time_wait.get_mut(index) else {
             return;
         };
+        let was_fin_wait2 = record.fin_wait2;
         let reply = match record.on_segment(now, tcp, payload_len, &mut self.stats) {
             TimeWaitReply::Nothing => None,
             TimeWaitReply::Ack { dsack } => {
@@ -514,10 +518,9 @@ impl Stack {
                 Some(record.ack(now, dsack))
             }
             TimeWaitReply::ChallengeAck => {
-                let ack = record.ack(now, None);
                 if self.allow_challenge_ack() {
                     self.stats.challenge_acks += 1;
-                    Some(ack)
+                    self.time_wait.get_mut(index).map(|r| r.ack(now, None))
                 } else {
                     self.stats.challenge_acks_suppressed += 1;
                     None
@@ -533,11 +536,26 @@ impl Stack {
                 Some(rst)
             }
         };
-        // A restarted 2·MSL leaves the wheel entry at the old deadline: it
-        // fires, finds the record not yet due and re-arms (as `rearm`).
-        if let Some(segment) = reply {
+        let Some(segment) = reply else {
+            return;
+        };
+        let finished = was_fin_wait2 && self.time_wait.get(index).is_some_and(|r| !r.fin_wait2);
+        if !finished {
+            // A restarted 2·MSL leaves the wheel entry at the old deadline:
+            // it fires, finds the record not yet due and re-arms (as
+            // `rearm`).
             self.push_control(segment);
+            return;
         }
+        // The peer's FIN ended FIN-WAIT-2: its ACK is owed once per
+        // connection, like the one `retire_time_wait` sends, so it is not
+        // bounded by `control_queue`; and 2·MSL may end before the
+        // FIN-WAIT-2 timeout the wheel entry waits for.
+        self.control.push_back(segment);
+        if let Some(id) = self.time_wait.get_mut(index).and_then(|r| r.timer.take()) {
+            self.timers.cancel(id);
+        }
+        self.arm_time_wait(index);
     }
 
     fn find_listener(&self, local: SocketAddrV4) -> Option<u32> {
@@ -765,24 +783,26 @@ impl Stack {
         self.rearm(slot);
     }
 
-    /// Moves the connection in `slot` to a compact TIME-WAIT record if it
-    /// is in TIME-WAIT and nobody holds it (see `tcp::time_wait`), sending
-    /// the ACK of the peer's FIN if it is still owed. With every record
-    /// taken (`max_time_wait`) the connection closes at once instead, as
-    /// Linux's does on time-wait bucket overflow. Returns whether the
-    /// connection left its slot.
+    /// Moves the connection in `slot` to a compact TIME-WAIT record if
+    /// nobody holds it and it is in TIME-WAIT, or in FIN-WAIT-2 with only
+    /// the peer's FIN to wait for (see `tcp::time_wait`), sending an ACK
+    /// if one is still owed. With every record taken (`max_time_wait`) a
+    /// TIME-WAIT closes at once instead, as Linux's does on time-wait
+    /// bucket overflow, and a FIN-WAIT-2 stays a connection. Returns
+    /// whether the connection left its slot.
     fn retire_time_wait(&mut self, slot: u32) -> bool {
         let conn = &self.conns[slot as usize];
         if !self.compact_time_wait
-            || conn.state != State::TimeWait
             || conn.user_owned
             || conn.in_accept_queue
+            || !conn.retirable()
+            || (conn.state == State::FinWait2 && self.time_wait.is_full())
         {
             return false;
         }
         let now = self.now;
         let generation = self.generation();
-        let (record, ack_owed) =
+        let (mut record, ack_owed) =
             TimeWaitRecord::from_connection(&self.conns[slot as usize], generation, now);
         if ack_owed {
             // Not bounded by `control_queue` as replies to arrivals are
@@ -819,12 +839,13 @@ impl Stack {
             return;
         };
         let key = timer_key(index | TIME_WAIT_TIMER, record.generation);
-        let id = self.timers.insert(record.deadline, key);
-        record.timer = Some((id, record.deadline));
+        record.timer = Some(self.timers.insert(record.deadline, key));
     }
 
-    /// A TIME-WAIT record's wheel entry fired: 2·MSL is over (RFC 9293
-    /// §3.10.8: delete), or was restarted and the entry moves on.
+    /// A record's wheel entry fired: 2·MSL is over (RFC 9293 §3.10.8:
+    /// delete), or an orphaned FIN-WAIT-2 waited long enough for the
+    /// peer's FIN (Linux's tcp_fin_timeout: reset and delete, as the
+    /// connection does), or the deadline moved and the entry moves on.
     fn on_time_wait_timer(&mut self, now: Instant, index: u32, generation: u32) {
         let Some(record) = self.time_wait.get_mut(index) else {
             return;
@@ -833,11 +854,15 @@ impl Stack {
             return;
         }
         record.timer = None;
-        if record.deadline <= now {
-            self.remove_time_wait(index, true);
-        } else {
+        if record.deadline > now {
             self.arm_time_wait(index);
+            return;
         }
+        if record.fin_wait2 {
+            let rst = record.reset();
+            self.push_control(rst);
+        }
+        self.remove_time_wait(index, true);
     }
 
     /// Deletes a TIME-WAIT record: flow entry, timer. `release` frees
@@ -846,7 +871,7 @@ impl Stack {
         let Some(record) = self.time_wait.remove(index) else {
             return;
         };
-        if let Some((id, _)) = record.timer {
+        if let Some(id) = record.timer {
             self.timers.cancel(id);
         }
         self.last_flow = None;
@@ -1395,8 +1420,7 @@ impl Stack {
             Flow::Conn(slot) => slot,
             Flow::TimeWait(index) => {
                 let record = self.time_wait.get(index)?;
-                return record
-                    .timestamps
+                return (record.timestamps && !record.fin_wait2)
                     .then(|| (record.entered() + TIME_WAIT_REUSE_AFTER, record.snd_nxt));
             }
         };
@@ -1608,7 +1632,10 @@ impl Stack {
     pub fn state_of_tuple(&self, tuple: &FourTuple) -> Option<State> {
         self.flows.get(tuple).map(|flow| match flow {
             Flow::Conn(slot) => self.conns[slot as usize].state,
-            Flow::TimeWait(_) => State::TimeWait,
+            Flow::TimeWait(index) => self
+                .time_wait
+                .get(index)
+                .map_or(State::TimeWait, |r| r.state()),
         })
     }
 
@@ -1648,15 +1675,25 @@ impl Stack {
             .iter()
             .filter(|(_, c)| !matches!(c.state, State::TimeWait | State::Closed))
             .count()
+            + self.time_wait.fin_wait2_count()
     }
 
     /// Aborts every connection (RST to each synchronized peer, sent at the
     /// next poll), e.g. when a graceful shutdown ran out of time; returns
     /// how many were dropped.
     pub fn reset_all(&mut self) -> usize {
-        // RFC 9293 §3.10.5: ABORT in TIME-WAIT deletes without a RST.
+        // RFC 9293 §3.10.5: ABORT in TIME-WAIT deletes without a RST, in
+        // FIN-WAIT-2 with one.
         let records = self.time_wait.indices();
         for &index in &records {
+            if let Some(rst) = self
+                .time_wait
+                .get(index)
+                .filter(|r| r.fin_wait2)
+                .map(|r| r.reset())
+            {
+                self.push_control(rst);
+            }
             self.remove_time_wait(index, true);
         }
         let slots: Vec<u32> = self.conns.iter().map(|(s, _)| s as u32).collect();

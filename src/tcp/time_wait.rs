@@ -14,7 +14,12 @@
 //! its own bound (`StackConfig::max_time_wait`, Linux's
 //! `tcp_max_tw_buckets`).
 //!
-//! Processing mirrors the connection's own in TIME-WAIT step for step,
+//! An orphaned FIN-WAIT-2 (our FIN acknowledged, the peer's still to
+//! come, for up to `fin_wait2_timeout`) is in the same position and takes
+//! a record too, in a FIN-WAIT-2 substate (as Linux's timewait sock): the
+//! peer's FIN moves it on to TIME-WAIT, the timeout ends it with a RST.
+//!
+//! Processing mirrors the connection's own in these states step for step,
 //! for a connection its user closed; `tests/time_wait_compact.rs` drives
 //! both with the same segments and compares every reply.
 
@@ -24,8 +29,10 @@ use slab::Slab;
 
 use crate::tcp::conn::{Connection, ControlSegment};
 use crate::tcp::flow_table::FourTuple;
+use crate::tcp::receive_window::{self, ReceiveRoom};
 use crate::tcp::segment_checks::{self, TsRecent};
 use crate::tcp::stack::StackStats;
+use crate::tcp::state::State;
 use crate::tcp::timer_wheel::TimerId;
 use crate::tcp::Instant;
 use crate::wire::{MacAddr, SeqNum, TcpFlags, TcpRepr, Timestamps};
@@ -45,7 +52,8 @@ pub(crate) enum TimeWaitReply {
     Reset,
 }
 
-/// One connection in TIME-WAIT, without its buffers and sender state.
+/// One connection in TIME-WAIT (or an orphaned FIN-WAIT-2), without its
+/// buffers and sender state.
 #[derive(Debug, Clone)]
 pub(crate) struct TimeWaitRecord {
     pub(crate) tuple: FourTuple,
@@ -55,64 +63,75 @@ pub(crate) struct TimeWaitRecord {
     pub(crate) generation: u32,
     /// SND.NXT, which is also SND.UNA: our FIN has been acknowledged.
     pub(crate) snd_nxt: SeqNum,
-    /// RCV.NXT, past the peer's FIN.
+    /// RCV.NXT, past the peer's FIN in TIME-WAIT.
     pub(crate) rcv_nxt: SeqNum,
+    /// FIN-WAIT-2: the peer's FIN is still to come.
+    pub(crate) fin_wait2: bool,
+    /// FIN-WAIT-2: a FIN seen beyond RCV.NXT, waiting for the text before it.
+    peer_fin: Option<SeqNum>,
+    /// What the receive buffer offered, for the window of our ACKs (and
+    /// in FIN-WAIT-2 how far past RCV.NXT a FIN may lie and count).
+    room: ReceiveRoom,
     /// Right edge of the window last advertised.
     rcv_adv: SeqNum,
     last_ack_sent: SeqNum,
     /// For RFC 5961 §5.2's check of SEG.ACK.
     max_snd_wnd: u32,
-    /// The window field of our ACKs (already scaled).
-    window: u16,
     sack_permitted: bool,
     pub(crate) timestamps: bool,
     ts_offset: u32,
     ts_recent: TsRecent,
-    /// 2·MSL, in microseconds.
-    lifetime_us: u64,
-    /// When TIME-WAIT ends: 2·MSL after it began or last restarted.
+    /// 2·MSL, in milliseconds (49 days at most).
+    lifetime_ms: u32,
+    /// When TIME-WAIT ends: 2·MSL after it began or last restarted; in
+    /// FIN-WAIT-2, when the orphan gives up on the peer's FIN.
     pub(crate) deadline: Instant,
-    /// Timer-wheel entry and the deadline it was armed for.
-    pub(crate) timer: Option<(TimerId, Instant)>,
+    /// Timer-wheel entry (armed at `deadline`, or at an earlier one
+    /// the deadline moved on from).
+    pub(crate) timer: Option<TimerId>,
 }
 
 impl TimeWaitRecord {
-    /// The record of `conn`, a connection in TIME-WAIT, and whether the
-    /// ACK of the peer's FIN is still owed (send [`ack`](Self::ack) now).
+    /// The record of `conn`, a connection in TIME-WAIT or an orphan in
+    /// FIN-WAIT-2 with nothing but its close deadline pending (see
+    /// [`Connection::retirable`]), and whether an ACK is still owed (send
+    /// [`ack`](Self::ack) now).
     pub(crate) fn from_connection(
         conn: &Connection,
         generation: u32,
         now: Instant,
     ) -> (TimeWaitRecord, bool) {
         let lifetime = conn.config.msl * 2;
-        let (window, advertised) = conn.window_to_advertise(false);
-        let ack_owed = conn.ack_pending;
-        // The ACK about to go out moves the advertised edge and what
-        // TS.Recent updates compare with, as the connection's would.
-        let (rcv_adv, last_ack_sent) = if ack_owed {
-            (conn.rcv_nxt + advertised, conn.rcv_nxt)
-        } else {
-            (conn.rcv_adv, conn.last_ack_sent)
-        };
         let record = TimeWaitRecord {
             tuple: conn.tuple,
             remote_mac: conn.remote_mac,
             generation,
             snd_nxt: conn.snd_nxt,
             rcv_nxt: conn.rcv_nxt,
-            rcv_adv,
-            last_ack_sent,
+            fin_wait2: conn.state == State::FinWait2,
+            peer_fin: conn.peer_fin.filter(|_| !conn.fin_received),
+            room: conn.receive_room(),
+            rcv_adv: conn.rcv_adv,
+            last_ack_sent: conn.last_ack_sent,
             max_snd_wnd: conn.max_snd_wnd.min(u32::MAX as usize) as u32,
-            window,
             sack_permitted: conn.sack_permitted,
             timestamps: conn.timestamps,
             ts_offset: conn.ts_offset,
             ts_recent: conn.ts_recent,
-            lifetime_us: lifetime.as_micros().min(u64::MAX as u128) as u64,
+            lifetime_ms: lifetime.as_millis().min(u32::MAX as u128) as u32,
             deadline: conn.close_deadline.unwrap_or(now + lifetime),
             timer: None,
         };
-        (record, ack_owed)
+        (record, conn.ack_pending)
+    }
+
+    /// The RFC 9293 state the record stands for.
+    pub(crate) fn state(&self) -> State {
+        if self.fin_wait2 {
+            State::FinWait2
+        } else {
+            State::TimeWait
+        }
     }
 
     /// TS.Recent, if the connection used timestamps.
@@ -125,18 +144,18 @@ impl TimeWaitRecord {
         Instant::from_micros(
             self.deadline
                 .total_micros()
-                .saturating_sub(self.lifetime_us),
+                .saturating_sub(u64::from(self.lifetime_ms) * 1000),
         )
     }
 
     /// RFC 9293 §3.10.7.4, TIME-WAIT: a retransmitted FIN restarts 2·MSL.
     fn restart(&mut self, now: Instant) {
-        self.deadline = now + Duration::from_micros(self.lifetime_us);
+        self.deadline = now + Duration::from_millis(u64::from(self.lifetime_ms));
     }
 
     /// Processes one arriving segment (`payload_len` bytes of text), as
-    /// RFC 9293 §3.10.7.4 does for a TIME-WAIT connection its user has
-    /// closed. Counts out-of-window segments in `stats`.
+    /// RFC 9293 §3.10.7.4 does for a TIME-WAIT or FIN-WAIT-2 connection
+    /// its user has closed. Counts out-of-window segments in `stats`.
     pub(crate) fn on_segment(
         &mut self,
         now: Instant,
@@ -162,7 +181,7 @@ impl TimeWaitRecord {
         let zero_window_at_edge = tcp.seq == self.rcv_nxt && !flags.syn();
         if !self.acceptable(tcp.seq, seg_len) && !zero_window_at_edge {
             stats.out_of_window += 1;
-            if flags.fin() {
+            if flags.fin() && !self.fin_wait2 {
                 // A retransmitted FIN: our ACK was lost; restart 2·MSL.
                 self.restart(now);
             }
@@ -208,21 +227,37 @@ impl TimeWaitRecord {
         if tcp.ack < self.snd_nxt - (self.max_snd_wnd.max(1) as usize) {
             return TimeWaitReply::ChallengeAck;
         }
-        // Seventh: text. After the peer's FIN it is new data for a
-        // connection nobody reads any more.
+        // Seventh: text. New text is for a connection nobody reads any
+        // more (RFC 9293 §3.10.4; Linux's TCPAbortOnData); old text is
+        // acknowledged with a D-SACK.
+        let end = tcp.seq + payload_len;
+        let mut reply = TimeWaitReply::Nothing;
         if payload_len > 0 {
-            let end = tcp.seq + payload_len;
             if end > self.rcv_nxt {
                 return TimeWaitReply::Reset;
             }
             let dsack = self.sack_permitted.then_some((tcp.seq, end));
-            return TimeWaitReply::Ack { dsack };
+            reply = TimeWaitReply::Ack { dsack };
         }
-        // Eighth: a FIN is acknowledged at once.
+        // Eighth: a FIN is acknowledged at once. In FIN-WAIT-2 it counts
+        // if it lies within the room of the receive buffer, and at RCV.NXT
+        // it moves the connection on to TIME-WAIT for 2·MSL.
         if flags.fin() {
-            return TimeWaitReply::Ack { dsack: None };
+            let wnd_end = self.rcv_nxt + self.room.room as usize;
+            if self.fin_wait2 && end >= self.rcv_nxt && end <= wnd_end && self.peer_fin.is_none() {
+                self.peer_fin = Some(end);
+            }
+            if !matches!(reply, TimeWaitReply::Ack { .. }) {
+                reply = TimeWaitReply::Ack { dsack: None };
+            }
         }
-        TimeWaitReply::Nothing
+        if self.fin_wait2 && self.peer_fin == Some(self.rcv_nxt) {
+            self.rcv_nxt += 1;
+            self.fin_wait2 = false;
+            self.peer_fin = None;
+            self.restart(now);
+        }
+        reply
     }
 
     /// The acceptability test of RFC 9293 §3.10.7.4, first step.
@@ -230,17 +265,22 @@ impl TimeWaitRecord {
         segment_checks::acceptable(self.rcv_nxt, self.rcv_adv, seq, seg_len)
     }
 
-    /// Our ACK: `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`, the window last
-    /// advertised, timestamps if negotiated (TSval from the connection's
-    /// clock, RFC 7323 §5.4) and a D-SACK block if given.
-    pub(crate) fn ack(&self, now: Instant, dsack: Option<(SeqNum, SeqNum)>) -> ControlSegment {
+    /// Our ACK: `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`, the window the
+    /// connection would advertise, timestamps if negotiated (TSval from
+    /// the connection's clock, RFC 7323 §5.4) and a D-SACK block if given.
+    /// Records it as sent (the advertised edge, Last.ACK.sent).
+    pub(crate) fn ack(&mut self, now: Instant, dsack: Option<(SeqNum, SeqNum)>) -> ControlSegment {
+        let (window, advertised) =
+            receive_window::window_to_advertise(self.room, self.rcv_adv.since(self.rcv_nxt));
+        self.rcv_adv = self.rcv_nxt + advertised;
+        self.last_ack_sent = self.rcv_nxt;
         ControlSegment {
             tuple: self.tuple,
             remote_mac: self.remote_mac,
             seq: self.snd_nxt,
             ack: self.rcv_nxt,
             flags: TcpFlags::ACK,
-            window: self.window,
+            window,
             timestamps: self.timestamps.then(|| Timestamps {
                 tsval: (now.total_millis() as u32).wrapping_add(self.ts_offset),
                 tsecr: self.ts_recent.value,
@@ -317,6 +357,11 @@ impl TimeWaitTable {
 
     pub(crate) fn remove(&mut self, index: u32) -> Option<TimeWaitRecord> {
         self.records.try_remove(index as usize)
+    }
+
+    /// Records still in FIN-WAIT-2 (the peer has not finished).
+    pub(crate) fn fin_wait2_count(&self) -> usize {
+        self.records.iter().filter(|(_, r)| r.fin_wait2).count()
     }
 
     /// Every record's index, for removing them all.

@@ -466,6 +466,7 @@ impl Connection {
                 if !self.user_owned {
                     // Orphan FIN-WAIT-2 timeout (Linux tcp_fin_timeout).
                     self.close_deadline = Some(now + self.config.fin_wait2_timeout);
+                    fx.orphan_fin_wait2 = true;
                 }
             }
             State::Closing if fin_acked => self.enter_time_wait(now, fx),

@@ -121,6 +121,9 @@ pub struct Effects {
     /// The connection entered TIME-WAIT: it needs its rings no more
     /// ([`Connection::recycle_storage`]).
     pub time_wait: bool,
+    /// An orphan's FIN was acknowledged: in FIN-WAIT-2 with nobody
+    /// holding it, it may leave for a record ([`Connection::retirable`]).
+    pub orphan_fin_wait2: bool,
 }
 
 impl Effects {
@@ -134,7 +137,8 @@ impl Effects {
             || self.accepted
             || self.challenge_ack
             || self.drop_silently
-            || self.time_wait)
+            || self.time_wait
+            || self.orphan_fin_wait2)
             && self.rst.is_none()
             && self.closed.is_none()
     }
@@ -146,7 +150,8 @@ impl Effects {
             || self.accepted
             || self.challenge_ack
             || self.drop_silently
-            || self.time_wait)
+            || self.time_wait
+            || self.orphan_fin_wait2)
             && self.rst.is_none()
             && self.closed.is_none()
     }

@@ -3,6 +3,7 @@
 
 use super::Connection;
 use crate::tcp::congestion::CongestionControl;
+use crate::tcp::receive_window::{self, ReceiveRoom};
 use crate::tcp::state::State;
 use crate::tcp::{Instant, Transmit};
 use crate::wire::{
@@ -403,35 +404,23 @@ impl Connection {
     /// (RFC 9293 §3.8.6.2.2) and never moving the right edge left (§3.8.6).
     /// Returns (header field, bytes advertised).
     pub(crate) fn window_to_advertise(&self, syn: bool) -> (u16, usize) {
-        let free = self.rcv_space();
+        let room = self.receive_room();
         if syn {
             // RFC 7323 §2.2: SYN windows are unscaled.
-            let w = free.min(u16::MAX as usize);
-            return (w as u16, w);
+            let w = room.free.min(u16::MAX as u32) as u16;
+            return (w, usize::from(w));
         }
-        let current = self.rcv_adv.since(self.rcv_nxt);
-        let threshold = (self.rcv_capacity() / 2).min(self.local_mss as usize);
-        let mut wnd = free;
-        if wnd > current && wnd - current < threshold {
-            wnd = current;
-        }
-        wnd = wnd.max(current);
-        let scale = self.rcv_wscale;
-        let mut field = wnd >> scale;
-        if (field << scale) < current {
-            field += 1;
-        }
-        // Rounding up keeps the right edge from moving left (§3.8.6), and
-        // the ring's slack of 2^scale − 1 bytes covers one rounding. But
-        // each small arrival re-rounds from a new RCV.NXT; when the edge
-        // would pass what the buffer can really hold, shrink by less than
-        // one scale unit instead (RFC 7323 §2.4 allows it): a window the
-        // receiver cannot honour would drop in-window data for ever.
-        if (field << scale) > self.recv_buf.window() {
-            field = self.recv_buf.window() >> scale;
-        }
-        let field = field.min(u16::MAX as usize);
-        (field as u16, field << scale)
+        receive_window::window_to_advertise(room, self.rcv_adv.since(self.rcv_nxt))
+    }
+
+    /// What the receive buffer may offer (see [`receive_window`]).
+    pub(crate) fn receive_room(&self) -> ReceiveRoom {
+        ReceiveRoom::new(
+            self.rcv_space(),
+            self.recv_buf.window(),
+            (self.rcv_capacity() / 2).min(self.local_mss as usize),
+            self.rcv_wscale,
+        )
     }
 
     /// Options of an outgoing segment: on a SYN what we offer (or accept),

@@ -40,6 +40,29 @@ impl Connection {
         (earliest != u64::MAX).then(|| Instant::from_micros(earliest))
     }
 
+    /// Whether all that is left of the connection is what a TIME-WAIT
+    /// record does (`tcp::time_wait`): TIME-WAIT, or FIN-WAIT-2 with
+    /// nothing to send, no text held and no timer but the close deadline
+    /// (an orphan waiting for the peer's FIN).
+    pub(crate) fn retirable(&self) -> bool {
+        match self.state {
+            State::TimeWait => true,
+            State::FinWait2 => {
+                self.close_deadline.is_some()
+                    && self.send_buf.is_empty()
+                    && self.recv_buf.is_empty()
+                    && !self.recv_buf.has_out_of_order()
+                    && self.rto_deadline.is_none()
+                    && self.pto_deadline.is_none()
+                    && self.reorder_deadline.is_none()
+                    && self.persist_deadline.is_none()
+                    && self.keepalive_deadline.is_none()
+                    && self.delayed_ack.deadline().is_none()
+            }
+            _ => false,
+        }
+    }
+
     /// Runs every timer that is due at `now`.
     pub fn on_timer(&mut self, now: Instant, fx: &mut Effects) {
         if due(self.close_deadline, now) {
