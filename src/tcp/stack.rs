@@ -122,7 +122,8 @@ pub struct Stack {
     config: StackConfig,
     tcp_config: Arc<TcpConfig>,
     conns: Slab<Connection>,
-    /// TIME-WAIT connections nobody holds, as compact records.
+    /// TIME-WAIT (and orphaned FIN-WAIT-2) connections nobody holds, as
+    /// compact records.
     time_wait: TimeWaitTable,
     /// Move such connections to `time_wait` (see
     /// [`Stack::set_compact_time_wait`]).
@@ -246,16 +247,17 @@ impl Stack {
         self.conns.len() + self.time_wait.len()
     }
 
-    /// TIME-WAIT connections held as compact records (see
-    /// [`StackConfig::max_time_wait`]); TIME-WAIT connections the user
-    /// still holds are not among them.
+    /// Connections held as compact records (see
+    /// [`StackConfig::max_time_wait`]): TIME-WAIT ones, and orphans in
+    /// FIN-WAIT-2 waiting for the peer's FIN; those the user still holds
+    /// are not among them.
     pub fn time_wait_records(&self) -> usize {
         self.time_wait.len()
     }
 
-    /// Moves TIME-WAIT connections nobody holds to compact records (on by
-    /// default). Off, they stay whole connections until 2·MSL ends and
-    /// count against `max_connections`: the behaviour is the same (the
+    /// Moves TIME-WAIT (and orphaned FIN-WAIT-2) connections nobody holds
+    /// to compact records (on by default). Off, they stay whole
+    /// connections until they end and count against `max_connections`: the behaviour is the same (the
     /// records mirror the connection's processing), for tests that
     /// compare the two.
     pub fn set_compact_time_wait(&mut self, on: bool) {

@@ -148,7 +148,8 @@ impl TimeWaitRecord {
         )
     }
 
-    /// RFC 9293 §3.10.7.4, TIME-WAIT: a retransmitted FIN restarts 2·MSL.
+    /// 2·MSL from `now`: on entering TIME-WAIT from FIN-WAIT-2, and when a
+    /// retransmitted FIN restarts it (RFC 9293 §3.10.7.4, TIME-WAIT).
     fn restart(&mut self, now: Instant) {
         self.deadline = now + Duration::from_millis(u64::from(self.lifetime_ms));
     }
