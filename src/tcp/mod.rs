@@ -27,7 +27,7 @@ pub mod stack;
 pub mod state;
 pub mod storage_pool;
 pub mod time;
-pub mod time_wait;
+pub(crate) mod time_wait;
 pub mod timer_wheel;
 
 pub use config::{KeepaliveConfig, StackConfig, TcpConfig};

@@ -122,7 +122,7 @@ pub struct Effects {
     /// ([`Connection::recycle_storage`]).
     pub time_wait: bool,
     /// An orphan's FIN was acknowledged: in FIN-WAIT-2 with nobody
-    /// holding it, it may leave for a record ([`Connection::retirable`]).
+    /// holding it, it may leave for a record (`Connection::retirable`).
     pub orphan_fin_wait2: bool,
 }
 
