@@ -258,3 +258,66 @@ fn the_load_clients_control_thread_wakes_rarely_during_the_run() {
     assert!(status.success(), "{}", client.stderr_so_far());
     stop(server);
 }
+
+/// A client that runs out of local ports says so: connects that found
+/// every port busy (each in TIME-WAIT, reusable 1 s later) are counted as
+/// waits in the report, not as connect errors, once per wait, and the
+/// command warns that its port space bounded the run. Both clients, each
+/// given 32 ports towards the server.
+#[test]
+fn a_client_out_of_ports_reports_waits_not_errors() {
+    let Some(tb) = Testbed::up("lpw", TestbedOptions::default()) else {
+        return;
+    };
+    let echo = serve(&tb, 7, &["--app", "echo"]);
+    let target = format!("{}:7", tb.server_ip);
+    let json = std::env::temp_dir().join(format!("xdp-tcp-load-{}-waits.json", tb.prefix()));
+    let run = |stack: &str, extra: &[&str]| -> (LoadReport, String) {
+        let mut args = vec![BIN, "load", "--stack", stack, "--target", &target];
+        args.extend(["--workload", "short", "--connections", "4"]);
+        args.extend(["--duration", "2s", "--warmup", "300ms"]);
+        args.extend(["--json", json.to_str().unwrap()]);
+        args.extend(extra);
+        let out = tb.run_client(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stack}: {stderr}");
+        let text = std::fs::read_to_string(&json).expect("the --json file");
+        let _ = std::fs::remove_file(&json);
+        (serde_json::from_str(&text).expect("one LoadReport"), stderr)
+    };
+    let check = |stack: &str, (r, stderr): (LoadReport, String)| {
+        eprintln!(
+            "{stack} client, 32 ports: {} connects, {} port waits",
+            r.connects, r.port_waits
+        );
+        assert_eq!((r.errors, r.connect_errors), (0, 0), "{stack}: {r:?}");
+        // 32 ports reused once a second carry at most ~32 connections a
+        // second beyond the first pass: the 4 loops wait again and again.
+        assert!(r.connects > 0 && r.connects <= 32 * 4, "{stack}: {r:?}");
+        assert!(r.port_waits >= 4, "{stack}: {r:?}");
+        // Once per wait, not per retry: never more waits than connects
+        // plus the loops still waiting at the end.
+        assert!(r.port_waits <= r.connects + 4, "{stack}: {r:?}");
+        assert!(
+            stderr.contains("waited: the client's port space, not the server, bounded this run"),
+            "{stack}: {stderr}"
+        );
+    };
+    let addr = tb.client_ip.to_string();
+    let fast = run(
+        "fast",
+        &[
+            "--iface",
+            &tb.client_if,
+            "--addr",
+            &addr,
+            "--local-ports",
+            "2000-2031",
+        ],
+    );
+    check("fast", fast);
+    let out = tb.run_client(&["sysctl", "-w", "net.ipv4.ip_local_port_range=50000 50031"]);
+    assert!(out.status.success(), "{out:?}");
+    check("kernel", run("kernel", &[]));
+    stop(echo);
+}

@@ -157,6 +157,7 @@ mod tests {
             median_rss_per_idle_bytes: None,
             median_slab_per_idle_bytes: None,
             median_veth_tx_drops: None,
+            median_port_waits: None,
         }
     }
 

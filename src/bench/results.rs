@@ -33,6 +33,9 @@ pub struct Measurement {
     pub p99_us: Option<f64>,
     pub p999_us: Option<f64>,
     pub errors: Option<u64>,
+    /// Connects that waited for a free local port (the client's port
+    /// space bounded the run, see `LoadReport::port_waits`).
+    pub port_waits: Option<u64>,
 }
 
 impl Measurement {
@@ -49,6 +52,7 @@ impl Measurement {
             p99_us: l.map(|l| l.p99),
             p999_us: l.map(|l| l.p999),
             errors: Some(r.errors + r.connect_errors),
+            port_waits: Some(r.port_waits),
         }
     }
 }
@@ -83,6 +87,10 @@ pub struct RunRecord {
     pub p99_us: Option<f64>,
     pub p999_us: Option<f64>,
     pub errors: Option<u64>,
+    /// Connects that found every local port of the client busy and waited
+    /// (None: the client does not say). Above zero, the client's port
+    /// space held the run back, not the server.
+    pub port_waits: Option<u64>,
     /// Idle scale: growth of the server process's VmRSS per idle
     /// connection (for a kernel server this leaves out the kernel's socket
     /// memory, see `slab_per_idle_bytes`).
@@ -138,6 +146,7 @@ impl RunRecord {
             p99_us: None,
             p999_us: None,
             errors: None,
+            port_waits: None,
             server_rss_per_idle_bytes: None,
             slab_per_idle_bytes: None,
             client_if_offloads: String::new(),
@@ -160,6 +169,7 @@ impl RunRecord {
         self.p99_us = m.p99_us;
         self.p999_us = m.p999_us;
         self.errors = m.errors;
+        self.port_waits = m.port_waits;
         self.metric = match self.unit.as_str() {
             "req/s" => m.requests_per_sec,
             "conn/s" => m.connections_per_sec,
@@ -226,6 +236,9 @@ pub struct Side {
     pub median_slab_per_idle_bytes: Option<f64>,
     /// Median of the runs' `veth_tx_drops`.
     pub median_veth_tx_drops: Option<f64>,
+    /// Median of the runs' `port_waits`.
+    #[serde(default)]
+    pub median_port_waits: Option<f64>,
 }
 
 /// One line of the table: a case with one client and one offload mode,
@@ -274,6 +287,7 @@ fn side(runs: &[&RunRecord]) -> Side {
         median_rss_per_idle_bytes: of(|r| r.server_rss_per_idle_bytes),
         median_slab_per_idle_bytes: of(|r| r.slab_per_idle_bytes),
         median_veth_tx_drops: of(|r| r.veth_tx_drops.map(|d| d as f64)),
+        median_port_waits: of(|r| r.port_waits.map(|w| w as f64)),
     }
 }
 
@@ -401,6 +415,7 @@ pub fn render_table(summaries: &[Summary]) -> String {
     }
     let tag_modes = modes.len() > 1;
     let mut footnote = false;
+    let mut port_bound = false;
     let mut notes: Vec<String> = Vec::new();
     for s in summaries {
         let label = if tag_modes {
@@ -442,20 +457,15 @@ pub fn render_table(summaries: &[Summary]) -> String {
             ]);
         }
         // Loss on the path neither stack counts: say so beside the row.
-        let drops = |side: &Side| side.median_veth_tx_drops.unwrap_or(0.0);
-        if drops(&s.kernel) > 0.0 || drops(&s.fast) > 0.0 {
-            let show = |side: &Side| {
-                side.median_veth_tx_drops
-                    .map_or("-".to_owned(), |d| format!("{d:.0} frames"))
-            };
-            rows.push([
-                "  veth TX drops / run".into(),
-                String::new(),
-                show(&s.kernel),
-                show(&s.fast),
-                String::new(),
-            ]);
-        }
+        rows.extend(count_row(s, "  veth TX drops / run", "frames", |side| {
+            side.median_veth_tx_drops
+        }));
+        // A client out of ports measured itself, not the server.
+        let waits = count_row(s, "  connects waiting for a port / run", "", |side| {
+            side.median_port_waits
+        });
+        port_bound |= waits.is_some();
+        rows.extend(waits);
     }
     let widths: Vec<usize> = (0..5)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
@@ -482,6 +492,14 @@ pub fn render_table(summaries: &[Summary]) -> String {
     for (i, n) in notes.iter().enumerate() {
         let _ = writeln!(out, "[{}] {n}", i + 1);
     }
+    if port_bound {
+        let _ = writeln!(
+            out,
+            "connects waiting for a port: the client found every local port to the server \
+             busy (a TIME-WAIT is reusable after 1 s) and waited; such a cell measured the \
+             client's port space, not the server"
+        );
+    }
     if footnote {
         let _ = writeln!(
             out,
@@ -491,6 +509,32 @@ pub fn render_table(summaries: &[Summary]) -> String {
         );
     }
     out
+}
+
+/// A line under a summary for a per-run count (its medians), when either
+/// side's median is above zero.
+fn count_row(
+    s: &Summary,
+    label: &str,
+    unit: &str,
+    median: impl Fn(&Side) -> Option<f64>,
+) -> Option<[String; 5]> {
+    let above_zero = |side: &Side| median(side).is_some_and(|v| v > 0.0);
+    if !above_zero(&s.kernel) && !above_zero(&s.fast) {
+        return None;
+    }
+    let show = |side: &Side| {
+        median(side).map_or("-".to_owned(), |v| {
+            format!("{v:.0} {unit}").trim_end().to_owned()
+        })
+    };
+    Some([
+        label.to_owned(),
+        String::new(),
+        show(&s.kernel),
+        show(&s.fast),
+        String::new(),
+    ])
 }
 
 /// Writes `rows` as CSV with a header line.
@@ -526,6 +570,8 @@ pub struct SummaryRow {
     pub fast_rss_per_idle_bytes: Option<f64>,
     pub kernel_median_veth_tx_drops: Option<f64>,
     pub fast_median_veth_tx_drops: Option<f64>,
+    pub kernel_median_port_waits: Option<f64>,
+    pub fast_median_port_waits: Option<f64>,
 }
 
 impl From<&Summary> for SummaryRow {
@@ -549,6 +595,8 @@ impl From<&Summary> for SummaryRow {
             fast_rss_per_idle_bytes: s.fast.median_rss_per_idle_bytes,
             kernel_median_veth_tx_drops: s.kernel.median_veth_tx_drops,
             fast_median_veth_tx_drops: s.fast.median_veth_tx_drops,
+            kernel_median_port_waits: s.kernel.median_port_waits,
+            fast_median_port_waits: s.fast.median_port_waits,
         }
     }
 }
@@ -671,6 +719,41 @@ mod tests {
             .unwrap_or_else(|| panic!("{table}"));
         assert!(line.contains("10542 frames"), "{line}");
         assert!(line.contains("0 frames"), "{line}");
+    }
+
+    #[test]
+    fn a_client_out_of_ports_gets_a_line_and_an_explanation() {
+        let with_waits = |server, rep, waits| {
+            let mut r = run(server, rep, Some(100.0));
+            r.port_waits = Some(waits);
+            r
+        };
+        let table = render_table(&summarize(&[
+            with_waits(Server::Kernel, 0, 0),
+            with_waits(Server::Fast, 0, 0),
+        ]));
+        assert!(!table.contains("waiting for a port"), "{table}");
+
+        let s = summarize(&[
+            with_waits(Server::Kernel, 0, 0),
+            with_waits(Server::Fast, 0, 40),
+            with_waits(Server::Kernel, 1, 0),
+            with_waits(Server::Fast, 1, 64),
+            with_waits(Server::Kernel, 2, 0),
+            with_waits(Server::Fast, 2, 12),
+        ]);
+        assert_eq!(s[0].fast.median_port_waits, Some(40.0));
+        let table = render_table(&s);
+        let line = table
+            .lines()
+            .find(|l| l.contains("connects waiting for a port / run"))
+            .unwrap_or_else(|| panic!("{table}"));
+        let cells: Vec<&str> = line.split_whitespace().rev().take(2).collect();
+        assert_eq!(cells, ["40", "0"], "{line}");
+        assert!(
+            table.contains("measured the client's port space, not the server"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -175,9 +175,17 @@ fn print_summary(spec: &LoadSpec, r: &LoadReport) {
         r.gbit_per_sec, r.bytes_sent, r.bytes_received
     );
     println!(
-        "  connections  {} connects ({:.0} conn/s), {} connect errors",
-        r.connects, r.connections_per_sec, r.connect_errors
+        "  connections  {} connects ({:.0} conn/s), {} connect errors, {} waited for a local port",
+        r.connects, r.connections_per_sec, r.connect_errors, r.port_waits
     );
+    if r.port_waits > 0 {
+        eprintln!(
+            "xdp-tcp: warning: {} connect(s) found every local port to {} busy and waited: \
+             the client's port space, not the server, bounded this run; add --source-addr \
+             addresses (each brings its own port range)",
+            r.port_waits, spec.target
+        );
+    }
     match &r.latency_us {
         Some(l) => println!(
             "  latency us   p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  mean {:.1}",

@@ -80,15 +80,6 @@ pub fn run(
             let _ = std::io::stdout().flush();
         },
     )
-    .map(|run| {
-        if run.ports_exhausted > 0 {
-            eprintln!(
-                "xdp-tcp: warning: {} connect attempt(s) found every local port to {} busy; add --source-addr or widen --local-ports",
-                run.ports_exhausted, spec.target
-            );
-        }
-        run.report
-    })
     .map_err(|e| e.to_string())
 }
 

@@ -69,8 +69,6 @@ struct Shared {
     integrity_errors: AtomicU64,
     /// Each worker's recorder once its measured window ended.
     recorders: Mutex<Vec<Option<LoadRecorder>>>,
-    /// Connect attempts that found no free local port.
-    ports_exhausted: AtomicU64,
     /// Workers that closed all their connections after the run.
     workers_closed: AtomicUsize,
 }
@@ -118,6 +116,9 @@ struct Slot {
     /// Open-loop `short`: a scheduled exchange whose connect could not
     /// start yet (handshake cap, every port busy): it starts first, late.
     start_due: Option<u64>,
+    /// The last connect found every local port busy; the wait is counted
+    /// once ([`LoadRecorder::port_wait`]), not per retry.
+    waiting_for_port: bool,
 }
 
 /// What an attempt to open a connection did.
@@ -207,6 +208,7 @@ impl LoadApp {
             pacer: None,
             exchange_intended: 0,
             start_due: None,
+            waiting_for_port: false,
         };
         self.slots.push(slot);
         self.slots.len() - 1
@@ -231,6 +233,7 @@ impl LoadApp {
                 s.established = false;
                 s.tail = 0;
                 s.received = 0;
+                s.waiting_for_port = false;
                 if s.stream.in_flight() > 0 {
                     // Left over from a connection that failed mid-response.
                     s.stream = RequestStream::new(self.spec.framing());
@@ -243,7 +246,12 @@ impl LoadApp {
                 // Every owned port to the target is busy (TIME-WAIT tuples
                 // free up after 1 s): the client's own limit, not the
                 // server's failure; retried next tick, counted apart.
-                self.shared.ports_exhausted.fetch_add(1, Ordering::Relaxed);
+                if !std::mem::replace(&mut self.slots[i].waiting_for_port, true) {
+                    let now = self.shared.now_ns(ctx);
+                    if let Some(r) = &mut self.recorder {
+                        r.port_wait(now);
+                    }
+                }
                 Open::NotNow
             }
             Err(_) => {
@@ -551,7 +559,6 @@ impl LoadApp {
             failed_ever: AtomicU64::new(0),
             integrity_errors: AtomicU64::new(0),
             recorders: Mutex::new(vec![None]),
-            ports_exhausted: AtomicU64::new(0),
             workers_closed: AtomicUsize::new(0),
         });
         LoadApp::new(spec, shared, 0, 1)
@@ -731,21 +738,12 @@ pub enum FastLoadError {
     Integrity(u64),
 }
 
-/// A finished fast-path load run.
-#[derive(Debug, Clone)]
-pub struct FastLoadRun {
-    pub report: LoadReport,
-    /// Connect attempts that found every local port to the target busy
-    /// (retried; more `--source-addr` or a wider `--local-ports` help).
-    pub ports_exhausted: u64,
-}
-
 /// Runs the load, calls `idle_ready(N)` once the idle connections are up
 /// (when there are any), and returns the merged report.
 pub fn run_fast_load(
     config: FastLoadConfig,
     idle_ready: impl FnOnce(usize),
-) -> Result<FastLoadRun, FastLoadError> {
+) -> Result<LoadReport, FastLoadError> {
     let spec = config.spec.clone();
     spec.validate().map_err(|e| FastLoadError::Spec(e.0))?;
     let mut fast_path = config.fast_path;
@@ -762,7 +760,6 @@ pub fn run_fast_load(
         failed_ever: AtomicU64::new(0),
         integrity_errors: AtomicU64::new(0),
         recorders: Mutex::new(vec![None; workers]),
-        ports_exhausted: AtomicU64::new(0),
         workers_closed: AtomicUsize::new(0),
     });
     let runtime = {
@@ -798,10 +795,7 @@ pub fn run_fast_load(
     let merged = merged.ok_or_else(|| {
         FastLoadError::Runtime(ServeError::Runtime("no worker finished its run".into()))
     })?;
-    Ok(FastLoadRun {
-        report: merged.report(&spec, "fast"),
-        ports_exhausted: shared.ports_exhausted.load(Ordering::Relaxed),
-    })
+    Ok(merged.report(&spec, "fast"))
 }
 
 /// The control side: waits for the idle connections, starts the

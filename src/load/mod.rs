@@ -22,7 +22,7 @@ pub mod report;
 pub mod session;
 pub mod spec;
 
-pub use fast::{run_fast_load, FastLoadConfig, FastLoadError, FastLoadRun, LoadApp};
+pub use fast::{run_fast_load, FastLoadConfig, FastLoadError, LoadApp};
 pub use pacer::Pacer;
 pub use report::{LatencySummary, LoadRecorder, LoadReport};
 pub use session::{RequestStream, ResponseFraming, SessionError};

@@ -24,6 +24,7 @@ pub struct LoadRecorder {
     bytes_received: u64,
     connects: u64,
     connect_errors: u64,
+    port_waits: u64,
     errors: u64,
     /// Where the timeline starts (ns): the workload's start when set with
     /// [`with_timeline_from`](Self::with_timeline_from), else `start_ns`.
@@ -46,6 +47,7 @@ impl LoadRecorder {
             bytes_received: 0,
             connects: 0,
             connect_errors: 0,
+            port_waits: 0,
             errors: 0,
             timeline_origin_ns: start_ns,
             timeline: Vec::new(),
@@ -119,6 +121,16 @@ impl LoadRecorder {
         }
     }
 
+    /// A connect found every local port to the target busy (each held
+    /// by a connection, or by a TIME-WAIT too recent to reuse) and waits
+    /// for one: count it once per wait, not per retry. The client's own
+    /// port space, not the server, held this exchange back.
+    pub fn port_wait(&mut self, now_ns: u64) {
+        if self.measuring(now_ns) {
+            self.port_waits += 1;
+        }
+    }
+
     /// A connection failed after it was established (reset, protocol
     /// error from the server).
     pub fn error(&mut self, now_ns: u64) {
@@ -136,6 +148,7 @@ impl LoadRecorder {
         self.bytes_received += other.bytes_received;
         self.connects += other.connects;
         self.connect_errors += other.connect_errors;
+        self.port_waits += other.port_waits;
         self.errors += other.errors;
         if self.timeline.len() < other.timeline.len() {
             self.timeline.resize(other.timeline.len(), 0);
@@ -172,6 +185,7 @@ impl LoadRecorder {
             bytes_received: self.bytes_received,
             connects: self.connects,
             connect_errors: self.connect_errors,
+            port_waits: self.port_waits,
             errors: self.errors,
             requests_per_sec: self.requests as f64 / secs,
             gbit_per_sec: (self.bytes_sent + self.bytes_received) as f64 * 8.0 / secs / 1e9,
@@ -213,6 +227,12 @@ pub struct LoadReport {
     pub bytes_received: u64,
     pub connects: u64,
     pub connect_errors: u64,
+    /// Connects that had to wait because every local port to the target
+    /// was busy (see [`LoadRecorder::port_wait`]); not errors. Above zero,
+    /// the run measured the client's port space as much as the server:
+    /// more source addresses (or a wider port range) lift it.
+    #[serde(default)]
+    pub port_waits: u64,
     pub errors: u64,
     pub requests_per_sec: f64,
     /// Payload bytes in both directions, in Gbit/s.
@@ -253,12 +273,15 @@ mod tests {
         let mut b = LoadRecorder::new(start, end);
         b.response(2_000_000_000, 1_999_000_000); // 1 ms
         b.connected(2_000_000_000);
+        b.port_wait(2_000_000_000);
+        b.port_wait(3_000_000_000); // after the end: ignored
         a.merge(&b);
         let r = a.report(&spec, "kernel");
         assert_eq!(r.requests, 2);
         assert_eq!(r.duration_s, 2.0);
         assert_eq!(r.requests_per_sec, 1.0);
         assert_eq!(r.connects, 1);
+        assert_eq!(r.port_waits, 1);
         assert_eq!(r.bytes_sent + r.bytes_received, 128);
         let l = r.latency_us.unwrap();
         assert!((l.p50 - 10.0).abs() < 0.1, "{l:?}");

@@ -80,6 +80,9 @@ struct Slot {
     conn: Option<ClientConn>,
     /// On the worker's `ready` list.
     queued: bool,
+    /// The last connect found every local port busy (EADDRNOTAVAIL); the
+    /// wait is counted once ([`LoadRecorder::port_wait`]), not per retry.
+    waiting_for_port: bool,
 }
 
 struct Worker<'a> {
@@ -159,6 +162,7 @@ impl Worker<'_> {
                 connecting: false,
                 conn: Some(ClientConn::new(self.plan, pacer)),
                 queued: false,
+                waiting_for_port: false,
             });
             if let Some(pacer) = &self.slots[key].conn.as_ref().and_then(|c| c.pacer.clone()) {
                 self.timers
@@ -228,6 +232,7 @@ impl Worker<'_> {
                     connecting: true,
                     conn: None,
                     queued: false,
+                    waiting_for_port: false,
                 });
                 next += 1;
                 connecting += 1;
@@ -462,9 +467,16 @@ impl Worker<'_> {
             Ok(stream) => {
                 slot.stream = Some(stream);
                 slot.connecting = true;
+                slot.waiting_for_port = false;
             }
-            Err(_) => {
-                self.recorder.connect_failed(now);
+            Err(e) => {
+                if e.raw_os_error() != Some(libc::EADDRNOTAVAIL) {
+                    self.recorder.connect_failed(now);
+                } else if !std::mem::replace(&mut slot.waiting_for_port, true) {
+                    // Every port busy: the client's own limit, not the
+                    // server's failure (as the fast client counts it).
+                    self.recorder.port_wait(now);
+                }
                 if self.plan.spec.workload == Workload::Short && conn.pacer.is_some() {
                     // The exchange is still due at its intended time.
                     conn.starts.push_front(conn.exchange_intended);
