@@ -150,6 +150,8 @@ mod tests {
     fn side(m: Option<f64>) -> Side {
         Side {
             median: m,
+            min: m,
+            max: m,
             runs_ok: usize::from(m.is_some()),
             runs: 1,
             note: String::new(),

@@ -227,6 +227,12 @@ pub fn median(values: &[f64]) -> Option<f64> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Side {
     pub median: Option<f64>,
+    /// The lowest and highest headline of the ok runs: with the median,
+    /// how far the repetitions agree ([`spread`](Self::spread)).
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
     pub runs_ok: usize,
     pub runs: usize,
     /// n/a or failure reason when there is no median (the first one).
@@ -239,6 +245,20 @@ pub struct Side {
     /// Median of the runs' `port_waits`.
     #[serde(default)]
     pub median_port_waits: Option<f64>,
+}
+
+impl Side {
+    /// (max − min) / median of the ok runs' headlines: 0.1 means the
+    /// repetitions lay within 10 % of the median's size of each other.
+    /// None below two ok runs (nothing to compare) or at a zero median.
+    pub fn spread(&self) -> Option<f64> {
+        match (self.min, self.median, self.max) {
+            (Some(lo), Some(mid), Some(hi)) if self.runs_ok >= 2 && mid > 0.0 => {
+                Some((hi - lo) / mid)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One line of the table: a case with one client and one offload mode,
@@ -278,8 +298,11 @@ fn side(runs: &[&RunRecord]) -> Side {
             format!("{tag} ({})", r.note)
         })
         .unwrap_or_default();
+    let metrics = || ok.iter().filter_map(|r| r.metric).filter(|v| v.is_finite());
     Side {
         median: of(|r| r.metric),
+        min: metrics().min_by(f64::total_cmp),
+        max: metrics().max_by(f64::total_cmp),
         runs_ok: ok.len(),
         runs: runs.len(),
         note,
@@ -400,12 +423,13 @@ fn cell_text(s: &Side, unit: &str, notes: &mut Vec<String>) -> String {
 /// The text table: one line per summary, then memory lines for the idle
 /// rows, with the header naming the columns.
 pub fn render_table(summaries: &[Summary]) -> String {
-    let mut rows: Vec<[String; 5]> = vec![[
+    let mut rows: Vec<[String; 6]> = vec![[
         "workload".into(),
         "client".into(),
         "kernel server".into(),
         "fast server".into(),
         "fast/kernel".into(),
+        "spread k / f".into(),
     ]];
     let mut modes: Vec<Offloads> = Vec::new();
     for s in summaries {
@@ -428,12 +452,17 @@ pub fn render_table(summaries: &[Summary]) -> String {
             Some(r) => format!("{r:.2}x"),
             None => "-".into(),
         };
+        let spread = |side: &Side| {
+            side.spread()
+                .map_or("-".to_owned(), |v| format!("{:.0}%", v * 100.0))
+        };
         rows.push([
             label,
             s.client.to_string(),
             cell_text(&s.kernel, &s.unit, &mut notes),
             cell_text(&s.fast, &s.unit, &mut notes),
             ratio,
+            format!("{} / {}", spread(&s.kernel), spread(&s.fast)),
         ]);
         let k = s.kernel.median_rss_per_idle_bytes;
         let f = s.fast.median_rss_per_idle_bytes;
@@ -454,6 +483,7 @@ pub fn render_table(summaries: &[Summary]) -> String {
                 kernel,
                 show(f),
                 String::new(),
+                String::new(),
             ]);
         }
         // Loss on the path neither stack counts: say so beside the row.
@@ -467,7 +497,7 @@ pub fn render_table(summaries: &[Summary]) -> String {
         port_bound |= waits.is_some();
         rows.extend(waits);
     }
-    let widths: Vec<usize> = (0..5)
+    let widths: Vec<usize> = (0..6)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -491,6 +521,16 @@ pub fn render_table(summaries: &[Summary]) -> String {
     }
     for (i, n) in notes.iter().enumerate() {
         let _ = writeln!(out, "[{}] {n}", i + 1);
+    }
+    if summaries
+        .iter()
+        .any(|s| s.kernel.spread().or(s.fast.spread()).is_some())
+    {
+        let _ = writeln!(
+            out,
+            "spread: (highest - lowest) / median of each server's repetitions; a ratio moves by \
+             about as much"
+        );
     }
     if port_bound {
         let _ = writeln!(
@@ -518,7 +558,7 @@ fn count_row(
     label: &str,
     unit: &str,
     median: impl Fn(&Side) -> Option<f64>,
-) -> Option<[String; 5]> {
+) -> Option<[String; 6]> {
     let above_zero = |side: &Side| median(side).is_some_and(|v| v > 0.0);
     if !above_zero(&s.kernel) && !above_zero(&s.fast) {
         return None;
@@ -533,6 +573,7 @@ fn count_row(
         String::new(),
         show(&s.kernel),
         show(&s.fast),
+        String::new(),
         String::new(),
     ])
 }
@@ -558,9 +599,13 @@ pub struct SummaryRow {
     pub offloads: Offloads,
     pub unit: String,
     pub kernel_median: Option<f64>,
+    pub kernel_min: Option<f64>,
+    pub kernel_max: Option<f64>,
     pub kernel_runs_ok: usize,
     pub kernel_note: String,
     pub fast_median: Option<f64>,
+    pub fast_min: Option<f64>,
+    pub fast_max: Option<f64>,
     pub fast_runs_ok: usize,
     pub fast_note: String,
     pub ratio_fast_over_kernel: Option<f64>,
@@ -583,9 +628,13 @@ impl From<&Summary> for SummaryRow {
             offloads: s.offloads,
             unit: s.unit.clone(),
             kernel_median: s.kernel.median,
+            kernel_min: s.kernel.min,
+            kernel_max: s.kernel.max,
             kernel_runs_ok: s.kernel.runs_ok,
             kernel_note: s.kernel.note.clone(),
             fast_median: s.fast.median,
+            fast_min: s.fast.min,
+            fast_max: s.fast.max,
             fast_runs_ok: s.fast.runs_ok,
             fast_note: s.fast.note.clone(),
             ratio_fast_over_kernel: s.ratio,
@@ -654,10 +703,23 @@ mod tests {
         assert_eq!(s[0].fast.median, Some(330.0));
         assert!((s[0].ratio.unwrap() - 3.0).abs() < 1e-12);
         assert_eq!(s[0].kernel.median_p99_us, Some(0.11));
+        assert_eq!(
+            (s[0].kernel.min, s[0].kernel.max),
+            (Some(100.0), Some(120.0))
+        );
+        // (120 - 100) / 110 and (360 - 300) / 330.
+        assert!((s[0].kernel.spread().unwrap() - 20.0 / 110.0).abs() < 1e-12);
+        assert!((s[0].fast.spread().unwrap() - 60.0 / 330.0).abs() < 1e-12);
         let table = render_table(&s);
         assert!(table.contains("http c=64"), "{table}");
         assert!(table.contains("110.0 req/s"), "{table}");
         assert!(table.contains("3.00x"), "{table}");
+        assert!(table.contains("spread k / f"), "{table}");
+        assert!(table.contains("18% / 18%"), "{table}");
+        assert!(
+            table.contains("spread: (highest - lowest) / median"),
+            "{table}"
+        );
     }
 
     #[test]
@@ -669,6 +731,8 @@ mod tests {
         let s = summarize(&runs);
         assert_eq!(s[0].ratio, None);
         assert_eq!(s[0].fast.note, "n/a (fast client not built)");
+        // One run is no spread, and no run none either.
+        assert_eq!((s[0].kernel.spread(), s[0].fast.spread()), (None, None));
         let table = render_table(&s);
         assert!(table.contains("1.0M req/s"), "{table}");
         assert!(table.contains("n/a [1]"), "{table}");
