@@ -5,10 +5,12 @@
 //!
 //! * [`server`]: the event loop shared by every app; [`handler`]: the
 //!   per-app connection contract ([`KernelApp`]); [`apps`]: echo,
-//!   discard, source, http.
+//!   discard, source, http; [`edge_read`]: no read that can only return
+//!   EAGAIN (as tokio and nginx read).
 //! * [`load`]: the load client on kernel sockets.
 //! * [`limits`]: RLIMIT_NOFILE (a socket is a descriptor).
 pub mod apps;
+pub mod edge_read;
 pub mod handler;
 pub mod limits;
 pub mod load;

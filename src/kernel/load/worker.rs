@@ -15,6 +15,7 @@ use slab::Slab;
 use super::conn::{ClientConn, Ctx, Outcome, BULK_CHUNK};
 use super::plan::Plan;
 use super::socket::{connect, connect_state, ConnectState};
+use crate::kernel::edge_read::EdgeRead;
 use crate::load::{LoadRecorder, Pacer, Workload};
 
 /// Connects in progress per thread while opening idle connections: the
@@ -242,7 +243,7 @@ impl Worker<'_> {
                 let key = ev.token().0;
                 if self.slots.get(key).is_some_and(|s| !s.connecting) {
                     // An established idle connection woke: closed or reset.
-                    self.on_event(key);
+                    self.on_event(key, Some(ev.is_read_closed()));
                     continue;
                 }
                 let Some(slot) = self.slots.get_mut(key) else {
@@ -279,14 +280,17 @@ impl Worker<'_> {
         let polled = poll(&mut self.poll, &mut events, wait);
         if polled.is_ok() {
             for ev in events.iter() {
-                self.on_event(ev.token().0);
+                self.on_event(ev.token().0, Some(ev.is_read_closed()));
             }
         }
         self.events = Some(events);
         Ok(polled?)
     }
 
-    fn on_event(&mut self, key: usize) {
+    /// Drives stream `key` after an event (`read_closed`: the event's
+    /// `is_read_closed`, see [`EdgeRead`]) or, with None, a turn of the
+    /// ready list.
+    fn on_event(&mut self, key: usize, read_closed: Option<bool>) {
         let now = self.plan.now_ns();
         let Worker {
             plan,
@@ -338,7 +342,11 @@ impl Worker<'_> {
                 }
             }
         }
-        match conn.drive(stream, &mut ctx) {
+        let mut io = match read_closed {
+            Some(closed) => EdgeRead::for_event(stream, closed),
+            None => EdgeRead::without_event(stream),
+        };
+        match conn.drive(&mut io, &mut ctx) {
             Outcome::Wait => {}
             Outcome::Ready => self.mark_ready(key),
             Outcome::Done => {
@@ -372,7 +380,7 @@ impl Worker<'_> {
             slot.queued = false;
             // A stream closed or replaced since it was queued is skipped
             // by `on_event` (no stream, or still connecting).
-            self.on_event(key);
+            self.on_event(key, None);
         }
     }
 
