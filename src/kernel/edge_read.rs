@@ -56,8 +56,10 @@ impl<'a, S> EdgeRead<'a, S> {
         }
     }
 
-    /// Whether a short read ended the reading for this event.
-    pub fn drained(&self) -> bool {
+    /// Whether a short read ended the reading for this event (the tests'
+    /// view; the callers only see `WouldBlock`).
+    #[cfg(test)]
+    fn drained(&self) -> bool {
         self.drained
     }
 }
