@@ -43,16 +43,20 @@ pub enum ConnectState {
     Failed(io::Error),
 }
 
-/// Checks a connecting stream after an event (mio's documented way: a
-/// pending socket error, then whether a peer address exists).
+/// Checks a connecting stream after an event: connected when it has a
+/// peer address (getpeername(2) answers ENOTCONN in SYN-SENT and after a
+/// failure, `inet_getname`), else failed when a socket error is pending
+/// (SO_ERROR, connect(2)'s way to report a non-blocking connect's
+/// failure), else still in progress. mio's guide reads SO_ERROR first and
+/// then the peer; asking for the peer first gives the same answers with
+/// one system call on the common path, a connect that succeeded.
 pub fn connect_state(stream: &TcpStream) -> ConnectState {
-    match stream.take_error() {
-        Ok(Some(e)) | Err(e) => return ConnectState::Failed(e),
-        Ok(None) => {}
-    }
     match stream.peer_addr() {
         Ok(_) => ConnectState::Connected,
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectState::InProgress,
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => match stream.take_error() {
+            Ok(Some(e)) | Err(e) => ConnectState::Failed(e),
+            Ok(None) => ConnectState::InProgress,
+        },
         Err(e) => ConnectState::Failed(e),
     }
 }
@@ -92,6 +96,57 @@ mod tests {
         assert_eq!(
             stream.local_addr().unwrap().ip(),
             std::net::Ipv4Addr::LOCALHOST
+        );
+    }
+
+    fn settled(stream: &TcpStream) -> ConnectState {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match connect_state(stream) {
+                ConnectState::InProgress => {
+                    assert!(std::time::Instant::now() < deadline, "never settled");
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                settled => return settled,
+            }
+        }
+    }
+
+    /// A refused connect is a failure with the connect's error (read from
+    /// SO_ERROR once getpeername says ENOTCONN), and a SYN the listener
+    /// dropped leaves the connect in progress, not failed.
+    #[test]
+    fn tells_refused_and_unanswered_connects_apart() {
+        let closed = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let std::net::SocketAddr::V4(nobody) = closed.local_addr().unwrap() else {
+            unreachable!("bound to an IPv4 address")
+        };
+        drop(closed);
+        let refused = connect(nobody, None).unwrap();
+        match settled(&refused) {
+            ConnectState::Failed(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused),
+            other => panic!("a closed port: {other:?}"),
+        }
+
+        // Backlog 0 holds one connection; while it waits to be accepted
+        // the listener drops the next SYN (`sk_acceptq_is_full`), and the
+        // client retransmits it only after its 1 s initial RTO.
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        listener
+            .bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).into())
+            .unwrap();
+        listener.listen(0).unwrap();
+        let Some(SocketAddr::V4(full)) = listener.local_addr().unwrap().as_socket() else {
+            unreachable!("bound to an IPv4 address")
+        };
+        let first = connect(full, None).unwrap();
+        assert!(matches!(settled(&first), ConnectState::Connected));
+        let second = connect(full, None).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            matches!(connect_state(&second), ConnectState::InProgress),
+            "{:?}",
+            connect_state(&second)
         );
     }
 }
