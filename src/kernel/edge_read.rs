@@ -17,8 +17,16 @@
 //! The exception is a FIN that arrived before the event was taken: the
 //! short read returns the data before it, no later change will report the
 //! socket again, and the end of the stream would never be read. Epoll
-//! flags that case (`EPOLLRDHUP`, mio's `is_read_closed`); then, and when
-//! there was no event at all, every read goes to the kernel.
+//! flags that case (`EPOLLRDHUP`, mio's `is_read_closed`); then, and on a
+//! turn of a ready list (no event at all), every read goes to the kernel.
+//!
+//! For the same reason an event that does not say readable (a connect
+//! that completed, room to write) needs no read at all: epoll fills in an
+//! event's mask by polling the socket when it hands the event over
+//! (`ep_item_poll`, `tcp_poll`), so a mask without `EPOLLIN` means the
+//! receive queue was empty then, and data arriving later reports the
+//! socket again. nginx likewise reads only when `EPOLLIN` (or an error)
+//! was reported.
 
 use std::io::{self, Read, Write};
 
@@ -32,22 +40,59 @@ pub struct EdgeRead<'a, S> {
     stream: &'a mut S,
     /// Whether a short read proves the socket empty until its next event.
     trust_short: bool,
+    /// The event was not readable, or a short read emptied the socket.
     drained: bool,
 }
 
+/// What a readiness event said about reading its socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadReadiness {
+    /// Whether the event can mean something to read: data, the peer's
+    /// FIN, or an error (which a read reports).
+    pub readable: bool,
+    /// The peer's FIN, or an error, came before the event (mio's
+    /// `is_read_closed`).
+    pub read_closed: bool,
+}
+
+impl From<&mio::event::Event> for ReadReadiness {
+    fn from(ev: &mio::event::Event) -> Self {
+        ReadReadiness {
+            readable: ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+            read_closed: ev.is_read_closed(),
+        }
+    }
+}
+
 impl<'a, S> EdgeRead<'a, S> {
-    /// For an event on `stream`; `read_closed` is the event's
-    /// `is_read_closed()` (the peer's FIN, or an error, came before it).
-    pub fn for_event(stream: &'a mut S, read_closed: bool) -> Self {
+    /// For an event on `stream` that said `readiness`. An event that was
+    /// not readable found nothing to read: its reads answer `WouldBlock`
+    /// without a system call (see the module docs).
+    pub fn for_event(stream: &'a mut S, readiness: ReadReadiness) -> Self {
         EdgeRead {
             stream,
-            trust_short: !read_closed,
-            drained: false,
+            trust_short: !readiness.read_closed,
+            drained: !readiness.readable,
         }
     }
 
-    /// Without an event (a new connection, a turn of a ready list): every
-    /// read goes to the kernel.
+    /// For a stream just registered for readable and writable events,
+    /// before its first event: reads answer `WouldBlock` without a system
+    /// call, writes go out. Registering a socket with epoll polls it and
+    /// queues an event when any interest is ready (`ep_insert`), and a new
+    /// TCP socket is writable, so that first event comes and says whether
+    /// there is anything to read; reading now could only find the same or
+    /// EAGAIN (nginx and tokio also wait for it before a first read).
+    pub fn registered(stream: &'a mut S) -> Self {
+        EdgeRead {
+            stream,
+            trust_short: true,
+            drained: true,
+        }
+    }
+
+    /// Without an event (a turn of a ready list): every read goes to the
+    /// kernel.
     pub fn without_event(stream: &'a mut S) -> Self {
         EdgeRead {
             stream,
@@ -56,8 +101,8 @@ impl<'a, S> EdgeRead<'a, S> {
         }
     }
 
-    /// Whether a short read ended the reading for this event (the tests'
-    /// view; the callers only see `WouldBlock`).
+    /// Whether the reading for this event is over (the tests' view; the
+    /// callers only see `WouldBlock`).
     #[cfg(test)]
     fn drained(&self) -> bool {
         self.drained
@@ -98,6 +143,15 @@ mod tests {
     use super::*;
     use crate::kernel::handler::testing::Pipe;
 
+    const READABLE: ReadReadiness = ReadReadiness {
+        readable: true,
+        read_closed: false,
+    };
+    const FIN: ReadReadiness = ReadReadiness {
+        readable: true,
+        read_closed: true,
+    };
+
     fn read(r: &mut impl Read, len: usize) -> io::Result<usize> {
         r.read(&mut vec![0; len])
     }
@@ -107,7 +161,7 @@ mod tests {
         let mut pipe = Pipe::with_room(100);
         pipe.input.push_back(b"hello".to_vec());
         pipe.input.push_back(b"later".to_vec());
-        let mut r = EdgeRead::for_event(&mut pipe, false);
+        let mut r = EdgeRead::for_event(&mut pipe, READABLE);
         assert_eq!(read(&mut r, 64).unwrap(), 5);
         assert!(r.drained());
         // The pipe still holds "later", as a socket would once more data
@@ -123,7 +177,7 @@ mod tests {
     fn a_full_read_reads_on() {
         let mut pipe = Pipe::with_room(100);
         pipe.input.push_back(b"0123456789".to_vec());
-        let mut r = EdgeRead::for_event(&mut pipe, false);
+        let mut r = EdgeRead::for_event(&mut pipe, READABLE);
         assert_eq!(read(&mut r, 4).unwrap(), 4);
         assert!(!r.drained());
         assert_eq!(read(&mut r, 4).unwrap(), 4);
@@ -138,7 +192,7 @@ mod tests {
             pipe.input.push_back(b"bye".to_vec());
             pipe.input.push_back(Vec::new()); // FIN
             let mut r = if closed {
-                EdgeRead::for_event(&mut pipe, true)
+                EdgeRead::for_event(&mut pipe, FIN)
             } else {
                 EdgeRead::without_event(&mut pipe)
             };
@@ -148,10 +202,39 @@ mod tests {
         }
     }
 
+    /// A writable-only event (a connect completed, room to write), and a
+    /// stream just registered, read nothing, but their writes go out; the
+    /// next readable event reads.
+    #[test]
+    fn an_event_that_was_not_readable_reads_nothing() {
+        let writable = ReadReadiness {
+            readable: false,
+            read_closed: false,
+        };
+        for registered in [false, true] {
+            let mut pipe = Pipe::with_room(100);
+            pipe.input.push_back(b"early".to_vec());
+            let mut r = if registered {
+                EdgeRead::registered(&mut pipe)
+            } else {
+                EdgeRead::for_event(&mut pipe, writable)
+            };
+            assert!(r.drained());
+            assert_eq!(
+                read(&mut r, 64).unwrap_err().kind(),
+                io::ErrorKind::WouldBlock
+            );
+            assert_eq!(r.write(b"request").unwrap(), 7);
+            let mut r = EdgeRead::for_event(&mut pipe, READABLE);
+            assert_eq!(read(&mut r, 64).unwrap(), 5);
+            assert_eq!(pipe.output, b"request");
+        }
+    }
+
     #[test]
     fn writes_pass_through() {
         let mut pipe = Pipe::with_room(100);
-        let mut r = EdgeRead::for_event(&mut pipe, false);
+        let mut r = EdgeRead::for_event(&mut pipe, READABLE);
         assert_eq!(r.write(b"abc").unwrap(), 3);
         r.shutdown_write().unwrap();
         assert_eq!(pipe.output, b"abc");

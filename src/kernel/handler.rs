@@ -63,7 +63,8 @@ pub trait KernelApp: Send + 'static {
     /// Per-connection state.
     type Conn: Send;
 
-    /// A connection was accepted; `drive` runs right after.
+    /// A connection was accepted; `drive` runs right after, its reads
+    /// answering `WouldBlock` until the connection's first event.
     fn accept(&mut self) -> Self::Conn;
 
     /// Moves bytes on a readable or writable connection.

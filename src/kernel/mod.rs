@@ -21,6 +21,18 @@ pub use limits::{raise_nofile_limit, NofileLimit};
 pub use load::{KernelLoadError, KernelLoadOptions};
 pub use server::{serve, serve_app, KernelAppKind, KernelServerConfig};
 
+/// Closes a stream registered with an epoll instance, without
+/// deregistering it first: closing a socket's last descriptor removes it
+/// from every epoll interest list (epoll(7), "Will closing a file
+/// descriptor cause it to be removed from all epoll interest lists?"),
+/// and these streams are never duplicated. nginx closes its connections
+/// this way (its epoll module skips `EPOLL_CTL_DEL` for `NGX_CLOSE_EVENT`);
+/// deregistering first, as mio advises for portability, costs an
+/// `epoll_ctl` per connection that Linux does not need.
+pub(crate) fn close_registered(stream: mio::net::TcpStream) {
+    drop(stream);
+}
+
 /// The core ids to pin threads to: `wanted` in order, or every core; an
 /// error names a wanted core this process may not run on.
 pub(crate) fn cores_for(wanted: Option<&[usize]>) -> Result<Vec<core_affinity::CoreId>, String> {

@@ -180,10 +180,9 @@ fn run_thread<A: KernelApp>(
             let Some(conn) = conns.get_mut(key) else {
                 continue;
             };
-            let mut io = EdgeRead::for_event(&mut conn.stream, ev.is_read_closed());
+            let mut io = EdgeRead::for_event(&mut conn.stream, ev.into());
             if app.drive(&mut conn.state, &mut io, &mut report) == Next::Close {
-                let mut conn = conns.remove(key);
-                let _ = poll.registry().deregister(&mut conn.stream);
+                super::close_registered(conns.remove(key).stream);
             }
         }
     }
@@ -215,9 +214,11 @@ fn accept_all<A: KernelApp>(
                     stream,
                     state: app.accept(),
                 });
-                if app.drive(&mut conn.state, &mut conn.stream, report) == Next::Close {
-                    let mut conn = conns.remove(token.0);
-                    let _ = poll.registry().deregister(&mut conn.stream);
+                // Writes only: the registration's first event reports
+                // what there is to read (see `EdgeRead::registered`).
+                let mut io = EdgeRead::registered(&mut conn.stream);
+                if app.drive(&mut conn.state, &mut io, report) == Next::Close {
+                    super::close_registered(conns.remove(token.0).stream);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),

@@ -15,7 +15,8 @@ use slab::Slab;
 use super::conn::{ClientConn, Ctx, Outcome, BULK_CHUNK};
 use super::plan::Plan;
 use super::socket::{connect, connect_state, ConnectState};
-use crate::kernel::edge_read::EdgeRead;
+use crate::kernel::close_registered;
+use crate::kernel::edge_read::{EdgeRead, ReadReadiness};
 use crate::load::{LoadRecorder, Pacer, Workload};
 
 /// Connects in progress per thread while opening idle connections: the
@@ -243,7 +244,7 @@ impl Worker<'_> {
                 let key = ev.token().0;
                 if self.slots.get(key).is_some_and(|s| !s.connecting) {
                     // An established idle connection woke: closed or reset.
-                    self.on_event(key, Some(ev.is_read_closed()));
+                    self.on_event(key, Some(ev.into()));
                     continue;
                 }
                 let Some(slot) = self.slots.get_mut(key) else {
@@ -280,21 +281,19 @@ impl Worker<'_> {
         let polled = poll(&mut self.poll, &mut events, wait);
         if polled.is_ok() {
             for ev in events.iter() {
-                self.on_event(ev.token().0, Some(ev.is_read_closed()));
+                self.on_event(ev.token().0, Some(ev.into()));
             }
         }
         self.events = Some(events);
         Ok(polled?)
     }
 
-    /// Drives stream `key` after an event (`read_closed`: the event's
-    /// `is_read_closed`, see [`EdgeRead`]) or, with None, a turn of the
-    /// ready list.
-    fn on_event(&mut self, key: usize, read_closed: Option<bool>) {
+    /// Drives stream `key` after an event (what it said about reading,
+    /// see [`EdgeRead`]) or, with None, a turn of the ready list.
+    fn on_event(&mut self, key: usize, readiness: Option<ReadReadiness>) {
         let now = self.plan.now_ns();
         let Worker {
             plan,
-            poll,
             slots,
             recorder,
             rx,
@@ -310,9 +309,8 @@ impl Worker<'_> {
             // An idle connection woke: the server closed or reset it.
             if !matches!(stream.read(rx), Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
                 recorder.error(now);
-                let mut slot = slots.remove(key);
-                if let Some(s) = slot.stream.as_mut() {
-                    let _ = poll.registry().deregister(s);
+                if let Some(stream) = slots.remove(key).stream {
+                    close_registered(stream);
                 }
             }
             return;
@@ -342,8 +340,8 @@ impl Worker<'_> {
                 }
             }
         }
-        let mut io = match read_closed {
-            Some(closed) => EdgeRead::for_event(stream, closed),
+        let mut io = match readiness {
+            Some(readiness) => EdgeRead::for_event(stream, readiness),
             None => EdgeRead::without_event(stream),
         };
         match conn.drive(&mut io, &mut ctx) {
@@ -497,8 +495,8 @@ impl Worker<'_> {
 
     fn close_stream(&mut self, key: usize) {
         if let Some(slot) = self.slots.get_mut(key) {
-            if let Some(mut stream) = slot.stream.take() {
-                let _ = self.poll.registry().deregister(&mut stream);
+            if let Some(stream) = slot.stream.take() {
+                close_registered(stream);
             }
             slot.connecting = false;
         }
